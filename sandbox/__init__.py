@@ -1,0 +1,12 @@
+"""The local sandbox: a real AWS API endpoint on loopback, so cutover runs with no AWS account.
+
+``python -m sandbox start`` starts it (clean state every time) and prints its
+endpoint; ``python -m sandbox provision`` creates a blue-green pair in it from the
+Pulumi program in infra/aws; ``python -m sandbox stop`` stops it and leaves no
+process behind.
+"""
+
+REGION = "us-east-1"
+ACCESS_KEY = "testing"
+SECRET_KEY = "testing"
+DEFAULT_PORT = 5055

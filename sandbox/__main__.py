@@ -1,0 +1,132 @@
+"""python -m sandbox {start,stop,status,env,provision,up}"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import server
+
+
+def _outputs_file(directory: Path) -> Path:
+    return directory / "outputs.json"
+
+
+def _print_env(sandbox: server.Sandbox) -> None:
+    for key, value in sandbox.environment().items():
+        print(f"export {key}={value}")
+
+
+def _require(directory: Path) -> server.Sandbox:
+    sandbox = server.current(directory)
+    if sandbox is None:
+        raise server.SandboxError(f"no sandbox is running (state in {directory}); start one with: python -m sandbox start")
+    return sandbox
+
+
+def cmd_start(options: argparse.Namespace) -> int:
+    began = time.monotonic()
+    sandbox = server.start(port=options.port, directory=options.dir)
+    print(f"sandbox up at {sandbox.endpoint} (pid {sandbox.pid}, {time.monotonic() - began:.1f} s); use it with:")
+    _print_env(sandbox)
+    return 0
+
+
+def cmd_stop(options: argparse.Namespace) -> int:
+    was_running = server.stop(options.dir)
+    print("sandbox stopped" if was_running else "no sandbox was running")
+    return 0
+
+
+def cmd_status(options: argparse.Namespace) -> int:
+    sandbox = server.current(options.dir)
+    if sandbox is None:
+        print("no sandbox is running")
+        return 1
+    print(f"sandbox running at {sandbox.endpoint} (pid {sandbox.pid})")
+    return 0
+
+
+def cmd_env(options: argparse.Namespace) -> int:
+    _print_env(_require(server.state_dir(options.dir)))
+    return 0
+
+
+def _provision(directory: Path, stack: str, overrides: dict[str, str]) -> dict:
+    from .provision import provision
+
+    sandbox = _require(directory)
+    outputs = provision(sandbox.endpoint, stack=stack, overrides=overrides)
+    outputs["endpoint"] = sandbox.endpoint
+    _outputs_file(directory).write_text(json.dumps(outputs, indent=2, sort_keys=True))
+    return outputs
+
+
+def cmd_provision(options: argparse.Namespace) -> int:
+    directory = server.state_dir(options.dir)
+    overrides = dict(item.split("=", 1) for item in options.config)
+    began = time.monotonic()
+    outputs = _provision(directory, options.stack, overrides)
+    print(f"provisioned the {outputs['service']} pair in {time.monotonic() - began:.1f} s; outputs in {_outputs_file(directory)}")
+    print(json.dumps(outputs, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_up(options: argparse.Namespace) -> int:
+    """Start a clean sandbox, provision the pair, print its outputs, and stop (unless --keep)."""
+    directory = server.state_dir(options.dir)
+    began = time.monotonic()
+    sandbox = server.start(port=options.port, directory=directory)
+    try:
+        print(f"sandbox up at {sandbox.endpoint} ({time.monotonic() - began:.1f} s)")
+        outputs = _provision(directory, options.stack, dict(item.split("=", 1) for item in options.config))
+        print(f"pair {outputs['service']} provisioned ({time.monotonic() - began:.1f} s):")
+        print(json.dumps(outputs, indent=2, sort_keys=True))
+    finally:
+        if not options.keep:
+            server.stop(directory)
+            print(f"sandbox stopped ({time.monotonic() - began:.1f} s in all)")
+    if options.keep:
+        print("sandbox left running (--keep); stop it with: python -m sandbox stop")
+        _print_env(sandbox)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="The cutover local AWS sandbox.")
+    parser.add_argument("--dir", default=os.environ.get("CUTOVER_SANDBOX_DIR"), help="state directory (default .sandbox)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, handler, help_text in (
+        ("start", cmd_start, "start a clean sandbox (stops a running one first)"),
+        ("stop", cmd_stop, "stop the sandbox; no process is left behind"),
+        ("status", cmd_status, "is a sandbox running?"),
+        ("env", cmd_env, "print the environment variables that point AWS clients at the sandbox"),
+        ("provision", cmd_provision, "create the blue-green pair in the running sandbox from infra/aws"),
+        ("up", cmd_up, "start, provision, print the outputs, stop"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(handler=handler)
+        if name in ("start", "up"):
+            sub.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 5055, 0 = any free port)")
+        if name in ("provision", "up"):
+            sub.add_argument("--stack", default="sandbox", help="stack file infra/aws/Pulumi.<stack>.yaml (default sandbox)")
+            sub.add_argument("--config", action="append", default=[], metavar="cutover:KEY=VALUE", help="override a config value")
+        if name == "up":
+            sub.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    options = parser.parse_args(argv)
+    try:
+        return options.handler(options)
+    except server.SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # ConfigError is a ValueError: bad input, nothing was created
+        print(f"sandbox: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
