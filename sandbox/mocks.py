@@ -9,14 +9,15 @@ sandbox's own. Create-only: enough for a sandbox that starts clean each time.
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pulumi
 
 from . import ACCESS_KEY, REGION, SECRET_KEY
 
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 - Pulumi's secret marker, not a secret
 
 
 def plain(value: Any) -> Any:
@@ -82,7 +83,7 @@ class SandboxMocks(pulumi.runtime.Mocks):
         return resource_id, {**inputs, "id": resource_id, **outputs}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":  # noqa: S105
             zones = self.ec2.describe_availability_zones(
                 Filters=[{"Name": "state", "Values": [plain(args.args).get("state") or "available"]}]
             )["AvailabilityZones"]
@@ -105,7 +106,9 @@ class SandboxMocks(pulumi.runtime.Mocks):
         vpc = self.ec2.create_vpc(CidrBlock=inputs["cidrBlock"], TagSpecifications=self._tag_spec("vpc", inputs.get("tags")))["Vpc"]
         for attribute in ("enableDnsSupport", "enableDnsHostnames"):
             if attribute in inputs:
-                self.ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], **{attribute[0].upper() + attribute[1:]: {"Value": bool(inputs[attribute])}})
+                self.ec2.modify_vpc_attribute(
+                    VpcId=vpc["VpcId"], **{attribute[0].upper() + attribute[1:]: {"Value": bool(inputs[attribute])}}
+                )
         return vpc["VpcId"], {"arn": self._arn("ec2", f"vpc/{vpc['VpcId']}"), "defaultSecurityGroupId": ""}
 
     def _internet_gateway(self, _name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -115,7 +118,9 @@ class SandboxMocks(pulumi.runtime.Mocks):
         return igw["InternetGatewayId"], {"arn": self._arn("ec2", f"internet-gateway/{igw['InternetGatewayId']}")}
 
     def _route_table(self, _name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        table = self.ec2.create_route_table(VpcId=inputs["vpcId"], TagSpecifications=self._tag_spec("route-table", inputs.get("tags")))["RouteTable"]
+        table = self.ec2.create_route_table(VpcId=inputs["vpcId"], TagSpecifications=self._tag_spec("route-table", inputs.get("tags")))[
+            "RouteTable"
+        ]
         for route in inputs.get("routes", []):
             self.ec2.create_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock=route["cidrBlock"], GatewayId=route["gatewayId"])
         return table["RouteTableId"], {"arn": self._arn("ec2", f"route-table/{table['RouteTableId']}")}
@@ -146,7 +151,9 @@ class SandboxMocks(pulumi.runtime.Mocks):
             if rule.get("cidrBlocks"):
                 permission["IpRanges"] = [{"CidrIp": cidr, "Description": rule.get("description", "")} for cidr in rule["cidrBlocks"]]
             if rule.get("securityGroups"):
-                permission["UserIdGroupPairs"] = [{"GroupId": sg, "Description": rule.get("description", "")} for sg in rule["securityGroups"]]
+                permission["UserIdGroupPairs"] = [
+                    {"GroupId": sg, "Description": rule.get("description", "")} for sg in rule["securityGroups"]
+                ]
             permissions.append(permission)
         if permissions:
             self.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=permissions)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pulumi
 import yaml

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -78,7 +79,7 @@ def _alive(pid: int) -> bool:
 
 def _answers(endpoint: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1) as response:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1) as response:  # noqa: S310 - http only
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -114,7 +115,7 @@ def start(
             raise SandboxError(f"port {port} on {host} is already in use; choose another with --port or CUTOVER_SANDBOX_PORT")
     log = folder / "sandbox.log"
     with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        process = subprocess.Popen(
             [sys.executable, "-m", "sandbox.daemon", "--host", host, "--port", str(port)],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
@@ -146,10 +147,8 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             if not _alive(pid) and not _group_alive(pid):
                 return
             time.sleep(0.05)

@@ -1,8 +1,9 @@
 """cutover: one blue-green pair per stack (see Pulumi.yaml for every config key)."""
 
 import pulumi
-from bluegreen_pair import BlueGreenPair, parse_config, strip_namespace
 from pulumi.runtime import config as runtime_config
+
+from bluegreen_pair import BlueGreenPair, parse_config, strip_namespace
 
 
 def stack_config() -> dict:

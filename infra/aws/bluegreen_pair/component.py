@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import itertools
 import json
 from typing import Any
 
@@ -33,7 +34,7 @@ RELEASE_OWNED: dict[str, list[str]] = {
 def subnet_cidrs(vpc_cidr: str, count: int = 2) -> list[str]:
     """Split the VPC range into equal subnets, four bits smaller, and take the first ``count``."""
     network = ipaddress.ip_network(vpc_cidr)
-    return [str(net) for _, net in zip(range(count), network.subnets(prefixlen_diff=4))]
+    return [str(net) for net in itertools.islice(network.subnets(prefixlen_diff=4), count)]
 
 
 class BlueGreenPair(pulumi.ComponentResource):
@@ -84,7 +85,7 @@ class BlueGreenPair(pulumi.ComponentResource):
             if len(zones.names) < 2:
                 raise ValueError(f"the region offers {len(zones.names)} availability zone(s); a pair needs two")
             subnet_ids = []
-            for index, (zone, cidr) in enumerate(zip(sorted(zones.names)[:2], subnet_cidrs(args.vpc_cidr))):
+            for index, (zone, cidr) in enumerate(zip(sorted(zones.names)[:2], subnet_cidrs(args.vpc_cidr), strict=True)):
                 subnet = aws.ec2.Subnet(
                     f"{name}-subnet-{index}",
                     vpc_id=vpc.id,
@@ -94,9 +95,7 @@ class BlueGreenPair(pulumi.ComponentResource):
                     tags=tags(Name=f"{service}-{zone}"),
                     opts=child(),
                 )
-                aws.ec2.RouteTableAssociation(
-                    f"{name}-subnet-{index}-public", subnet_id=subnet.id, route_table_id=routes.id, opts=child()
-                )
+                aws.ec2.RouteTableAssociation(f"{name}-subnet-{index}-public", subnet_id=subnet.id, route_table_id=routes.id, opts=child())
                 subnet_ids.append(subnet.id)
             vpc_id = vpc.id
 
@@ -210,11 +209,7 @@ class BlueGreenPair(pulumi.ComponentResource):
                 f"{name}-rule-{index}",
                 listener_arn=production.arn,
                 priority=10 + index,
-                conditions=[
-                    aws.lb.ListenerRuleConditionArgs(
-                        path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[pattern])
-                    )
-                ],
+                conditions=[aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[pattern]))],
                 actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_groups["blue"].arn)],
                 tags=tags(),
                 opts=owned("aws:lb/listenerRule:ListenerRule"),
@@ -250,9 +245,7 @@ class BlueGreenPair(pulumi.ComponentResource):
                 target_group_arns=[target_groups[color].arn],
                 health_check_type="ELB",
                 health_check_grace_period=60,
-                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
-                    id=template.id, version=template.latest_version.apply(str)
-                ),
+                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
                 tags=[
                     aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
                     for key, value in tags(color, Name=f"{service}-{color}").items()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 NAMESPACE = "cutover"
 
@@ -186,8 +187,7 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         raise ConfigError(
-            f"unknown configuration key(s): {', '.join(_key(k) for k in unknown)}; "
-            f"known keys are: {', '.join(sorted(KNOWN_KEYS))}"
+            f"unknown configuration key(s): {', '.join(_key(k) for k in unknown)}; known keys are: {', '.join(sorted(KNOWN_KEYS))}"
         )
     for name in REQUIRED_KEYS:
         if raw.get(name) in (None, ""):
@@ -228,8 +228,7 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
         raise ConfigError(f"{_key('min_size')} = {min_size} is greater than {_key('max_size')} = {max_size}")
     if not min_size <= desired <= max_size:
         raise ConfigError(
-            f"{_key('desired_capacity')} = {desired} must lie between {_key('min_size')} = {min_size} "
-            f"and {_key('max_size')} = {max_size}"
+            f"{_key('desired_capacity')} = {desired} must lie between {_key('min_size')} = {min_size} and {_key('max_size')} = {max_size}"
         )
 
     ports = {name: values.get(name, getattr(defaults, name)) for name in ("app_port", "production_port", "test_port")}
@@ -251,15 +250,11 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
         raise ConfigError(f"{_key('health_check_path')} = {health.path!r} must start with '/' (at most 1024 characters)")
     if health.timeout >= health.interval:
         raise ConfigError(
-            f"{_key('health_check_timeout')} = {health.timeout} must be less than "
-            f"{_key('health_check_interval')} = {health.interval}"
+            f"{_key('health_check_timeout')} = {health.timeout} must be less than {_key('health_check_interval')} = {health.interval}"
         )
-    if not MATCHER_RE.match(health.matcher) or not all(
-        200 <= int(code) <= 499 for code in re.findall(r"\d{3}", health.matcher)
-    ):
+    if not MATCHER_RE.match(health.matcher) or not all(200 <= int(code) <= 499 for code in re.findall(r"\d{3}", health.matcher)):
         raise ConfigError(
-            f"{_key('health_check_matcher')} = {health.matcher!r} must be HTTP codes from 200 to 499, "
-            "like '200', '200,204' or '200-299'"
+            f"{_key('health_check_matcher')} = {health.matcher!r} must be HTTP codes from 200 to 499, like '200', '200,204' or '200-299'"
         )
 
     vpc_id = values.get("vpc_id")
@@ -277,7 +272,9 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
             )
     test_cidrs = _cidrs("test_cidrs", values.get("test_cidrs", ()))
     if vpc_id and not test_cidrs:
-        raise ConfigError(f"{_key('test_cidrs')} is required with an existing network: the test listener must be reachable only from CIDRs you name")
+        raise ConfigError(
+            f"{_key('test_cidrs')} is required with an existing network: the test listener must be reachable only from CIDRs you name"
+        )
     public = [c for c in test_cidrs if ipaddress.ip_network(c).prefixlen == 0]
     if public:
         raise ConfigError(f"{_key('test_cidrs')} may not contain {public[0]}: the test listener must not be reachable from everywhere")
