@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Names, errors and small helpers shared by the cutover.bluegreen library."""
+
+from __future__ import annotations
+
+import datetime
+
+COLORS = ("blue", "green")
+
+TAG_SERVICE = "cutover:service"
+TAG_COLOR = "cutover:color"
+TAG_LISTENER = "cutover:listener"
+TAG_STATE = "cutover:state"
+TAG_RETIRE_AFTER = "cutover:retire-after"
+
+THROTTLING_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException")
+
+
+class CutoverError(Exception):
+    """A blue-green operation cannot go on; the message names the problem.
+
+    ``details`` carries structured context (unhealthy targets, the lock holder,
+    ...) that modules return next to the message.
+    """
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+def other_color(color):
+    if color not in COLORS:
+        raise CutoverError("colour %r is not one of %s" % (color, ", ".join(COLORS)))
+    return COLORS[1 - COLORS.index(color)]
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def isoformat(moment):
+    """UTC timestamp as ``2026-01-01T12:00:00Z`` (seconds precision)."""
+    return moment.astimezone(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text):
+    """Parse what :func:`isoformat` writes (and ISO 8601 with an offset)."""
+    if text is None:
+        return None
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise CutoverError("%r is not an ISO 8601 timestamp" % text) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
+
+
+def tag_dict(tags, key_name="Key", value_name="Value"):
+    return {tag[key_name]: tag[value_name] for tag in tags or []}

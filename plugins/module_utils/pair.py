@@ -1,0 +1,456 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Find a blue-green pair and read its state.
+
+Everything is found from the service name alone, through the ``cutover:service``
+and ``cutover:color`` tags; explicit target-group ARNs and ASG names may
+override. The live colour is what the production listener forwards to: AWS
+decides it, nothing stored elsewhere does.
+
+The clients are boto3 clients, optionally wrapped by amazon.aws's
+``RetryingBotoClientWrapper`` (``module.client(..., retry_decorator=...)``):
+every call passes ``aws_retry=True``, which :func:`plain_client` accepts too.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
+    COLORS,
+    TAG_COLOR,
+    TAG_LISTENER,
+    TAG_RETIRE_AFTER,
+    TAG_SERVICE,
+    TAG_STATE,
+    CutoverError,
+    other_color,
+    tag_dict,
+)
+
+try:
+    import botocore
+except ImportError:
+    pass  # the modules report a missing botocore
+
+HEALTHY = "healthy"
+
+
+class plain_client:
+    """Wrap a bare boto3 client so that library calls with ``aws_retry=True`` work on it."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        method = getattr(self.client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            kwargs.pop("aws_retry", None)
+            return method(*args, **kwargs)
+
+        return call
+
+
+def forward_weights(actions):
+    """``{target_group_arn: weight}`` of a listener's or rule's forward action (empty if it does not forward)."""
+    weights = {}
+    for action in actions or []:
+        if action.get("Type") != "forward":
+            continue
+        config = action.get("ForwardConfig") or {}
+        groups = config.get("TargetGroups") or []
+        if groups:
+            for group in groups:
+                weights[group["TargetGroupArn"]] = int(group.get("Weight", 1))
+        elif action.get("TargetGroupArn"):
+            weights[action["TargetGroupArn"]] = 1
+    return weights
+
+
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def elb_tags(elbv2, arns):
+    """``{arn: {tag: value}}`` for ELBv2 resources (DescribeTags takes 20 at a time)."""
+    found = {}
+    for chunk in _chunks(list(arns), 20):
+        for description in elbv2.describe_tags(ResourceArns=chunk, aws_retry=True)["TagDescriptions"]:
+            found[description["ResourceArn"]] = tag_dict(description.get("Tags"))
+    return found
+
+
+def target_health(elbv2, target_group_arn):
+    """Every target of a group with its state and reason (not just the first)."""
+    descriptions = elbv2.describe_target_health(TargetGroupArn=target_group_arn, aws_retry=True)["TargetHealthDescriptions"]
+    targets = []
+    for description in descriptions:
+        health = description.get("TargetHealth") or {}
+        targets.append(
+            {
+                "id": description["Target"]["Id"],
+                "port": description["Target"].get("Port"),
+                "state": health.get("State", "unknown"),
+                "reason": health.get("Reason"),
+                "description": health.get("Description"),
+            }
+        )
+    return sorted(targets, key=lambda target: (target["id"], target["port"] or 0))
+
+
+def summarize_targets(targets):
+    counts = {}
+    for target in targets:
+        counts[target["state"]] = counts.get(target["state"], 0) + 1
+    return {
+        "registered": len(targets),
+        "healthy": counts.get(HEALTHY, 0),
+        "unhealthy": len(targets) - counts.get(HEALTHY, 0),
+        "by_state": counts,
+    }
+
+
+def _find_target_groups(elbv2, service, explicit):
+    """``{color: target_group}`` from tags, or from explicit ARNs checked against the tags."""
+    if explicit:
+        missing = [color for color in COLORS if not explicit.get(color)]
+        if missing:
+            raise CutoverError("target_group_arns must name both colours; missing: %s" % ", ".join(missing))
+        arns = [explicit[color] for color in COLORS]
+        try:
+            groups = elbv2.describe_target_groups(TargetGroupArns=arns, aws_retry=True)["TargetGroups"]
+        except botocore.exceptions.ClientError as exc:  # TargetGroupNotFound, ValidationError (a malformed ARN)
+            raise CutoverError("target groups %s could not be read: %s" % (", ".join(arns), exc)) from exc
+    else:
+        groups = []
+        paginator = elbv2.get_paginator("describe_target_groups")
+        for page in paginator.paginate():
+            groups.extend(page["TargetGroups"])
+    tags = elb_tags(elbv2, [group["TargetGroupArn"] for group in groups]) if groups else {}
+
+    found = {}
+    for group in groups:
+        group_tags = tags.get(group["TargetGroupArn"], {})
+        if explicit:
+            if group_tags.get(TAG_SERVICE) != service:
+                raise CutoverError(
+                    "target group %s belongs to service %r, not %r (tag %s)"
+                    % (group["TargetGroupName"], group_tags.get(TAG_SERVICE), service, TAG_SERVICE)
+                )
+            color = [c for c in COLORS if explicit[c] == group["TargetGroupArn"]][0]
+            if group_tags.get(TAG_COLOR) not in (None, color):
+                raise CutoverError(
+                    "target group %s is tagged %s=%s but was given as the %s one"
+                    % (group["TargetGroupName"], TAG_COLOR, group_tags.get(TAG_COLOR), color)
+                )
+        else:
+            if group_tags.get(TAG_SERVICE) != service:
+                continue
+            color = group_tags.get(TAG_COLOR)
+            if color not in COLORS:
+                raise CutoverError(
+                    "target group %s of service %r has %s=%r; expected blue or green"
+                    % (group["TargetGroupName"], service, TAG_COLOR, color)
+                )
+            if color in found:
+                raise CutoverError(
+                    "service %r has two %s target groups: %s and %s"
+                    % (service, color, found[color]["TargetGroupName"], group["TargetGroupName"])
+                )
+        found[color] = dict(group, Tags=group_tags)
+    if not found:
+        raise CutoverError(
+            "no target groups tagged %s=%s were found; is the service name right and its stack provisioned?" % (TAG_SERVICE, service)
+        )
+    missing = [color for color in COLORS if color not in found]
+    if missing:
+        raise CutoverError("service %r has no %s target group (tag %s)" % (service, " or ".join(missing), TAG_COLOR))
+    return found
+
+
+def _find_asgs(autoscaling, service, explicit):
+    if explicit:
+        missing = [color for color in COLORS if not explicit.get(color)]
+        if missing:
+            raise CutoverError("asg_names must name both colours; missing: %s" % ", ".join(missing))
+        groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[explicit[color] for color in COLORS], aws_retry=True)[
+            "AutoScalingGroups"
+        ]
+        by_name = {group["AutoScalingGroupName"]: group for group in groups}
+        found = {}
+        for color in COLORS:
+            group = by_name.get(explicit[color])
+            if group is None:
+                raise CutoverError("Auto Scaling group %s (%s) does not exist" % (explicit[color], color))
+            tags = tag_dict(group.get("Tags"))
+            if tags.get(TAG_SERVICE) != service:
+                raise CutoverError(
+                    "Auto Scaling group %s belongs to service %r, not %r" % (group["AutoScalingGroupName"], tags.get(TAG_SERVICE), service)
+                )
+            found[color] = group
+        return found
+    groups = []
+    paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
+    for page in paginator.paginate(Filters=[{"Name": "tag:%s" % TAG_SERVICE, "Values": [service]}]):
+        groups.extend(page["AutoScalingGroups"])
+    found = {}
+    for group in groups:
+        color = tag_dict(group.get("Tags")).get(TAG_COLOR)
+        if color not in COLORS:
+            raise CutoverError(
+                "Auto Scaling group %s of service %r has %s=%r; expected blue or green"
+                % (group["AutoScalingGroupName"], service, TAG_COLOR, color)
+            )
+        if color in found:
+            raise CutoverError(
+                "service %r has two %s Auto Scaling groups: %s and %s"
+                % (service, color, found[color]["AutoScalingGroupName"], group["AutoScalingGroupName"])
+            )
+        found[color] = group
+    missing = [color for color in COLORS if color not in found]
+    if missing:
+        raise CutoverError("service %r has no %s Auto Scaling group (tag %s)" % (service, " or ".join(missing), TAG_COLOR))
+    return found
+
+
+def summarize_asg(group):
+    tags = tag_dict(group.get("Tags"))
+    template = group.get("LaunchTemplate") or (group.get("MixedInstancesPolicy") or {}).get("LaunchTemplate", {}).get(
+        "LaunchTemplateSpecification", {}
+    )
+    return {
+        "name": group["AutoScalingGroupName"],
+        "arn": group.get("AutoScalingGroupARN"),
+        "min_size": group["MinSize"],
+        "max_size": group["MaxSize"],
+        "desired_capacity": group["DesiredCapacity"],
+        "launch_template": {
+            "id": template.get("LaunchTemplateId"),
+            "name": template.get("LaunchTemplateName"),
+            "version": template.get("Version"),
+        },
+        "instances": [
+            {
+                "id": instance["InstanceId"],
+                "lifecycle_state": instance["LifecycleState"],
+                "health_status": instance.get("HealthStatus"),
+                "launch_template_version": (instance.get("LaunchTemplate") or {}).get("Version"),
+            }
+            for instance in sorted(group.get("Instances") or [], key=lambda i: i["InstanceId"])
+        ],
+        "in_service": len([i for i in group.get("Instances") or [] if i["LifecycleState"] == "InService"]),
+        "suspended_processes": sorted(p["ProcessName"] for p in group.get("SuspendedProcesses") or []),
+        "state": tags.get(TAG_STATE),
+        "retire_after": tags.get(TAG_RETIRE_AFTER),
+        "tags": tags,
+    }
+
+
+class Pair:
+    """A discovered pair: plain data, plus the helpers the steps need."""
+
+    def __init__(self, service, load_balancer_arn, colors, listeners, forwarders):
+        self.service = service
+        self.load_balancer_arn = load_balancer_arn
+        self.colors = colors  # color -> {"target_group": {...}, "asg": {...}, "targets": [...], "health": {...}}
+        self.listeners = listeners  # [{"arn", "port", "protocol", "role"}]
+        self.forwarders = forwarders  # [{"arn", "kind", "listener_arn", "role", "priority", "actions", "weights"}]
+
+    # -- roles ---------------------------------------------------------------------
+    def listener(self, role):
+        for listener in self.listeners:
+            if listener["role"] == role:
+                return listener
+        return None
+
+    def color_of(self, target_group_arn):
+        for color in COLORS:
+            if self.colors[color]["target_group"]["arn"] == target_group_arn:
+                return color
+        return None
+
+    def color_weights(self, forwarder):
+        """``{color: weight}`` of a forwarder, ignoring target groups outside the pair."""
+        weights = {}
+        for arn, weight in forwarder["weights"].items():
+            color = self.color_of(arn)
+            if color:
+                weights[color] = weights.get(color, 0) + weight
+        return weights
+
+    @property
+    def production(self):
+        return self.listener("production")
+
+    @property
+    def test(self):
+        return self.listener("test")
+
+    @property
+    def production_weights(self):
+        for forwarder in self.forwarders:
+            if forwarder["kind"] == "listener" and forwarder["role"] == "production":
+                return self.color_weights(forwarder)
+        return {}
+
+    @property
+    def live_color(self):
+        """The colour the production listener sends (the most) traffic to."""
+        weights = {color: weight for color, weight in self.production_weights.items() if weight > 0}
+        if not weights:
+            raise CutoverError(
+                "the production listener of %r forwards to neither colour's target group; cannot tell which colour is live" % self.service
+            )
+        return max(sorted(weights), key=lambda color: weights[color])
+
+    @property
+    def idle_color(self):
+        return other_color(self.live_color)
+
+    @property
+    def split(self):
+        """True while production traffic is divided between both colours (a canary phase)."""
+        return len([w for w in self.production_weights.values() if w > 0]) > 1
+
+    def production_forwarders(self):
+        """Every listener default action and rule of the production listener(s) that forwards into the pair."""
+        return [f for f in self.forwarders if f["role"] != "test" and self.color_weights(f)]
+
+    def to_dict(self):
+        live = None
+        try:
+            live = self.live_color
+        except CutoverError:
+            pass
+        return {
+            "service": self.service,
+            "load_balancer_arn": self.load_balancer_arn,
+            "live_color": live,
+            "idle_color": other_color(live) if live else None,
+            "split": self.split,
+            "production_weights": self.production_weights,
+            "production_listener_arn": (self.production or {}).get("arn"),
+            "test_listener_arn": (self.test or {}).get("arn"),
+            "listeners": self.listeners,
+            "forwarders": [{k: v for k, v in f.items() if k != "actions"} for f in self.forwarders],
+            "colors": self.colors,
+        }
+
+
+def discover(elbv2, autoscaling, service, target_group_arns=None, asg_names=None, production_listener_arn=None, test_listener_arn=None):
+    """Read the whole pair: target groups, ASGs, listeners, rules and every target's health."""
+    if not service:
+        raise CutoverError("a service name is required")
+    groups = _find_target_groups(elbv2, service, target_group_arns)
+    asgs = _find_asgs(autoscaling, service, asg_names)
+
+    load_balancers = set()
+    for group in groups.values():
+        load_balancers.update(group.get("LoadBalancerArns") or [])
+    if len(load_balancers) > 1:
+        raise CutoverError(
+            "the target groups of %r are attached to more than one load balancer: %s" % (service, ", ".join(sorted(load_balancers)))
+        )
+    if not load_balancers:
+        raise CutoverError("neither target group of %r is attached to a load balancer listener" % service)
+    load_balancer_arn = load_balancers.pop()
+
+    raw_listeners = []
+    paginator = elbv2.get_paginator("describe_listeners")
+    for page in paginator.paginate(LoadBalancerArn=load_balancer_arn):
+        raw_listeners.extend(page["Listeners"])
+    listener_tags = elb_tags(elbv2, [listener["ListenerArn"] for listener in raw_listeners])
+    pair_arns = {group["TargetGroupArn"] for group in groups.values()}
+
+    listeners = []
+    for listener in raw_listeners:
+        arn = listener["ListenerArn"]
+        role = listener_tags.get(arn, {}).get(TAG_LISTENER)
+        if arn == production_listener_arn:
+            role = "production"
+        elif arn == test_listener_arn:
+            role = "test"
+        elif role not in ("production", "test"):
+            role = None
+        listeners.append({"arn": arn, "port": listener.get("Port"), "protocol": listener.get("Protocol"), "role": role, "raw": listener})
+    for explicit, role in ((production_listener_arn, "production"), (test_listener_arn, "test")):
+        if explicit and explicit not in [listener["arn"] for listener in listeners]:
+            raise CutoverError("%s listener %s is not a listener of load balancer %s" % (role, explicit, load_balancer_arn))
+    roles = [listener["role"] for listener in listeners]
+    if roles.count("production") > 1 or roles.count("test") > 1:
+        raise CutoverError("load balancer %s has more than one listener tagged %s=production or =test" % (load_balancer_arn, TAG_LISTENER))
+    if "production" not in roles:
+        # Untagged stacks: the listener that forwards into the pair and is not the test listener.
+        candidates = [
+            listener
+            for listener in listeners
+            if listener["role"] is None and set(forward_weights(listener["raw"]["DefaultActions"])) & pair_arns
+        ]
+        if len(candidates) != 1:
+            raise CutoverError(
+                "cannot tell the production listener of %r: tag it %s=production or pass production_listener_arn" % (service, TAG_LISTENER)
+            )
+        candidates[0]["role"] = "production"
+
+    forwarders = []
+    for listener in listeners:
+        raw = listener.pop("raw")
+        weights = forward_weights(raw.get("DefaultActions"))
+        forwarders.append(
+            {
+                "arn": listener["arn"],
+                "kind": "listener",
+                "listener_arn": listener["arn"],
+                "role": listener["role"],
+                "priority": "default",
+                "actions": raw.get("DefaultActions") or [],
+                "weights": weights,
+            }
+        )
+        rules = []
+        rule_pages = elbv2.get_paginator("describe_rules") if elbv2.can_paginate("describe_rules") else None
+        if rule_pages:
+            for page in rule_pages.paginate(ListenerArn=listener["arn"]):
+                rules.extend(page["Rules"])
+        else:
+            rules = elbv2.describe_rules(ListenerArn=listener["arn"], aws_retry=True)["Rules"]
+        for rule in rules:
+            if rule.get("IsDefault"):
+                continue
+            rule_weights = forward_weights(rule.get("Actions"))
+            if not set(rule_weights) & pair_arns:
+                continue
+            forwarders.append(
+                {
+                    "arn": rule["RuleArn"],
+                    "kind": "rule",
+                    "listener_arn": listener["arn"],
+                    "role": listener["role"],
+                    "priority": rule.get("Priority"),
+                    "actions": rule.get("Actions") or [],
+                    "weights": rule_weights,
+                }
+            )
+
+    colors = {}
+    for color in COLORS:
+        group = groups[color]
+        targets = target_health(elbv2, group["TargetGroupArn"])
+        colors[color] = {
+            "target_group": {
+                "arn": group["TargetGroupArn"],
+                "name": group["TargetGroupName"],
+                "port": group.get("Port"),
+                "health_check_path": group.get("HealthCheckPath"),
+                "health_check_interval": group.get("HealthCheckIntervalSeconds"),
+                "healthy_threshold": group.get("HealthyThresholdCount"),
+            },
+            "asg": summarize_asg(asgs[color]),
+            "targets": targets,
+            "health": summarize_targets(targets),
+        }
+    return Pair(service, load_balancer_arn, colors, listeners, forwarders)

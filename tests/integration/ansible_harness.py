@@ -1,0 +1,75 @@
+"""Run collection modules the way users do: real ansible-playbook runs against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import COLLECTIONS, REPO
+
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+
+
+def ansible_env(endpoint: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AWS_URL": endpoint,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_HOME": str(REPO / ".tmp" / "ansible-home"),
+            "ANSIBLE_NOCOLOR": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def run_playbook(plays: list[dict[str, Any]], endpoint: str, extra_args: tuple[str, ...] = (), **env: str) -> dict[str, Any]:
+    """Run plays; return the json callback's document (plays, tasks, stats)."""
+    with tempfile.NamedTemporaryFile("w", prefix="cutover-test-", suffix=".yml", delete=False) as handle:
+        yaml.safe_dump(plays, handle, sort_keys=False)
+        path = handle.name
+    try:
+        result = subprocess.run(
+            [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", path, *extra_args],
+            env=ansible_env(endpoint, **env),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        os.unlink(path)
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"ansible-playbook printed no JSON ({result.returncode}):\n{result.stdout}\n{result.stderr}") from exc
+
+
+def run_module(module: str, args: dict[str, Any], endpoint: str, check: bool = False, diff: bool = False, **env: str) -> dict[str, Any]:
+    """Run one module task on localhost; return its result (``failed`` set when it failed)."""
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [{"name": module, module: args, "ignore_errors": True}],
+    }
+    extra = tuple(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
+    document = run_playbook([play], endpoint, extra, **env)
+    return document["plays"][0]["tasks"][0]["hosts"]["localhost"]

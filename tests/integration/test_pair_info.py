@@ -1,0 +1,57 @@
+"""pair_info: the pair found from the service name alone, every target counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from .ansible_harness import run_module
+
+
+def test_pair_info_reports_live_idle_and_every_target(provisioned, sandbox):
+    outputs, _aws = provisioned
+    result = run_module("cutover.bluegreen.pair_info", {"service": "shop"}, sandbox.endpoint)
+    assert not result.get("failed"), result
+    assert result["changed"] is False
+    pair = result["pair"]
+    assert (pair["live_color"], pair["idle_color"], pair["split"]) == ("blue", "green", False)
+    assert pair["production_listener_arn"] == outputs["production_listener_arn"]
+    assert pair["test_listener_arn"] == outputs["test_listener_arn"]
+    blue = pair["colors"]["blue"]
+    assert blue["target_group"]["arn"] == outputs["target_group_arns"]["blue"]
+    assert blue["asg"]["name"] == "shop-blue" and blue["asg"]["desired_capacity"] == 2
+    assert blue["health"] == {"registered": 2, "healthy": 2, "unhealthy": 0, "by_state": {"healthy": 2}}
+    assert pair["colors"]["green"]["health"]["registered"] == 0
+    forwarding = {(f["kind"], f["role"]) for f in pair["forwarders"]}
+    assert forwarding == {("listener", "production"), ("rule", "production"), ("listener", "test")}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"service": "nosuch"}, "no target groups tagged cutover:service=nosuch were found"),
+        ({"service": "shop", "target_group_arns": {"blue": "x"}}, "target_group_arns must name both colours; missing: green"),
+        ({"service": "shop", "asg_names": {"blue": "shop-blue", "green": "nope"}}, "Auto Scaling group nope (green) does not exist"),
+    ],
+)
+def test_pair_info_bad_input(provisioned, sandbox, args, message):
+    result = run_module("cutover.bluegreen.pair_info", args, sandbox.endpoint)
+    assert result.get("failed"), result
+    assert message in result["msg"]
+
+
+def test_target_group_of_another_service_is_refused(provisioned, sandbox):
+    outputs, aws = provisioned
+    vpc = outputs["vpc_id"]
+    other = aws.elbv2.create_target_group(
+        Name="cart-blue", Protocol="HTTP", Port=8080, VpcId=vpc, Tags=[{"Key": "cutover:service", "Value": "cart"}]
+    )["TargetGroups"][0]["TargetGroupArn"]
+    try:
+        result = run_module(
+            "cutover.bluegreen.pair_info",
+            {"service": "shop", "target_group_arns": {"blue": other, "green": outputs["target_group_arns"]["green"]}},
+            sandbox.endpoint,
+        )
+        assert result.get("failed")
+        assert "target group cart-blue belongs to service 'cart', not 'shop'" in result["msg"]
+    finally:
+        aws.elbv2.delete_target_group(TargetGroupArn=other)
