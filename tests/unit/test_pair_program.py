@@ -8,7 +8,7 @@ import pytest
 
 from bluegreen_pair import RELEASE_OWNED, TYPE
 from bluegreen_pair.policy import ALL_ACTIONS
-from pulumi_harness import run_program
+from tests.unit.pulumi_harness import run_program
 
 TG = "aws:lb/targetGroup:TargetGroup"
 ASG = "aws:autoscaling/group:Group"
