@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import THROTTLING_CODES, CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import discover
 
 try:
@@ -37,7 +37,8 @@ def pair_module(argument_spec=None, **kwargs):
 
 def client(module, service):
     """A client whose calls with ``aws_retry=True`` retry throttling with jittered back-off."""
-    return module.client(service, retry_decorator=AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=10))
+    retry = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=10, catch_extra_error_codes=list(THROTTLING_CODES))
+    return module.client(service, retry_decorator=retry)
 
 
 def discover_pair(module, elbv2=None, autoscaling=None):

@@ -1,0 +1,391 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: switch
+short_description: Move production traffic of a blue-green pair to one colour, or split it between both
+version_added: 0.1.0
+description:
+  - Points every listener default action and rule of the production side that forwards into the pair
+    at the target group of O(to_color), or, with O(weights), at both target groups with those weights
+    (a canary). Target groups outside the pair and actions other than C(forward) are kept as they are.
+  - On a full switch the test listener is pointed at the colour that becomes idle (see O(swap_test_listener)).
+  - Refuses to move traffic to a colour whose target group has fewer healthy targets than O(min_healthy),
+    or whose Auto Scaling group has no instances in service, unless O(force=true). The failure names the
+    target group, the healthy and required counts and every target that is not healthy, with its reason.
+  - Production listener default actions are changed first, then rules, the test listener last. If any
+    change fails (after retries of throttling), the changes already made are put back, so traffic is never
+    left half switched, and the module fails saying so.
+  - After the change the listeners and rules are read back to confirm the new weights (O(verify)), and the
+    live colour is published in an SSM parameter (O(publish_parameter)).
+  - Idempotent with explicit colours and weights; forwarders already as wanted are not touched.
+author:
+  - cutover maintainers (@cutover)
+options:
+  to_color:
+    description:
+      - The colour to send all production traffic to.
+      - V(idle) means the colour that is idle when the task starts. A second run of the same task then
+        switches B(back), because by then the other colour is idle; use V(idle) only in one-shot commands
+        (C(ansible -m)), and name the colour in playbooks, for example the C(pair.idle_color) that
+        M(cutover.bluegreen.pair_info) returned before the rollout.
+      - V(idle) is refused while production traffic is split between both colours.
+      - Exactly one of O(to_color) and O(weights) is required.
+    type: str
+    choices: [blue, green, idle]
+  weights:
+    description:
+      - Split production traffic between both colours with these weights (a canary), instead of O(to_color).
+      - Each weight is an integer from 0 to 999 (what a load balancer accepts); at least one must be above 0.
+      - The weights are set as given; the test listener is not touched.
+      - A colour whose weight makes its share of traffic grow is checked like O(to_color) (see O(min_healthy)).
+    type: dict
+    suboptions:
+      blue:
+        description: Weight of the blue target group.
+        type: int
+        required: true
+      green:
+        description: Weight of the green target group.
+        type: int
+        required: true
+  min_healthy:
+    description:
+      - How many healthy targets the colour receiving traffic must have.
+      - Defaults to the desired capacity of that colour's Auto Scaling group.
+      - Never less than 1 (V(0) behaves like V(1)); an empty or wholly unhealthy target group only takes traffic with O(force=true).
+    type: int
+  force:
+    description:
+      - Switch even if the colour receiving traffic has too few healthy targets or no instances in service.
+      - What the check found is returned as warnings.
+    type: bool
+    default: false
+  swap_test_listener:
+    description:
+      - On a full switch, point the test listener at the colour that becomes idle, so that the next release
+        can be tested there. Ignored with O(weights).
+    type: bool
+    default: true
+  publish_parameter:
+    description:
+      - Name of the SSM parameter (type String) that is set to the live colour after the switch.
+        It is written only when it differs, and created if missing.
+      - Defaults to C(/cutover/<service>/active-color). An empty string publishes nothing.
+    type: str
+  verify:
+    description:
+      - Read the changed listeners and rules back and fail unless they forward with the new weights.
+    type: bool
+    default: true
+notes:
+  - Check mode changes nothing and returns the planned changes.
+  - Supports diff mode, showing per listener and rule the colours and weights before and after, and the parameter.
+  - The live colour is what the production listener forwards to; the SSM parameter is only a published copy.
+  - Use a lock (M(cutover.bluegreen.lock)) around a deploy so that two runs never switch one service at once.
+extends_documentation_fragment:
+  - cutover.bluegreen.pair
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Send all traffic of shop to green, and the test listener to blue
+  cutover.bluegreen.switch:
+    service: shop
+    to_color: green
+
+- name: Canary, 10 percent of traffic to green
+  cutover.bluegreen.switch:
+    service: shop
+    weights:
+      blue: 90
+      green: 10
+
+- name: Switch to the colour just rolled out (named, so that a re-run changes nothing)
+  cutover.bluegreen.switch:
+    service: shop
+    to_color: "{{ shop_before.pair.idle_color }}"
+    min_healthy: 2
+  register: switched
+
+- name: Roll back to blue even though some of its targets are not healthy
+  cutover.bluegreen.switch:
+    service: shop
+    to_color: blue
+    force: true
+    publish_parameter: ""
+"""
+
+RETURN = r"""
+from_color:
+  description: The live colour before the switch.
+  returned: always
+  type: str
+  sample: blue
+to_color:
+  description: The colour all production traffic goes to (O(to_color) with V(idle) resolved); null for a weighted split.
+  returned: always
+  type: str
+  sample: green
+live_color:
+  description: The live colour after the switch (the colour with the larger weight on the production listener).
+  returned: always
+  type: str
+  sample: green
+split:
+  description: Whether production traffic is split between both colours after the switch.
+  returned: always
+  type: bool
+  sample: false
+weights:
+  description: Weight per colour of the production listener's default action after the switch.
+  returned: always
+  type: dict
+  sample: {"blue": 90, "green": 10}
+changes:
+  description: One entry per listener default action or rule that was (in check mode, would be) changed, in the order of change.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    label:
+      description: The forwarder in words.
+      type: str
+      sample: production listener :80 rule 10
+    arn:
+      description: ARN of the listener or rule.
+      type: str
+    kind:
+      description: V(listener) for a listener's default action, V(rule) for a rule.
+      type: str
+      sample: rule
+    role:
+      description: Role of the listener (production, test or null).
+      type: str
+      sample: production
+    listener_arn:
+      description: ARN of the listener (of the rule).
+      type: str
+    listener_port:
+      description: Port of the listener.
+      type: int
+      sample: 80
+    priority:
+      description: Priority of the rule, V(default) for a listener's default action.
+      type: str
+      sample: "10"
+    before:
+      description: The actions before the switch (snake_case).
+      type: list
+      elements: dict
+    after:
+      description: The actions after the switch (snake_case).
+      type: list
+      elements: dict
+    before_weights:
+      description: Weight per colour before.
+      type: dict
+      sample: {"blue": 1}
+    after_weights:
+      description: Weight per colour after.
+      type: dict
+      sample: {"green": 1}
+    before_text:
+      description: Colours and weights before, in words.
+      type: str
+      sample: blue
+    after_text:
+      description: Colours and weights after, in words.
+      type: str
+      sample: green
+guard:
+  description: What was checked of the colours that receive more traffic.
+  returned: always
+  type: dict
+  contains:
+    checked:
+      description:
+        - Per colour, its target group and Auto Scaling group, the healthy and required counts
+          and the targets that are not healthy.
+      type: dict
+    forced:
+      description: Whether the switch went ahead only because O(force=true).
+      type: bool
+    warnings:
+      description: With O(force=true), the problems that would have stopped the switch.
+      type: list
+      elements: str
+verified:
+  description: Whether the changes were read back and confirmed.
+  returned: always
+  type: bool
+switch_seconds:
+  description: Seconds taken to change and verify the listeners and rules (0 in check mode or when nothing changed).
+  returned: always
+  type: float
+  sample: 0.412
+apply_seconds:
+  description: Seconds taken to change the listeners and rules.
+  returned: always
+  type: float
+verify_seconds:
+  description: Seconds taken to read them back.
+  returned: always
+  type: float
+parameter:
+  description: The SSM parameter that publishes the live colour; null when O(publish_parameter) is empty.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Name of the parameter.
+      type: str
+      sample: /cutover/shop/active-color
+    value:
+      description: Its value after the task.
+      type: str
+      sample: green
+    previous:
+      description: Its value before the task (null if it did not exist).
+      type: str
+      sample: blue
+    changed:
+      description: Whether it was (in check mode, would be) written.
+      type: bool
+pair:
+  description: The pair after the switch (in check mode, as it would be), as returned by M(cutover.bluegreen.pair_info).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name, publish_active_color
+from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
+    describe_forwarders,
+    switch,
+    validate_min_healthy,
+    validate_weights,
+)
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports a missing botocore
+
+ARGUMENT_SPEC = dict(
+    to_color=dict(type="str", choices=["blue", "green", "idle"]),
+    weights=dict(type="dict", options=dict(blue=dict(type="int", required=True), green=dict(type="int", required=True))),
+    min_healthy=dict(type="int"),
+    force=dict(type="bool", default=False),
+    swap_test_listener=dict(type="bool", default=True),
+    publish_parameter=dict(type="str"),
+    verify=dict(type="bool", default=True),
+)
+
+
+def _actions(actions):
+    return [camel_dict_to_snake_dict(action) for action in actions]
+
+
+def _change_result(change):
+    result = dict(change)
+    result["before"] = _actions(change["before"])
+    result["after"] = _actions(change["after"])
+    return result
+
+
+def main():
+    module = pair_module(
+        ARGUMENT_SPEC,
+        supports_check_mode=True,
+        mutually_exclusive=[("to_color", "weights")],
+        required_one_of=[("to_color", "weights")],
+    )
+    params = module.params
+
+    def operation():
+        # Bad input fails before any AWS call.
+        min_healthy = validate_min_healthy(params["min_healthy"])
+        weights = validate_weights(params["weights"]) if params["weights"] is not None else None
+        name = params["publish_parameter"]
+        if name is None:
+            name = default_parameter_name(params["service"])
+
+        elbv2 = client(module, "elbv2")
+        pair = discover_pair(module, elbv2, client(module, "autoscaling"))
+        result = switch(
+            elbv2,
+            pair,
+            to_color=params["to_color"],
+            weights=weights,
+            min_healthy=min_healthy,
+            force=params["force"],
+            swap_test_listener=params["swap_test_listener"],
+            verify=params["verify"],
+            check_mode=module.check_mode,
+        )
+        for warning in result["guard"]["warnings"]:
+            module.warn("%s although %s (force=true)" % ("would switch" if module.check_mode else "switched", warning))
+
+        parameter = None
+        if name:
+            try:
+                published, previous = publish_active_color(
+                    client(module, "ssm"),
+                    name,
+                    result["live_color"],
+                    check_mode=module.check_mode,
+                    description="cutover %s: the colour the production listener forwards to" % pair.service,
+                )
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                done = (
+                    "traffic of %s now goes to %s, but " % (pair.service, result["live_color"])
+                    if result["changed"] and not module.check_mode
+                    else ""
+                )
+                raise CutoverError(
+                    "%spublishing the live colour in parameter %s failed: %s" % (done, name, exc),
+                    changes=[_change_result(change) for change in result["changes"]],
+                ) from exc
+            parameter = dict(name=name, value=result["live_color"], previous=previous, changed=published)
+
+        output = dict(
+            changed=result["changed"] or bool(parameter and parameter["changed"]),
+            from_color=result["from_color"],
+            to_color=result["to_color"],
+            live_color=result["live_color"],
+            split=result["split"],
+            weights=result["weights"],
+            changes=[_change_result(change) for change in result["changes"]],
+            guard=result["guard"],
+            verified=result["verified"],
+            switch_seconds=result["switch_seconds"],
+            apply_seconds=result["apply_seconds"],
+            verify_seconds=result["verify_seconds"],
+            parameter=parameter,
+            pair=result["pair"].to_dict(),
+        )
+        if module._diff:
+            before = describe_forwarders(result["pair_before"])
+            after = describe_forwarders(result["pair"])
+            if parameter:
+                label = "parameter %s" % name
+                before[label] = parameter["previous"]
+                after[label] = parameter["value"]
+            output["diff"] = dict(before=before, after=after)
+        return output
+
+    run(module, operation)
+
+
+if __name__ == "__main__":
+    main()
