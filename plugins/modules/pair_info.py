@@ -14,10 +14,22 @@ description:
   - Finds a service's blue-green pair from its tags and reports the live colour (what the production
     listener forwards to), the idle colour, both Auto Scaling groups, both target groups with every
     target's health and reason, and every listener and rule that forwards into the pair.
+  - Also reports, from the service's deployment table, who holds the deployment lock and the most recent
+    deployments of the journal, and a summary of the standby colour and its retire-after time.
+  - When the deployment table does not exist, RV(lock) is null and RV(deployments) empty, with a warning.
 author:
   - cutover maintainers (@cutover)
+options:
+  deployments:
+    description:
+      - How many of the most recent deployments to return from the journal, newest first (0 to 100).
+    type: int
+    default: 5
+notes:
+  - Reading the table needs C(dynamodb:GetItem) and C(dynamodb:Query).
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.table.name
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -32,6 +44,10 @@ EXAMPLES = r"""
 - name: Show which colour is live
   ansible.builtin.debug:
     msg: "{{ shop.pair.live_color }} is live, {{ shop.pair.idle_color }} is idle"
+
+- name: Show who deploys shop right now
+  ansible.builtin.debug:
+    msg: "{{ shop.lock.owner ~ ' holds the lock until ' ~ shop.lock.expires_at if shop.lock else 'shop is not locked' }}"
 """
 
 RETURN = r"""
@@ -79,17 +95,135 @@ pair:
     colors:
       description: Per colour, its target group, Auto Scaling group, targets and health counts.
       type: dict
+standby:
+  description:
+    - The colour that is not live, and whether its retire-after time has passed.
+    - Null when no colour is live.
+  returned: always
+  type: dict
+  contains:
+    color:
+      description: The idle colour.
+      type: str
+      sample: green
+    state:
+      description: Its C(cutover:state) tag (V(standby) or V(retired)), or null when it carries none.
+      type: str
+      sample: standby
+    retire_after:
+      description: Its C(cutover:retire-after) tag (ISO 8601, UTC), or null.
+      type: str
+      sample: "2026-01-02T12:00:00Z"
+    expired:
+      description: Whether the retire-after time has passed (false when there is none).
+      type: bool
+      sample: false
+    desired_capacity:
+      description: Desired capacity of its Auto Scaling group.
+      type: int
+      sample: 2
+    in_service:
+      description: Instances of its Auto Scaling group in service.
+      type: int
+      sample: 2
+lock:
+  description:
+    - The deployment lock of the service, or null when nobody holds it (or the table does not exist).
+    - Same fields as RV(cutover.bluegreen.lock#module:lock).
+  returned: always
+  type: dict
+  contains:
+    owner:
+      description: Who holds the lock.
+      type: str
+      sample: awx-job-42
+    purpose:
+      description: What the lock is held for, if given.
+      type: str
+    acquired_at:
+      description: When the owner acquired the lock (ISO 8601, UTC).
+      type: str
+      sample: "2026-01-01T12:00:00Z"
+    expires_at:
+      description: When the lease expires (ISO 8601, UTC).
+      type: str
+      sample: "2026-01-01T12:30:00Z"
+    expired:
+      description: Whether the lease has expired (another deploy may then take it over).
+      type: bool
+      sample: false
+    seconds_left:
+      description: Seconds until the lease expires.
+      type: int
+      sample: 1500
+deployments:
+  description:
+    - The most recent deployments of the journal, newest first, with the fields of
+      RV(cutover.bluegreen.journal#module:deployment).
+  returned: always
+  type: list
+  elements: dict
+table_name:
+  description: The deployment table read.
+  returned: always
+  type: str
+  sample: cutover-shop
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.table import MissingTable, table_name
+
+
+def standby_summary(pair, now):
+    """The idle colour of a pair (``Pair.to_dict()``) and whether its retire-after time has passed."""
+    color = pair.get("idle_color")
+    if not color:
+        return None
+    asg = pair["colors"][color]["asg"]
+    retire_after = asg.get("retire_after")
+    expired = False
+    if retire_after:
+        try:
+            expired = parse_time(retire_after) <= now
+        except CutoverError:
+            expired = False  # a malformed tag is shown as it is; teardown refuses it
+    return {
+        "color": color,
+        "state": asg.get("state"),
+        "retire_after": retire_after,
+        "expired": expired,
+        "desired_capacity": asg.get("desired_capacity"),
+        "in_service": asg.get("in_service"),
+    }
 
 
 def main():
-    module = pair_module(supports_check_mode=True)
+    module = pair_module(dict(table_name=dict(type="str"), deployments=dict(type="int", default=5)), supports_check_mode=True)
+    params = module.params
 
     def operation():
-        pair = discover_pair(module, client(module, "elbv2"), client(module, "autoscaling"))
-        return dict(changed=False, pair=pair.to_dict())
+        if not 0 <= params["deployments"] <= journal.MAX_RECENT:
+            raise CutoverError("deployments must be between 0 and %d, got %d" % (journal.MAX_RECENT, params["deployments"]))
+        table = table_name(params["service"], params["table_name"])
+        pair = discover_pair(module, client(module, "elbv2"), client(module, "autoscaling")).to_dict()
+        now = utcnow()
+        dynamodb = client(module, "dynamodb")
+        try:
+            lock = lease.read(dynamodb, table, params["service"], now)
+            deployments = [journal.view(item, now) for item in journal.recent(dynamodb, table, params["service"], params["deployments"])]
+        except MissingTable as exc:
+            module.warn(exc.message)
+            lock, deployments = None, []
+        return dict(
+            changed=False,
+            pair=pair,
+            standby=standby_summary(pair, now),
+            lock=lock,
+            deployments=deployments,
+            table_name=table,
+        )
 
     run(module, operation)
 

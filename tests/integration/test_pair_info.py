@@ -23,6 +23,42 @@ def test_pair_info_reports_live_idle_and_every_target(provisioned, sandbox):
     assert pair["colors"]["green"]["health"]["registered"] == 0
     forwarding = {(f["kind"], f["role"]) for f in pair["forwarders"]}
     assert forwarding == {("listener", "production"), ("rule", "production"), ("listener", "test")}
+    # the deployment table exists but holds nothing yet
+    assert (result["table_name"], result["lock"], result["deployments"]) == (outputs["table_name"], None, [])
+    assert result["standby"] == {
+        "color": "green",
+        "state": None,
+        "retire_after": None,
+        "expired": False,
+        "desired_capacity": 0,
+        "in_service": 0,
+    }
+    assert not result.get("warnings")
+
+
+@pytest.mark.parametrize(("retire_after", "expired"), [("2001-01-01T00:00:00Z", True), ("2999-01-01T00:00:00Z", False)])
+def test_pair_info_summarizes_the_standby(provisioned, sandbox, retire_after, expired):
+    _outputs, aws = provisioned
+    tags = [
+        {"ResourceId": "shop-green", "ResourceType": "auto-scaling-group", "Key": key, "Value": value, "PropagateAtLaunch": False}
+        for key, value in (("cutover:state", "standby"), ("cutover:retire-after", retire_after))
+    ]
+    aws.autoscaling.create_or_update_tags(Tags=tags)
+    try:
+        result = run_module("cutover.bluegreen.pair_info", {"service": "shop"}, sandbox.endpoint)
+    finally:
+        aws.autoscaling.delete_tags(Tags=tags)
+    assert not result.get("failed"), result
+    standby = result["standby"]
+    assert (standby["color"], standby["state"], standby["retire_after"], standby["expired"]) == ("green", "standby", retire_after, expired)
+
+
+def test_pair_info_without_a_deployment_table_warns(provisioned, sandbox):
+    result = run_module("cutover.bluegreen.pair_info", {"service": "shop", "table_name": "cutover-nosuch"}, sandbox.endpoint)
+    assert not result.get("failed"), result
+    assert (result["lock"], result["deployments"]) == (None, [])
+    assert result["pair"]["live_color"] == "blue"
+    assert any("the table cutover-nosuch does not exist" in warning for warning in result["warnings"])
 
 
 @pytest.mark.parametrize(
@@ -31,6 +67,7 @@ def test_pair_info_reports_live_idle_and_every_target(provisioned, sandbox):
         ({"service": "nosuch"}, "no target groups tagged cutover:service=nosuch were found"),
         ({"service": "shop", "target_group_arns": {"blue": "x"}}, "target_group_arns must name both colours; missing: green"),
         ({"service": "shop", "asg_names": {"blue": "shop-blue", "green": "nope"}}, "Auto Scaling group nope (green) does not exist"),
+        ({"service": "shop", "deployments": -1}, "deployments must be between 0 and 100, got -1"),
     ],
 )
 def test_pair_info_bad_input(provisioned, sandbox, args, message):

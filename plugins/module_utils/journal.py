@@ -1,0 +1,352 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The deployment journal of a service, kept in the service's DynamoDB table.
+
+One item per deployment, ``pk = service#<service>``, ``sk = deploy#<deployment id>``.
+A deployment id starts with its UTC start time, ``20260101T120000Z-1a2b3c4d``, so
+the journal sorts by time and :func:`recent` is one query, newest first.
+Journal items never carry the table's time-to-live attribute (``expires_at``):
+they are kept.
+
+An item holds::
+
+    deployment_id, service, owner, started_at, updated_at, finished_at (ISO 8601 UTC)
+    outcome          in_progress | succeeded | failed | rolled_back
+    summary          a line for humans (why it failed, what went live)
+    duration_seconds from start to finish
+    steps            {name: {status, started, finished, seconds}}
+    step_order       step names in the order they were first started
+    record           free-form: colors {from, to}, versions {from, to}, image_id, ...
+
+``record`` given to :func:`start`, :func:`step` or :func:`finish` is merged
+shallowly: each top-level key replaces the stored one.
+
+Each change is planned by a pure function (``plan_*``) from the stored item
+and applied as one ``UpdateItem`` that sets exactly the attributes that change;
+a plan that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, parse_time, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
+    Expression,
+    from_item,
+    get_item,
+    partition_key,
+    table_errors,
+    to_attribute,
+    to_item,
+)
+
+IN_PROGRESS = "in_progress"
+OUTCOMES = (IN_PROGRESS, "succeeded", "failed", "rolled_back")
+FINAL_OUTCOMES = OUTCOMES[1:]
+STEP_STATUSES = ("started", "finished", "failed", "skipped")
+SORT_PREFIX = "deploy#"
+MAX_RECENT = 100
+ID_PATTERN = re.compile(r"^(\d{8}T\d{6}Z)-([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
+STEP_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_ID_TIME = "%Y%m%dT%H%M%SZ"
+
+
+# -- ids and keys ---------------------------------------------------------------------
+def new_deployment_id(now, token=None):
+    """``<UTC start time>-<8 hex digits>``, e.g. ``20260101T120000Z-1a2b3c4d``: unique and sorted by time."""
+    return "%s-%s" % (now.astimezone(datetime.timezone.utc).strftime(_ID_TIME), token or uuid.uuid4().hex[:8])
+
+
+def validate_deployment_id(deployment_id):
+    if not isinstance(deployment_id, str) or not ID_PATTERN.match(deployment_id):
+        raise CutoverError(
+            "deployment_id %r is not a deployment id: expected <UTC start time>-<suffix>, like 20260101T120000Z-1a2b3c4d" % (deployment_id,)
+        )
+    return deployment_id
+
+
+def sort_key(deployment_id):
+    return SORT_PREFIX + deployment_id
+
+
+def validate_step(name, status=None):
+    if not isinstance(name, str) or not STEP_PATTERN.match(name):
+        raise CutoverError("step %r is not a step name (letters, digits, _ . : -, at most 64 characters)" % (name,))
+    if status is not None and status not in STEP_STATUSES:
+        raise CutoverError("step status %r is not one of %s" % (status, ", ".join(STEP_STATUSES)))
+
+
+def validate_outcome(outcome, final=True):
+    allowed = FINAL_OUTCOMES if final else OUTCOMES
+    if outcome not in allowed:
+        raise CutoverError("outcome %r is not one of %s" % (outcome, ", ".join(allowed)))
+
+
+def validate_record(record):
+    if record is None:
+        return {}
+    if not isinstance(record, dict):
+        raise CutoverError("record must be a dict, got %s" % type(record).__name__)
+    to_attribute(record)  # values that cannot be stored fail here, before anything is written
+    return record
+
+
+# -- durations ------------------------------------------------------------------------
+def seconds_between(start, end):
+    """Whole seconds from ``start`` to ``end`` (ISO 8601 texts or datetimes); None when either is missing."""
+    if start is None or end is None:
+        return None
+    start = parse_time(start) if isinstance(start, str) else start
+    end = parse_time(end) if isinstance(end, str) else end
+    return int(round((end - start).total_seconds()))
+
+
+def durations(item, now=None):
+    """``{deployment_seconds, elapsed_seconds, steps: {name: seconds}}`` of a deployment item.
+
+    ``deployment_seconds`` is None until the deployment finished;
+    ``elapsed_seconds`` counts up to ``now`` while it is in progress. Steps that
+    have not finished have None.
+    """
+    steps = item.get("steps") or {}
+    finished = item.get("finished_at")
+    elapsed = seconds_between(item.get("started_at"), finished or (now or utcnow()))
+    return {
+        "deployment_seconds": seconds_between(item.get("started_at"), finished),
+        "elapsed_seconds": elapsed,
+        "steps": {name: seconds_between(entry.get("started"), entry.get("finished")) for name, entry in steps.items()},
+    }
+
+
+# -- plans (pure) ----------------------------------------------------------------------
+def new_item(service, deployment_id, now, owner=None, summary=None, record=None):
+    """The item :func:`start` writes."""
+    stamp = isoformat(now)
+    item = {
+        "pk": partition_key(service),
+        "sk": sort_key(deployment_id),
+        "kind": "deployment",
+        "service": service,
+        "deployment_id": deployment_id,
+        "started_at": stamp,
+        "updated_at": stamp,
+        "outcome": IN_PROGRESS,
+        "steps": {},
+        "step_order": [],
+        "record": dict(record or {}),
+    }
+    if owner is not None:
+        item["owner"] = owner
+    if summary is not None:
+        item["summary"] = summary
+    return item
+
+
+def _record_changes(item, record):
+    stored = item.get("record") or {}
+    return {("record", key): value for key, value in (record or {}).items() if stored.get(key) != value}
+
+
+def plan_start_existing(item, owner=None, summary=None, record=None):
+    """Changes to an already started deployment when it is started again: only what differs."""
+    changes = _record_changes(item, record)
+    if owner is not None and item.get("owner") != owner:
+        changes[("owner",)] = owner
+    if summary is not None and item.get("summary") != summary:
+        changes[("summary",)] = summary
+    return changes
+
+
+def plan_step(item, name, status, now, record=None):
+    """Changes recording step ``name`` as ``status`` (``{attribute path: value}``, empty when nothing changes).
+
+    ``started``: (re)starts a step that is new or failed; a step already started
+    or finished is left alone (re-entering a step does not reset its time).
+    ``finished``, ``failed``, ``skipped``: sets the status, the finish time and
+    the seconds since it started, unless it already has that status.
+    """
+    validate_step(name, status)
+    stamp = isoformat(now)
+    steps = item.get("steps") or {}
+    entry = steps.get(name)
+    changes = {}
+    if status == "started":
+        if entry is None or entry.get("status") == "failed":
+            changes[("steps", name)] = {"status": "started", "started": stamp, "finished": None, "seconds": None}
+    elif entry is None or entry.get("status") != status:
+        started = (entry or {}).get("started") or stamp
+        changes[("steps", name)] = {"status": status, "started": started, "finished": stamp, "seconds": seconds_between(started, stamp)}
+    order = list(item.get("step_order") or [])
+    if name not in order:
+        changes[("step_order",)] = order + [name]
+    changes.update(_record_changes(item, record))
+    return changes
+
+
+def plan_finish(item, outcome, now, summary=None, record=None):
+    """Changes finishing a deployment with ``outcome``; empty when it already finished so (same summary, same record)."""
+    validate_outcome(outcome)
+    changes = _record_changes(item, record)
+    if summary is not None and item.get("summary") != summary:
+        changes[("summary",)] = summary
+    if item.get("outcome") != outcome:
+        stamp = isoformat(now)
+        changes[("outcome",)] = outcome
+        changes[("finished_at",)] = stamp
+        changes[("duration_seconds",)] = seconds_between(item.get("started_at"), stamp)
+    return changes
+
+
+def apply_changes(item, changes):
+    """The item after ``changes`` (what an update would store), without touching ``item``."""
+    updated = dict(item)
+    for path, value in changes.items():
+        if len(path) == 1:
+            updated[path[0]] = value
+        else:
+            parent = dict(updated.get(path[0]) or {})
+            parent[path[1]] = value
+            updated[path[0]] = parent
+    return updated
+
+
+def update_arguments(changes, now):
+    """``UpdateExpression`` and placeholders setting each changed path, plus ``updated_at``; the item must exist."""
+    expression = Expression()
+    assignments = ["%s = %s" % (expression.name(*path), expression.value(value)) for path, value in sorted(changes.items())]
+    assignments.append("%s = %s" % (expression.name("updated_at"), expression.value(isoformat(now))))
+    condition = "attribute_exists(%s)" % expression.name("pk")
+    return expression.arguments(UpdateExpression="SET " + ", ".join(assignments), ConditionExpression=condition)
+
+
+# -- views ------------------------------------------------------------------------------
+def view(item, now=None):
+    """A deployment as reported to users: the item without its keys, with ``durations``."""
+    if not item:
+        return None
+    shown = {key: value for key, value in item.items() if key not in ("pk", "sk", "kind")}
+    shown["durations"] = durations(item, now)
+    return shown
+
+
+# -- table ----------------------------------------------------------------------------
+def _key(service, deployment_id):
+    return to_item({"pk": partition_key(service), "sk": sort_key(deployment_id)})
+
+
+def get(dynamodb, table, service, deployment_id):
+    """The stored deployment (plain item) or None."""
+    validate_deployment_id(deployment_id)
+    return get_item(dynamodb, table, service, sort_key(deployment_id))
+
+
+def _require(dynamodb, table, service, deployment_id, check_mode=False):
+    """The stored deployment; a missing one fails, except in check mode (it may have been started in check mode)."""
+    item = get(dynamodb, table, service, deployment_id)
+    if item is None and not check_mode:
+        raise CutoverError(
+            "deployment %s of service %s is not in the journal (table %s)" % (deployment_id, service, table),
+            deployment_id=deployment_id,
+        )
+    return item
+
+
+def _missing_in_check_mode(deployment_id):
+    return dict(changed=True, deployment_id=deployment_id, before=None, after=None, missing=True)
+
+
+def _update(dynamodb, table, service, item, changes, now, check_mode):
+    after = apply_changes(item, changes)
+    if changes:
+        after["updated_at"] = isoformat(now)
+        if not check_mode:
+            with table_errors(table, service):
+                dynamodb.update_item(
+                    TableName=table, Key=_key(service, item["deployment_id"]), aws_retry=True, **update_arguments(changes, now)
+                )
+    return dict(changed=bool(changes), deployment_id=item["deployment_id"], before=item, after=after)
+
+
+def start(dynamodb, table, service, owner=None, summary=None, record=None, deployment_id=None, check_mode=False, now=None):
+    """Start a deployment; returns ``{changed, deployment_id, before, after}`` (plain items; ``before`` None when new).
+
+    Without ``deployment_id`` a new one is made. With one, a deployment already
+    in the journal is left as it is (only a differing owner, summary or record
+    is updated), so a resumed run may start again with its id.
+    """
+    moment = now or utcnow()
+    record = validate_record(record)
+    if not service:
+        raise CutoverError("a service name is required")
+    if deployment_id is not None:
+        validate_deployment_id(deployment_id)
+        existing = get(dynamodb, table, service, deployment_id)
+        if existing is not None:
+            return _update(dynamodb, table, service, existing, plan_start_existing(existing, owner, summary, record), moment, check_mode)
+    else:
+        deployment_id = new_deployment_id(moment)
+    item = new_item(service, deployment_id, moment, owner, summary, record)
+    if not check_mode:
+        expression = Expression()
+        condition = expression.arguments(ConditionExpression="attribute_not_exists(%s)" % expression.name("pk"))
+        with table_errors(table, service):
+            dynamodb.put_item(TableName=table, Item=to_item(item), aws_retry=True, **condition)
+    return dict(changed=True, deployment_id=deployment_id, before=None, after=item)
+
+
+def step(dynamodb, table, service, deployment_id, name, status="finished", record=None, check_mode=False, now=None):
+    """Record a step of a deployment (see :func:`plan_step`); returns ``{changed, deployment_id, before, after}``.
+
+    A deployment missing from the journal fails; in check mode it is reported as
+    a change with ``missing=True`` instead, since a check run's start wrote nothing.
+    """
+    moment = now or utcnow()
+    validate_deployment_id(deployment_id)
+    validate_step(name, status)
+    record = validate_record(record)
+    item = _require(dynamodb, table, service, deployment_id, check_mode)
+    if item is None:
+        return _missing_in_check_mode(deployment_id)
+    return _update(dynamodb, table, service, item, plan_step(item, name, status, moment, record), moment, check_mode)
+
+
+def finish(dynamodb, table, service, deployment_id, outcome, summary=None, record=None, check_mode=False, now=None):
+    """Finish a deployment with ``outcome``; finishing again with the same outcome (and summary and record) changes nothing."""
+    moment = now or utcnow()
+    validate_deployment_id(deployment_id)
+    validate_outcome(outcome)
+    record = validate_record(record)
+    item = _require(dynamodb, table, service, deployment_id, check_mode)
+    if item is None:
+        return _missing_in_check_mode(deployment_id)
+    return _update(dynamodb, table, service, item, plan_finish(item, outcome, moment, summary, record), moment, check_mode)
+
+
+def recent(dynamodb, table, service, limit=5):
+    """The newest ``limit`` deployments of ``service`` (plain items), newest first: one query."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0 or limit > MAX_RECENT:
+        raise CutoverError("the number of deployments to read must be between 0 and %d, got %r" % (MAX_RECENT, limit))
+    if limit == 0:
+        return []
+    expression = Expression()
+    condition = "%s = %s AND begins_with(%s, %s)" % (
+        expression.name("pk"),
+        expression.value(partition_key(service)),
+        expression.name("sk"),
+        expression.value(SORT_PREFIX),
+    )
+    with table_errors(table, service):
+        response = dynamodb.query(
+            TableName=table,
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+            aws_retry=True,
+            **expression.arguments(KeyConditionExpression=condition),
+        )
+    return [from_item(item) for item in response.get("Items") or []]

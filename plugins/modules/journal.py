@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: journal
+short_description: Record a deployment of a service in its journal
+version_added: 0.1.0
+description:
+  - Keeps one record per deployment in the service's deployment table (DynamoDB), with when it started, each step
+    with its start, finish and seconds, the outcome, a message, durations, and free-form data such as the
+    colours and versions it moved between.
+  - O(state=started) opens a deployment and returns its id, which starts with its UTC start time
+    (C(20260101T120000Z-1a2b3c4d)) so that the journal reads newest first.
+  - O(state=step) records a step as started, finished, failed or skipped.
+  - O(state=finished) closes the deployment with an outcome.
+  - Journal records have no expiry; they are kept.
+author:
+  - cutover maintainers (@cutover)
+options:
+  state:
+    description:
+      - V(started) opens a deployment. Without O(deployment_id) a new deployment is opened every time; with one,
+        a deployment already in the journal is left as it is (only a different O(owner), O(summary) or O(record)
+        is updated), so a resumed run can start again with its id.
+      - V(step) records step O(step) of deployment O(deployment_id) as O(status).
+      - V(finished) closes deployment O(deployment_id) with O(outcome). Finishing again with the same outcome,
+        summary and record changes nothing; a different outcome (say V(rolled_back) after V(succeeded))
+        replaces it.
+    type: str
+    choices: [started, step, finished]
+    required: true
+  deployment_id:
+    description:
+      - The deployment, as returned by O(state=started). Required for V(step) and V(finished).
+      - Ids have the form C(<UTC start time YYYYMMDDTHHMMSSZ>-<suffix>), for example C(20260101T120000Z-1a2b3c4d)
+        or C(20260101T120000Z-awx-42); the suffix has letters, digits and C(_ . -).
+    type: str
+  owner:
+    description:
+      - Who runs the deployment (for example the lock owner), recorded when the deployment starts.
+    type: str
+  step:
+    description:
+      - Name of the step for O(state=step), such as V(rollout), V(wait_healthy) or V(switch).
+      - "Letters, digits and C(_ . : -), at most 64 characters."
+    type: str
+  status:
+    description:
+      - For O(state=step). V(started) records the step's start; a step that already started or finished is left
+        alone, one that failed is started again.
+      - V(finished), V(failed) or V(skipped) record the step's end and its seconds since it started.
+    type: str
+    choices: [started, finished, failed, skipped]
+    default: finished
+  outcome:
+    description:
+      - How the deployment ended, for O(state=finished).
+    type: str
+    choices: [succeeded, failed, rolled_back]
+  summary:
+    description:
+      - A line for humans, such as what went live or why the deployment failed.
+    type: str
+  record:
+    description:
+      - Free-form data to keep with the deployment, merged into what is stored by top-level key (each key given
+        replaces the stored one).
+      - By convention C(colors) (V(from), V(to)), C(versions) (V(from), V(to), each with image id and launch
+        template version) and C(image_id).
+    type: dict
+notes:
+  - Needs C(dynamodb:GetItem), C(dynamodb:PutItem) and C(dynamodb:UpdateItem) on the table.
+  - In check mode nothing is written; a step or finish of a deployment that is not in the journal (because it was
+    started in check mode) is reported as a change with a warning.
+extends_documentation_fragment:
+  - cutover.bluegreen.table
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Open the deployment
+  cutover.bluegreen.journal:
+    service: shop
+    state: started
+    owner: "awx-job-{{ awx_job_id }}"
+    record:
+      colors: {from: blue, to: green}
+      versions:
+        from: {image_id: ami-0aaaaaaaaaaaaaaaa, launch_template_version: "3"}
+        to: {image_id: "{{ image_id }}"}
+  register: deployment
+
+- name: Record the rollout step
+  cutover.bluegreen.journal:
+    service: shop
+    state: step
+    deployment_id: "{{ deployment.deployment_id }}"
+    step: rollout
+    status: finished
+
+- name: Close the deployment
+  cutover.bluegreen.journal:
+    service: shop
+    state: finished
+    deployment_id: "{{ deployment.deployment_id }}"
+    outcome: succeeded
+    summary: green is live
+"""
+
+RETURN = r"""
+deployment_id:
+  description: The deployment's id.
+  returned: success
+  type: str
+  sample: 20260101T120000Z-1a2b3c4d
+table_name:
+  description: The table used.
+  returned: success
+  type: str
+  sample: cutover-shop
+deployment:
+  description:
+    - The deployment record after the task (as it would be, in check mode).
+    - Null in check mode when the deployment is not in the journal.
+  returned: success
+  type: dict
+  contains:
+    deployment_id:
+      description: The deployment's id.
+      type: str
+      sample: 20260101T120000Z-1a2b3c4d
+    service:
+      description: The service.
+      type: str
+      sample: shop
+    owner:
+      description: Who ran the deployment, if given.
+      type: str
+      sample: awx-job-42
+    started_at:
+      description: When the deployment started (ISO 8601, UTC).
+      type: str
+      sample: "2026-01-01T12:00:00Z"
+    updated_at:
+      description: When the record last changed.
+      type: str
+      sample: "2026-01-01T12:05:00Z"
+    finished_at:
+      description: When the deployment finished; absent while in progress.
+      type: str
+      sample: "2026-01-01T12:07:30Z"
+    outcome:
+      description: V(in_progress), V(succeeded), V(failed) or V(rolled_back).
+      type: str
+      sample: succeeded
+    summary:
+      description: The last summary given, if any.
+      type: str
+      sample: green is live
+    duration_seconds:
+      description: Seconds from start to finish; absent while in progress.
+      type: int
+      sample: 450
+    steps:
+      description: Per step, its C(status), C(started), C(finished) and C(seconds).
+      type: dict
+      sample: {"rollout": {"status": "finished", "started": "2026-01-01T12:00:05Z", "finished": "2026-01-01T12:03:05Z", "seconds": 180}}
+    step_order:
+      description: Step names in the order they were first recorded.
+      type: list
+      elements: str
+      sample: [rollout, wait_healthy, switch]
+    record:
+      description: The free-form data kept with the deployment.
+      type: dict
+      sample: {"colors": {"from": "blue", "to": "green"}}
+    durations:
+      description:
+        - C(deployment_seconds) (null while in progress), C(elapsed_seconds) (so far, or in all) and C(steps)
+          (seconds per step, null while a step runs).
+      type: dict
+      sample: {"deployment_seconds": 450, "elapsed_seconds": 450, "steps": {"rollout": 180}}
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
+
+
+def shown(item):
+    """What the diff shows of a deployment record."""
+    if not item:
+        return {}
+    return {key: value for key, value in item.items() if key not in ("pk", "sk", "kind", "updated_at")}
+
+
+def main():
+    argument_spec = dict(TABLE_ARGUMENT_SPEC)
+    argument_spec.update(
+        state=dict(type="str", choices=["started", "step", "finished"], required=True),
+        deployment_id=dict(type="str"),
+        owner=dict(type="str"),
+        step=dict(type="str"),
+        status=dict(type="str", choices=list(journal.STEP_STATUSES), default="finished"),
+        outcome=dict(type="str", choices=list(journal.FINAL_OUTCOMES)),
+        summary=dict(type="str"),
+        record=dict(type="dict"),
+    )
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_if=[("state", "step", ["deployment_id", "step"]), ("state", "finished", ["deployment_id", "outcome"])],
+    )
+    params = module.params
+    table = table_name(params["service"], params["table_name"])
+
+    def operation():
+        # Bad input fails here, before the table is touched.
+        if params["deployment_id"] is not None:
+            journal.validate_deployment_id(params["deployment_id"])
+        if params["state"] == "step":
+            journal.validate_step(params["step"], params["status"])
+        if params["state"] == "finished":
+            journal.validate_outcome(params["outcome"])
+        journal.validate_record(params["record"])
+
+        dynamodb = client(module, "dynamodb")
+        now = utcnow()
+        common = dict(record=params["record"], check_mode=module.check_mode, now=now)
+        if params["state"] == "started":
+            result = journal.start(
+                dynamodb,
+                table,
+                params["service"],
+                owner=params["owner"],
+                summary=params["summary"],
+                deployment_id=params["deployment_id"],
+                **common,
+            )
+        elif params["state"] == "step":
+            result = journal.step(dynamodb, table, params["service"], params["deployment_id"], params["step"], params["status"], **common)
+        else:
+            result = journal.finish(
+                dynamodb, table, params["service"], params["deployment_id"], params["outcome"], summary=params["summary"], **common
+            )
+        if result.get("missing"):
+            module.warn(
+                "deployment %s is not in the journal of %s (it may have been started in check mode); nothing was read or written"
+                % (result["deployment_id"], params["service"])
+            )
+        output = dict(
+            changed=result["changed"],
+            deployment_id=result["deployment_id"],
+            table_name=table,
+            deployment=journal.view(result["after"], now),
+        )
+        if module._diff:
+            output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
+        return output
+
+    run(module, operation)
+
+
+if __name__ == "__main__":
+    main()

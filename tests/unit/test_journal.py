@@ -1,0 +1,296 @@
+"""The journal's ids, plans, update expressions and durations, and the table's item codec."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
+    Expression,
+    from_attribute,
+    from_item,
+    table_name,
+    to_attribute,
+    to_item,
+)
+
+NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
+ID = "20260101T120000Z-1a2b3c4d"
+
+
+def later(seconds):
+    return NOW + datetime.timedelta(seconds=seconds)
+
+
+def started():
+    return journal.new_item("shop", ID, NOW, owner="run-1", record={"colors": {"from": "blue", "to": "green"}})
+
+
+# -- codec ----------------------------------------------------------------------------------
+def test_values_round_trip_through_attribute_values():
+    value = {
+        "s": "text",
+        "empty": "",
+        "i": 42,
+        "neg": -3,
+        "f": 1.25,
+        "b": True,
+        "n": None,
+        "l": [1, "two", {"three": 3}],
+        "m": {"nested": {"deeper": [False]}},
+    }
+    encoded = to_attribute(value)
+    assert encoded["M"]["i"] == {"N": "42"} and encoded["M"]["b"] == {"BOOL": True} and encoded["M"]["n"] == {"NULL": True}
+    assert encoded["M"]["f"] == {"N": "1.25"}
+    assert from_attribute(encoded) == value
+    assert from_item(to_item(value)) == value
+
+
+def test_numbers_come_back_whole_when_whole():
+    assert from_attribute({"N": "1800"}) == 1800 and isinstance(from_attribute({"N": "1800"}), int)
+    assert from_attribute({"N": "1.5"}) == 1.5
+    assert from_attribute({"N": "1E+3"}) == 1000.0
+    assert from_attribute({"SS": ["b", "a"]}) == ["a", "b"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), {1, 2}])
+def test_values_that_cannot_be_stored_are_refused(value):
+    with pytest.raises(CutoverError, match="cannot be stored"):
+        to_attribute(value)
+
+
+def test_table_name_defaults_to_the_stacks_name():
+    assert table_name("shop") == "cutover-shop"
+    assert table_name("shop", "deploys") == "deploys"
+    with pytest.raises(CutoverError, match="a service name is required"):
+        table_name("")
+
+
+def test_expression_reuses_placeholders_for_the_same_name():
+    expression = Expression()
+    assert expression.name("steps", "switch") == "#n0.#n1"
+    assert expression.name("steps", "rollout") == "#n0.#n2"
+    assert expression.value("x") == ":v0"
+    assert expression.arguments(UpdateExpression="SET a", ConditionExpression=None) == {
+        "UpdateExpression": "SET a",
+        "ExpressionAttributeNames": {"#n0": "steps", "#n1": "switch", "#n2": "rollout"},
+        "ExpressionAttributeValues": {":v0": {"S": "x"}},
+    }
+
+
+# -- ids --------------------------------------------------------------------------------
+def test_deployment_ids_start_with_their_time_and_sort_by_it():
+    first = journal.new_deployment_id(NOW)
+    second = journal.new_deployment_id(later(1))
+    assert first.startswith("20260101T120000Z-") and len(first) == len("20260101T120000Z-") + 8
+    assert journal.validate_deployment_id(first) == first
+    assert sorted([second, first]) == [first, second]
+    assert journal.sort_key(first) == "deploy#" + first
+    assert journal.new_deployment_id(NOW.astimezone(datetime.timezone(datetime.timedelta(hours=2))), "x") == "20260101T120000Z-x"
+    assert journal.new_deployment_id(NOW) != journal.new_deployment_id(NOW)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "2026-01-01T12:00:00Z-x", "20260101T120000Z-", "20260101T120000Z-a b", "20260101T120000Z-#", None, 5]
+)
+def test_malformed_deployment_ids_are_refused(bad):
+    with pytest.raises(CutoverError, match="is not a deployment id"):
+        journal.validate_deployment_id(bad)
+
+
+# -- items and plans ---------------------------------------------------------------------------
+def test_a_new_deployment_is_in_progress_and_never_expires():
+    item = started()
+    assert (item["pk"], item["sk"]) == ("service#shop", "deploy#" + ID)
+    assert item["outcome"] == "in_progress" and item["started_at"] == "2026-01-01T12:00:00Z"
+    assert item["steps"] == {} and item["step_order"] == []
+    assert "expires_at" not in item
+    assert "summary" not in journal.new_item("shop", ID, NOW)
+
+
+def test_step_start_then_finish_records_seconds_and_order():
+    item = started()
+    changes = journal.plan_step(item, "rollout", "started", later(5))
+    assert changes == {
+        ("steps", "rollout"): {"status": "started", "started": "2026-01-01T12:00:05Z", "finished": None, "seconds": None},
+        ("step_order",): ["rollout"],
+    }
+    item = journal.apply_changes(item, changes)
+    # re-entering a running step changes nothing (its start time stays)
+    assert journal.plan_step(item, "rollout", "started", later(30)) == {}
+    changes = journal.plan_step(item, "rollout", "finished", later(185))
+    assert changes == {
+        ("steps", "rollout"): {"status": "finished", "started": "2026-01-01T12:00:05Z", "finished": "2026-01-01T12:03:05Z", "seconds": 180}
+    }
+    item = journal.apply_changes(item, changes)
+    assert journal.plan_step(item, "rollout", "finished", later(200)) == {}
+    assert journal.plan_step(item, "rollout", "started", later(200)) == {}
+
+
+def test_a_step_finished_without_a_start_took_no_time_and_a_failed_step_can_restart():
+    item = journal.apply_changes(started(), journal.plan_step(started(), "smoke", "failed", later(10)))
+    assert item["steps"]["smoke"] == {
+        "status": "failed",
+        "started": "2026-01-01T12:00:10Z",
+        "finished": "2026-01-01T12:00:10Z",
+        "seconds": 0,
+    }
+    restart = journal.plan_step(item, "smoke", "started", later(20))
+    assert restart == {("steps", "smoke"): {"status": "started", "started": "2026-01-01T12:00:20Z", "finished": None, "seconds": None}}
+    item = journal.apply_changes(item, restart)
+    assert item["step_order"] == ["smoke"]
+
+
+def test_record_merges_by_top_level_key():
+    item = started()
+    changes = journal.plan_step(
+        item, "switch", "finished", later(1), record={"colors": {"from": "blue", "to": "green"}, "image_id": "ami-1"}
+    )
+    assert ("record", "colors") not in changes  # unchanged value, not rewritten
+    assert changes[("record", "image_id")] == "ami-1"
+    after = journal.apply_changes(item, changes)
+    assert after["record"] == {"colors": {"from": "blue", "to": "green"}, "image_id": "ami-1"}
+    assert item["record"] == {"colors": {"from": "blue", "to": "green"}}  # the input is not modified
+
+
+def test_finish_sets_outcome_time_and_duration_once():
+    item = started()
+    changes = journal.plan_finish(item, "succeeded", later(450), summary="green is live")
+    assert changes == {
+        ("outcome",): "succeeded",
+        ("finished_at",): "2026-01-01T12:07:30Z",
+        ("duration_seconds",): 450,
+        ("summary",): "green is live",
+    }
+    item = journal.apply_changes(item, changes)
+    assert journal.plan_finish(item, "succeeded", later(900), summary="green is live") == {}
+    assert journal.plan_finish(item, "succeeded", later(900)) == {}
+    assert journal.plan_finish(item, "succeeded", later(900), summary="other") == {("summary",): "other"}
+    rolled_back = journal.plan_finish(item, "rolled_back", later(900))
+    assert rolled_back[("outcome",)] == "rolled_back" and rolled_back[("duration_seconds",)] == 900
+
+
+@pytest.mark.parametrize("outcome", ["in_progress", "success", "", None])
+def test_invalid_outcomes_are_refused(outcome):
+    with pytest.raises(CutoverError, match="is not one of succeeded, failed, rolled_back"):
+        journal.plan_finish(started(), outcome, NOW)
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "message"),
+    [
+        ("", "finished", "is not a step name"),
+        ("a b", "finished", "is not a step name"),
+        ("x" * 65, "started", "is not a step name"),
+        ("rollout", "done", "step status 'done' is not one of started, finished, failed, skipped"),
+    ],
+)
+def test_invalid_steps_are_refused(name, status, message):
+    with pytest.raises(CutoverError, match=message):
+        journal.plan_step(started(), name, status, NOW)
+
+
+def test_update_expression_sets_each_changed_path_on_an_existing_item():
+    changes = {("steps", "switch"): {"status": "started"}, ("step_order",): ["switch"], ("record", "image_id"): "ami-1"}
+    arguments = journal.update_arguments(changes, later(3))
+    assert arguments["UpdateExpression"] == "SET #n0.#n1 = :v0, #n2 = :v1, #n3.#n4 = :v2, #n5 = :v3"
+    assert arguments["ExpressionAttributeNames"] == {
+        "#n0": "record",
+        "#n1": "image_id",
+        "#n2": "step_order",
+        "#n3": "steps",
+        "#n4": "switch",
+        "#n5": "updated_at",
+        "#n6": "pk",
+    }
+    assert arguments["ConditionExpression"] == "attribute_exists(#n6)"
+    assert arguments["ExpressionAttributeValues"][":v1"] == {"L": [{"S": "switch"}]}
+    assert arguments["ExpressionAttributeValues"][":v3"] == {"S": "2026-01-01T12:00:03Z"}
+
+
+# -- durations ---------------------------------------------------------------------------
+def test_seconds_between_iso_times():
+    assert journal.seconds_between("2026-01-01T12:00:00Z", "2026-01-01T12:02:03Z") == 123
+    assert journal.seconds_between("2026-01-01T12:00:00Z", later(2)) == 2
+    assert journal.seconds_between(None, "2026-01-01T12:00:00Z") is None
+    assert journal.seconds_between("2026-01-01T12:00:00+01:00", "2026-01-01T12:00:00Z") == 3600
+
+
+def test_durations_of_a_running_and_a_finished_deployment():
+    item = started()
+    item = journal.apply_changes(item, journal.plan_step(item, "rollout", "finished", later(60)))
+    item = journal.apply_changes(item, journal.plan_step(item, "switch", "started", later(70)))
+    running = journal.durations(item, later(100))
+    assert running == {"deployment_seconds": None, "elapsed_seconds": 100, "steps": {"rollout": 0, "switch": None}}
+    item = journal.apply_changes(item, journal.plan_step(item, "switch", "finished", later(75)))
+    item = journal.apply_changes(item, journal.plan_finish(item, "succeeded", later(80)))
+    done = journal.durations(item, later(5000))
+    assert done == {"deployment_seconds": 80, "elapsed_seconds": 80, "steps": {"rollout": 0, "switch": 5}}
+    shown = journal.view(item, later(5000))
+    assert "pk" not in shown and "sk" not in shown and shown["durations"] == done
+
+
+# -- against a fake table ---------------------------------------------------------------------
+class Recorder:
+    def __init__(self, item=None):
+        self.item = item
+        self.calls = []
+
+    def get_item(self, **kwargs):
+        self.calls.append(("GetItem", kwargs))
+        return {"Item": to_item(self.item)} if self.item else {}
+
+    def update_item(self, **kwargs):
+        self.calls.append(("UpdateItem", kwargs))
+
+    def put_item(self, **kwargs):
+        self.calls.append(("PutItem", kwargs))
+
+    def query(self, **kwargs):
+        self.calls.append(("Query", kwargs))
+        return {"Items": []}
+
+
+def test_recent_is_one_newest_first_query_on_the_deploy_prefix():
+    table = Recorder()
+    assert journal.recent(table, "cutover-shop", "shop", 7) == []
+    ((operation, kwargs),) = table.calls
+    assert operation == "Query"
+    assert kwargs["ScanIndexForward"] is False and kwargs["Limit"] == 7
+    assert kwargs["KeyConditionExpression"] == "#n0 = :v0 AND begins_with(#n1, :v1)"
+    assert kwargs["ExpressionAttributeValues"] == {":v0": {"S": "service#shop"}, ":v1": {"S": "deploy#"}}
+    assert journal.recent(table, "cutover-shop", "shop", 0) == [] and len(table.calls) == 1
+    for bad in (-1, 101, True):
+        with pytest.raises(CutoverError, match="between 0 and 100"):
+            journal.recent(table, "cutover-shop", "shop", bad)
+
+
+def test_finishing_a_finished_deployment_again_writes_nothing():
+    item = started()
+    item = journal.apply_changes(item, journal.plan_finish(item, "failed", later(9), summary="unhealthy"))
+    table = Recorder(item)
+    result = journal.finish(table, "cutover-shop", "shop", ID, "failed", summary="unhealthy", now=later(20))
+    assert result["changed"] is False
+    assert [operation for operation, _ in table.calls] == ["GetItem"]
+
+
+def test_steps_of_a_deployment_missing_from_the_journal():
+    with pytest.raises(CutoverError, match="deployment 20260101T120000Z-1a2b3c4d of service shop is not in the journal"):
+        journal.step(Recorder(), "cutover-shop", "shop", ID, "rollout")
+    result = journal.step(Recorder(), "cutover-shop", "shop", ID, "rollout", check_mode=True)
+    assert result["changed"] and result["missing"] and result["after"] is None
+
+
+def test_bad_input_fails_before_the_table_is_read():
+    table = Recorder(started())
+    with pytest.raises(CutoverError):
+        journal.step(table, "cutover-shop", "shop", "not-an-id", "rollout")
+    with pytest.raises(CutoverError):
+        journal.finish(table, "cutover-shop", "shop", ID, "in_progress")
+    with pytest.raises(CutoverError):
+        journal.start(table, "cutover-shop", "shop", record={"x": float("nan")})
+    with pytest.raises(CutoverError):
+        journal.start(table, "cutover-shop", "shop", record=["not", "a", "dict"])
+    assert table.calls == []
