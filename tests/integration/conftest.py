@@ -27,7 +27,7 @@ class Clients:
     def __init__(self, endpoint: str):
         session = boto3.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION)
         self.endpoint = endpoint
-        for service in ("ec2", "elbv2", "autoscaling", "dynamodb", "ssm", "iam"):
+        for service in ("ec2", "elbv2", "autoscaling", "dynamodb", "ssm", "iam", "cloudwatch"):
             setattr(self, service, session.client(service, endpoint_url=endpoint))
 
 
