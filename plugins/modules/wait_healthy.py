@@ -1,0 +1,209 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: wait_healthy
+short_description: Wait until every target of a colour's target group is healthy
+version_added: 0.1.0
+description:
+  - Polls the health of every target registered in a colour's target group, with a growing delay, until all
+    of them are C(healthy) and at least O(min_healthy) are registered.
+  - Targets in C(initial) are waited on. Targets in C(draining) are leaving the group; they are reported but
+    neither counted nor waited on.
+  - A target that stays C(unhealthy), C(unused) or C(unavailable) for O(unhealthy_timeout) seconds ends the
+    wait at once; the failure names every such target with its state, reason and description.
+  - Changes nothing.
+author:
+  - cutover maintainers (@cutover)
+options:
+  color:
+    description:
+      - The colour whose target group to watch. V(idle) and V(live) are resolved from what the production
+        listener forwards to.
+    type: str
+    choices: [blue, green, idle, live]
+    default: idle
+  min_healthy:
+    description:
+      - How many healthy targets are needed at least.
+      - Defaults to the desired capacity of the colour's Auto Scaling group, and at least 1.
+      - Must not be negative.
+    type: int
+  timeout:
+    description:
+      - Seconds to wait in all. Must not be negative.
+    type: int
+    default: 600
+  unhealthy_timeout:
+    description:
+      - Seconds a target may stay unhealthy (or unused, or unavailable) before the wait fails early.
+      - Defaults to the target group's health-check interval times its healthy threshold plus two, and at
+        least 30 seconds. Must not be negative.
+    type: int
+notes:
+  - In check mode the health is read once, without waiting and without failing; RV(ready) tells whether the
+    colour is ready.
+extends_documentation_fragment:
+  - cutover.bluegreen.pair
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Wait until the idle colour of the shop service is healthy
+  cutover.bluegreen.wait_healthy:
+    service: shop
+  register: idle_health
+
+- name: Wait for at least four healthy green targets, failing after a minute of unhealthy ones
+  cutover.bluegreen.wait_healthy:
+    service: shop
+    color: green
+    min_healthy: 4
+    timeout: 900
+    unhealthy_timeout: 60
+"""
+
+RETURN = r"""
+color:
+  description: The colour watched.
+  returned: always
+  type: str
+  sample: green
+target_group_arn:
+  description: ARN of the colour's target group.
+  returned: always
+  type: str
+min_healthy:
+  description: The number of healthy targets required.
+  returned: always
+  type: int
+  sample: 2
+ready:
+  description: Whether every target is healthy and at least O(min_healthy) are registered.
+  returned: always
+  type: bool
+waited_seconds:
+  description: Seconds spent waiting.
+  returned: always
+  type: float
+  sample: 12.5
+health:
+  description: Counts of the colour's targets.
+  returned: always
+  type: dict
+  contains:
+    registered:
+      description: Number of registered targets, in any state.
+      type: int
+      sample: 2
+    healthy:
+      description: Number of healthy targets.
+      type: int
+      sample: 2
+    unhealthy:
+      description: Number of targets in any other state.
+      type: int
+      sample: 0
+    by_state:
+      description: Number of targets per state.
+      type: dict
+      sample: {"healthy": 2}
+problems:
+  description: Each target that is not healthy, with its reason, and any shortfall.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+draining:
+  description: Targets (C(id:port)) that are draining.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+targets:
+  description: Every target with its state, reason and description.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "i-0123456789abcdef0", "port": 8080, "state": "healthy", "reason": null, "description": null}]
+"""
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import default_unhealthy_timeout, summarize, wait_healthy
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+
+
+def resolve_color(pair, color):
+    if color == "live":
+        return pair.live_color
+    if color == "idle":
+        return pair.idle_color
+    return color
+
+
+def main():
+    argument_spec = dict(
+        color=dict(type="str", default="idle", choices=["blue", "green", "idle", "live"]),
+        min_healthy=dict(type="int"),
+        timeout=dict(type="int", default=600),
+        unhealthy_timeout=dict(type="int"),
+    )
+    module = pair_module(argument_spec, supports_check_mode=True)
+    params = module.params
+
+    def operation():
+        for option in ("min_healthy", "timeout", "unhealthy_timeout"):
+            if params[option] is not None and params[option] < 0:
+                raise CutoverError("%s must not be negative, got %s" % (option, params[option]))
+        elbv2 = client(module, "elbv2")
+        pair = discover_pair(module, elbv2, client(module, "autoscaling"))
+        color = resolve_color(pair, params["color"])
+        group = pair.colors[color]["target_group"]
+        min_healthy = params["min_healthy"]
+        if min_healthy is None:
+            min_healthy = max(1, pair.colors[color]["asg"]["desired_capacity"])
+        unhealthy_timeout = params["unhealthy_timeout"]
+        if unhealthy_timeout is None:
+            unhealthy_timeout = default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold"))
+        if module.check_mode:
+            summary, waited = summarize(pair.colors[color]["targets"], min_healthy), 0.0
+        else:
+            try:
+                summary, waited = wait_healthy(
+                    elbv2,
+                    group["arn"],
+                    min_healthy=min_healthy,
+                    timeout=params["timeout"],
+                    unhealthy_timeout=unhealthy_timeout,
+                    progress=module.log,
+                    name=group["name"],
+                )
+            except CutoverError as exc:
+                exc.details.update(color=color, target_group_arn=group["arn"], min_healthy=min_healthy)
+                raise
+        targets = summary.pop("targets")
+        return dict(
+            changed=False,
+            color=color,
+            target_group_arn=group["arn"],
+            min_healthy=min_healthy,
+            ready=summary.pop("ready"),
+            waited_seconds=waited,
+            problems=summary.pop("problems"),
+            draining=summary.pop("draining"),
+            health={key: summary[key] for key in ("registered", "healthy", "unhealthy", "by_state")},
+            targets=targets,
+        )
+
+    run(module, operation)
+
+
+if __name__ == "__main__":
+    main()
