@@ -16,6 +16,8 @@ every call passes ``aws_retry=True``, which :func:`plain_client` accepts too.
 
 from __future__ import annotations
 
+import base64
+
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
     TAG_COLOR,
@@ -454,3 +456,46 @@ def discover(elbv2, autoscaling, service, target_group_arns=None, asg_names=None
             "health": summarize_targets(targets),
         }
     return Pair(service, load_balancer_arn, colors, listeners, forwarders)
+
+
+def running_versions(ec2, pair):
+    """What each colour runs: ``{color: {launch_template_version, image_id, instance_type, user_data}}``.
+
+    One DescribeLaunchTemplateVersions call for both colours (they share the pair's template).
+    """
+    wanted = {}
+    for color in COLORS:
+        template = pair.colors[color]["asg"]["launch_template"]
+        if template.get("id") and template.get("version"):
+            wanted.setdefault(template["id"], {})[color] = str(template["version"])
+    versions = dict.fromkeys(COLORS)
+    for template_id, by_color in wanted.items():
+        response = ec2.describe_launch_template_versions(
+            LaunchTemplateId=template_id, Versions=sorted(set(by_color.values())), aws_retry=True
+        )
+        found = {}
+        for version in response.get("LaunchTemplateVersions", []):
+            data = version.get("LaunchTemplateData") or {}
+            view = {
+                "launch_template_version": version["VersionNumber"],
+                "image_id": data.get("ImageId"),
+                "instance_type": data.get("InstanceType"),
+                "user_data": base64.b64decode(data["UserData"]).decode("utf-8", "replace") if data.get("UserData") else None,
+            }
+            found[str(version["VersionNumber"])] = view
+            if version.get("DefaultVersion"):
+                found["$Default"] = view
+        latest = max(found.values(), key=lambda v: v["launch_template_version"]) if found else None
+        for color, spec in by_color.items():
+            versions[color] = found.get(spec) or (latest if spec == "$Latest" else None)
+    return versions
+
+
+def load_balancer_address(elbv2, pair):
+    """The load balancer's DNS name and the test and production listener ports (one call)."""
+    balancer = elbv2.describe_load_balancers(LoadBalancerArns=[pair.load_balancer_arn], aws_retry=True)["LoadBalancers"][0]
+    return {
+        "load_balancer_dns_name": balancer.get("DNSName"),
+        "production_listener_port": (pair.production or {}).get("port"),
+        "test_listener_port": (pair.test or {}).get("port"),
+    }

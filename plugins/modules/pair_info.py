@@ -93,8 +93,21 @@ pair:
       type: list
       elements: dict
     colors:
-      description: Per colour, its target group, Auto Scaling group, targets and health counts.
+      description:
+        - Per colour, its target group, Auto Scaling group, targets and health counts,
+          and C(version) - what it runs (launch_template_version, image_id, instance_type, user_data).
       type: dict
+    load_balancer_dns_name:
+      description: DNS name of the load balancer.
+      type: str
+    production_listener_port:
+      description: Port of the production listener.
+      type: int
+      sample: 80
+    test_listener_port:
+      description: Port of the test listener (which forwards to the idle colour).
+      type: int
+      sample: 9000
 standby:
   description:
     - The colour that is not live, and whether its retire-after time has passed.
@@ -173,6 +186,7 @@ table_name:
 from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import load_balancer_address, running_versions
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import MissingTable, table_name
 
 
@@ -207,7 +221,12 @@ def main():
         if not 0 <= params["deployments"] <= journal.MAX_RECENT:
             raise CutoverError("deployments must be between 0 and %d, got %d" % (journal.MAX_RECENT, params["deployments"]))
         table = table_name(params["service"], params["table_name"])
-        pair = discover_pair(module, client(module, "elbv2"), client(module, "autoscaling")).to_dict()
+        elbv2 = client(module, "elbv2")
+        found = discover_pair(module, elbv2, client(module, "autoscaling"))
+        pair = found.to_dict()
+        pair.update(load_balancer_address(elbv2, found))
+        for color, version in running_versions(client(module, "ec2"), found).items():
+            pair["colors"][color]["version"] = version
         now = utcnow()
         dynamodb = client(module, "dynamodb")
         try:

@@ -92,3 +92,17 @@ def test_target_group_of_another_service_is_refused(provisioned, sandbox):
         assert "target group cart-blue belongs to service 'cart', not 'shop'" in result["msg"]
     finally:
         aws.elbv2.delete_target_group(TargetGroupArn=other)
+
+
+def test_pair_info_reports_what_each_colour_runs_and_the_address(provisioned, sandbox):
+    outputs, _ = provisioned
+    result = run_module("cutover.bluegreen.pair_info", {"service": "shop"}, sandbox.endpoint)
+    pair = result["pair"]
+    assert pair["colors"]["blue"]["version"] == {
+        "launch_template_version": 1,
+        "image_id": "ami-0b5c0de0000000001",
+        "instance_type": "t3.micro",
+        "user_data": "version=v1",
+    }
+    assert pair["load_balancer_dns_name"] == outputs["load_balancer_dns_name"]
+    assert (pair["production_listener_port"], pair["test_listener_port"]) == (80, 9000)
