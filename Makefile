@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint sanity unit integration clean
+.PHONY: setup haproxy demo test lint sanity unit integration clean
 
 $(STAMP): requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 (3.11) is required"; exit 1; }
@@ -14,26 +14,43 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+# ansible.cfg finds this checkout as the collection cutover.bluegreen through this link.
+LINK := .tmp/collections-link/ansible_collections/cutover/bluegreen
+$(LINK):
+	mkdir -p $(dir $(LINK))
+	ln -sfn ../../../.. $(LINK)
 
-demo: $(STAMP)
+# The sandbox's load balancer is HAProxy: Debian's package, installed when it is missing.
+haproxy:
+	@if command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || [ -n "$$CUTOVER_HAPROXY" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+		echo "HAProxy 2.4+ is required (the sandbox's load balancer): install it with your package manager, e.g. brew install haproxy"; \
+		exit 1; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	echo "installing haproxy (the sandbox's load balancer) with apt-get"; \
+	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+
+setup: $(STAMP) $(LINK) haproxy
+
+demo: setup
 	$(PY) -m sandbox up
 
-lint: $(STAMP)
+lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	tests/lint/run
 
-sanity: $(STAMP)
+sanity: setup
 	tests/sanity/run
 
-unit: $(STAMP)
+unit: setup
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP)
+integration: setup
 	$(PY) -m pytest tests/integration
 
-test: $(STAMP)
+test: setup
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sanity
 	$(PY) -m pytest

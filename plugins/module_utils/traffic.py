@@ -70,7 +70,7 @@ def wait_stopped(cloudwatch, load_balancer_arn, target_group_arn, window, timeou
         last.update(metric_sums(cloudwatch, load_balancer_arn, target_group_arn, window, metrics=("RequestCount",)))
         return last["RequestCount"] == 0
 
-    _, waited = poll(
+    waited = poll(
         check,
         timeout,
         "the traffic of %s to stop" % target_group_arn.split(":")[-1],
@@ -80,7 +80,7 @@ def wait_stopped(cloudwatch, load_balancer_arn, target_group_arn, window, timeou
         describe=lambda: "%d requests in the last %d s" % (last.get("RequestCount", 0), window),
         clock=clock,
         sleep=sleep,
-    )
+    )[1]
     return waited
 
 

@@ -14,7 +14,7 @@ description:
   - Reads the load balancer's CloudWatch metrics (namespace C(AWS/ApplicationELB)) of one colour's target group.
   - With O(state=stopped), waits until the colour received no request during the last O(window) seconds,
     proving that a switch really moved the traffic away from it.
-  - With O(state=gate), judges a canary phase: fails when the colour answered more 5XX responses than
+  - With O(state=gate), judges a canary phase, and fails when the colour answered more 5XX responses than
     allowed during the last O(window) seconds, naming the numbers.
   - CloudWatch has no datapoint for a period without requests; that counts as zero.
 author:
