@@ -1,4 +1,4 @@
-"""python -m sandbox {start,stop,status,env,provision,up}"""
+"""python -m sandbox {start,stop,status,env,provision,up,urls,instance}"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from . import server
+from .dataplane.control import ControlError
 
 
 def _outputs_file(directory: Path) -> Path:
@@ -28,11 +29,43 @@ def _require(directory: Path) -> server.Sandbox:
     return sandbox
 
 
+def _print_urls(directory: Path) -> None:
+    from .dataplane.control import read_state
+
+    state = read_state(directory)
+    listeners = state.get("listeners", {})
+    for arn, listener in sorted(listeners.items(), key=lambda item: (item[1]["load_balancer_name"], item[1]["listener_port"])):
+        print(f"{listener['load_balancer_name']} {listener['protocol']}:{listener['listener_port']} -> {listener['url']}  ({arn})")
+
+
+def _settle(sandbox: server.Sandbox, directory: Path, outputs: dict) -> None:
+    """Wait until the pair's targets passed their first health checks; show where the listeners are."""
+    from .dataplane import control
+
+    if not control.read_state(directory):
+        return
+    _, waited = control.wait_settled(sandbox.endpoint)
+    print(f"data plane settled ({waited:.1f} s: health checks passed); listeners on loopback:")
+    _print_urls(directory)
+    url = control.listener_urls(directory).get(outputs.get("production_listener_arn", ""))
+    if url:
+        import urllib.request
+
+        with urllib.request.urlopen(url + "/", timeout=5) as response:  # noqa: S310 - loopback http
+            body = json.loads(response.read())
+        print(f"GET {url}/ -> {response.status}: version {body.get('version')} ({body.get('color')}) from {body.get('instance_id')}")
+
+
 def cmd_start(options: argparse.Namespace) -> int:
     began = time.monotonic()
     sandbox = server.start(port=options.port, directory=options.dir)
     print(f"sandbox up at {sandbox.endpoint} (pid {sandbox.pid}, {time.monotonic() - began:.1f} s); use it with:")
     _print_env(sandbox)
+    from .dataplane.control import read_state
+
+    state = read_state(server.state_dir(options.dir))
+    if state:
+        print(f"# data plane: haproxy {state['haproxy']['version']}; listener URLs (after provisioning): python -m sandbox urls")
     return 0
 
 
@@ -73,6 +106,41 @@ def cmd_provision(options: argparse.Namespace) -> int:
     outputs = _provision(directory, options.stack, overrides)
     print(f"provisioned the {outputs['service']} pair in {time.monotonic() - began:.1f} s; outputs in {_outputs_file(directory)}")
     print(json.dumps(outputs, indent=2, sort_keys=True))
+    if not options.no_wait:
+        _settle(_require(directory), directory, outputs)
+    return 0
+
+
+def cmd_urls(options: argparse.Namespace) -> int:
+    directory = server.state_dir(options.dir)
+    _require(directory)
+    _print_urls(directory)
+    return 0
+
+
+def cmd_instance(options: argparse.Namespace) -> int:
+    from .dataplane import control
+
+    sandbox = _require(server.state_dir(options.dir))
+    settings = {
+        key: value
+        for key, value in (
+            ("fail_health", options.fail_health),
+            ("error_rate", options.error_rate),
+            ("delay_ms", options.delay_ms),
+            ("health_delay_ms", options.health_delay_ms),
+        )
+        if value is not None
+    }
+    if options.reset:
+        settings["reset"] = True
+    if options.kill or options.restart:
+        result = control.instance(sandbox.endpoint, options.instance_id, "kill" if options.kill else "restart")
+    elif settings:
+        result = control.instance(sandbox.endpoint, options.instance_id, "settings", **settings)
+    else:
+        result = control.instance(sandbox.endpoint, options.instance_id)
+    print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 
 
@@ -86,6 +154,7 @@ def cmd_up(options: argparse.Namespace) -> int:
         outputs = _provision(directory, options.stack, dict(item.split("=", 1) for item in options.config))
         print(f"pair {outputs['service']} provisioned ({time.monotonic() - began:.1f} s):")
         print(json.dumps(outputs, indent=2, sort_keys=True))
+        _settle(sandbox, directory, outputs)
     finally:
         if not options.keep:
             server.stop(directory)
@@ -107,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         ("env", cmd_env, "print the environment variables that point AWS clients at the sandbox"),
         ("provision", cmd_provision, "create the blue-green pair in the running sandbox from infra/aws"),
         ("up", cmd_up, "start, provision, print the outputs, stop"),
+        ("urls", cmd_urls, "print each load-balancer listener's loopback URL"),
+        ("instance", cmd_instance, "show or change one instance's process: health, errors, latency, kill, restart"),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(handler=handler)
@@ -117,10 +188,24 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--config", action="append", default=[], metavar="cutover:KEY=VALUE", help="override a config value")
         if name == "up":
             sub.add_argument("--keep", action="store_true", help="leave the sandbox running")
+        if name == "provision":
+            sub.add_argument("--no-wait", action="store_true", help="do not wait for the targets' first health checks")
+        if name == "instance":
+            sub.add_argument("instance_id")
+            health = sub.add_mutually_exclusive_group()
+            health.add_argument("--fail-health", dest="fail_health", action="store_const", const=True, help="its /health answers 500")
+            health.add_argument("--pass-health", dest="fail_health", action="store_const", const=False, help="its /health answers 200")
+            sub.add_argument("--error-rate", type=float, help="fraction of requests answered 500 (0..1)")
+            sub.add_argument("--delay-ms", type=int, help="latency added to every request")
+            sub.add_argument("--health-delay-ms", type=int, help="latency added to health checks (beyond the timeout: Target.Timeout)")
+            sub.add_argument("--reset", action="store_true", help="back to its release's settings")
+            action = sub.add_mutually_exclusive_group()
+            action.add_argument("--kill", action="store_true", help="SIGKILL its process (negative control: not restarted)")
+            action.add_argument("--restart", action="store_true", help="start a fresh process")
     options = parser.parse_args(argv)
     try:
         return options.handler(options)
-    except server.SandboxError as exc:
+    except (server.SandboxError, ControlError) as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:  # ConfigError is a ValueError: bad input, nothing was created

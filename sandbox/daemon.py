@@ -1,6 +1,9 @@
-"""The sandbox process: moto's AWS API server on loopback, stopped by SIGTERM.
+"""The sandbox process: moto's AWS API server on loopback and the data plane, stopped by SIGTERM.
 
-Started detached by :mod:`sandbox.server`; not meant to be run by hand.
+Started detached (its own process group) by :mod:`sandbox.server`; not meant to
+be run by hand. The data plane (:mod:`sandbox.dataplane`: HAProxy and one process
+per instance) runs in this process and its children, all in this process group,
+and is stopped with it.
 """
 
 from __future__ import annotations
@@ -10,31 +13,75 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.daemon")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", default=".sandbox", help="where the data plane writes dataplane.json and its files")
     options = parser.parse_args(argv)
     if not options.host.startswith("127.") and options.host != "localhost":
         parser.error("the sandbox listens on loopback only (127.0.0.0/8)")
-
-    from moto.server import ThreadedMotoServer
-
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address=options.host, port=options.port, verbose=False)
+
+    from . import moto_fixes
+
+    moto_fixes.install()
+
+    from . import dataplane
+
+    binary = None
+    if dataplane.enabled():
+        from .dataplane.haproxy import HAProxyError, find_binary
+
+        try:
+            binary = find_binary()
+        except HAProxyError as exc:
+            print(f"sandbox: {exc}", file=sys.stderr, flush=True)
+            return 3
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
     stop = threading.Event()
+    running: list = []
 
     def _stop(signum: int, _frame: object) -> None:
         stop.set()
+        for controller in running:
+            controller.halt()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    server.start()
-    print(f"sandbox listening on http://{options.host}:{options.port}", flush=True)
-    stop.wait()
-    server.stop()
+
+    app = DomainDispatcherApplication(create_backend_app)
+    controller = None
+    try:
+        if binary is not None:
+            from .dataplane import patches
+            from .dataplane.controller import Controller
+
+            registry = patches.Registry()
+            patches.install(registry)
+            controller = Controller(
+                Path(options.state_dir), control_url=f"http://{options.host}:{options.port}/_sandbox", binary=binary, registry=registry
+            )
+            controller.start()
+            running.append(controller)
+            app = controller.wsgi(app)
+        server = make_server(options.host, options.port, app, threaded=True, request_handler=MotoRequestHandler)
+        thread = threading.Thread(target=server.serve_forever, name="aws-api", daemon=True)
+        thread.start()
+        print(f"sandbox listening on http://{options.host}:{options.port}", flush=True)
+        stop.wait()
+        server.shutdown()
+        thread.join(timeout=5)
+    finally:
+        if controller is not None:
+            controller.stop()
     print("sandbox stopped", flush=True)
     return 0
 

@@ -113,10 +113,11 @@ def start(
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
             raise SandboxError(f"port {port} on {host} is already in use; choose another with --port or CUTOVER_SANDBOX_PORT")
+    _require_haproxy()
     log = folder / "sandbox.log"
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.daemon", "--host", host, "--port", str(port)],
+            [sys.executable, "-m", "sandbox.daemon", "--host", host, "--port", str(port), "--state-dir", str(folder)],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -136,6 +137,19 @@ def start(
         delay = min(delay * 1.5, 0.5)
     _state_file(folder).write_text(json.dumps(asdict(sandbox), indent=2))
     return sandbox
+
+
+def _require_haproxy() -> None:
+    """The data plane needs HAProxy: say how to get it before starting anything."""
+    from . import dataplane
+
+    if dataplane.enabled():
+        from .dataplane.haproxy import HAProxyError, find_binary
+
+        try:
+            find_binary()
+        except HAProxyError as exc:
+            raise SandboxError(f"{exc} (or set {dataplane.ENABLE_VARIABLE}=0 for the AWS API alone)") from None
 
 
 def _terminate(pid: int, timeout: float = 10.0) -> None:
