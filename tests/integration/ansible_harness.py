@@ -73,3 +73,50 @@ def run_module(module: str, args: dict[str, Any], endpoint: str, check: bool = F
     extra = tuple(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
     document = run_playbook([play], endpoint, extra, **env)
     return document["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+class PlaybookRun:
+    """The outcome of one ``ansible-playbook playbooks/<name>.yml`` run (json callback)."""
+
+    def __init__(self, returncode: int, document: dict[str, Any], stderr: str):
+        self.returncode = returncode
+        self.document = document
+        self.stderr = stderr
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def tasks(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(task["task"]["name"], task["hosts"].get("localhost", {})) for play in self.document["plays"] for task in play["tasks"]]
+
+    def result(self, name_part: str) -> dict[str, Any]:
+        """The result of the last task whose name contains ``name_part``."""
+        found = [result for name, result in self.tasks() if name_part in name]
+        if not found:
+            raise AssertionError(f"no task named like {name_part!r}: {[name for name, _ in self.tasks()]}")
+        return found[-1]
+
+    def failure(self) -> str:
+        return " | ".join(str(result.get("msg")) for _, result in self.tasks() if result.get("failed") and not result.get("ignore_errors"))
+
+    def messages(self) -> str:
+        return "\n".join(str(result.get("msg", "")) for _, result in self.tasks())
+
+
+def run_playbook_file(name: str, endpoint: str, timeout: float = 600, **extra_vars: Any) -> PlaybookRun:
+    """Run ``playbooks/<name>.yml`` as a user does, with ``-e`` extra vars (as JSON)."""
+    result = subprocess.run(
+        [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)],
+        env=ansible_env(endpoint),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    try:
+        document = json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"ansible-playbook printed no JSON ({result.returncode}):\n{result.stdout}\n{result.stderr}") from exc
+    return PlaybookRun(result.returncode, document, result.stderr)

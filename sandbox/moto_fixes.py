@@ -1,0 +1,80 @@
+"""Where moto's behaviour differs from AWS in ways cutover depends on, the sandbox behaves like AWS.
+
+Installed in the sandbox process before its server starts:
+
+- ``CreateLaunchTemplateVersion`` honours ``SourceVersion`` (the new version
+  holds the source's data under the keys sent) and stores ``UserData`` the way
+  ``CreateLaunchTemplate`` does, so instances can launch from it.
+- DynamoDB writes are atomic: moto checks a write's condition and then writes
+  without holding a lock, so two conditional writes could both succeed; AWS
+  never lets that happen, and the deployment lock relies on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+
+_INSTALLED = False
+
+
+def _launch_template_versions() -> None:
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ec2.utils import parse_user_data
+
+    original = LaunchTemplates.create_launch_template_version
+
+    @functools.wraps(original)
+    def create_launch_template_version(self):
+        name = self._get_param("LaunchTemplateName")
+        template_id = self._get_param("LaunchTemplateId")
+        template = self.ec2_backend.get_launch_template(template_id) if template_id else self.ec2_backend.get_launch_template_by_name(name)
+        data = self._get_param("LaunchTemplateData", {}) or {}
+        source = self._get_param("SourceVersion")
+        if source:
+            merged = copy.deepcopy(template.get_version(source).data)
+            merged.update(data)
+            data = merged
+        if data.get("UserData") is not None:
+            data["UserData"] = parse_user_data(str(data["UserData"]))
+        self.querystring = {key: value for key, value in self.querystring.items() if not key.startswith("LaunchTemplateData")}
+        self._fixed_template_data = data
+        return original(self)
+
+    original_get_param = LaunchTemplates._get_param
+
+    def _get_param(self, name, if_none=None):
+        if name == "LaunchTemplateData" and hasattr(self, "_fixed_template_data"):
+            return self._fixed_template_data
+        return original_get_param(self, name, if_none)
+
+    LaunchTemplates.create_launch_template_version = create_launch_template_version
+    LaunchTemplates._get_param = _get_param
+
+
+def _atomic_dynamodb_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def serialized(method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            with lock:
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))
+
+
+def install() -> None:
+    """Install every fix once (idempotent)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    _launch_template_versions()
+    _atomic_dynamodb_writes()
+    _INSTALLED = True

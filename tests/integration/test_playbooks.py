@@ -1,0 +1,242 @@
+"""The playbooks users run, end to end on the sandbox: deploy, rollback, teardown, status.
+
+One pair for the whole file; the tests run in order and each starts from the
+state the previous one left, the way releases follow each other.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import forward_weights
+from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import dimension_value
+
+from sandbox.dataplane.control import listener_urls, wait_settled
+
+from .ansible_harness import run_playbook_file
+
+V2 = {"image_id": "ami-0b5c0de0000000002", "user_data": "version=v2", "version": "v2"}
+V3 = {"image_id": "ami-0b5c0de0000000003", "user_data": "version=v3", "version": "v3"}
+
+
+@pytest.fixture(scope="module")
+def pair(provisioned, sandbox, tmp_path_factory):
+    outputs, aws = provisioned
+    wait_settled(sandbox.endpoint)
+    urls = listener_urls(sandbox.state_dir)
+    records = tmp_path_factory.mktemp("records")
+
+    class Pair:
+        endpoint = sandbox.endpoint
+        test_url = urls[outputs["test_listener_arn"]]
+        production_url = urls[outputs["production_listener_arn"]]
+
+        def __init__(self):
+            self.outputs, self.aws, self.records = outputs, aws, records
+
+        def play(self, name, **extra):
+            if name == "deploy":
+                extra = {
+                    "deploy_smoke_test_url": self.test_url,
+                    "deploy_record_dir": str(self.records),
+                    "deploy_verify_window": 4,
+                    **extra,
+                }
+            return run_playbook_file(name, self.endpoint, **{"service": "shop", **extra})
+
+        def live(self):
+            listener = aws.elbv2.describe_listeners(ListenerArns=[outputs["production_listener_arn"]])["Listeners"][0]
+            weights = forward_weights(listener["DefaultActions"])
+            colors = {arn: color for color, arn in outputs["target_group_arns"].items()}
+            return {colors[arn]: weight for arn, weight in weights.items()}
+
+        def rule_target(self):
+            rule = aws.elbv2.describe_rules(RuleArns=outputs["rule_arns"])["Rules"][0]
+            colors = {arn: color for color, arn in outputs["target_group_arns"].items()}
+            return [colors[arn] for arn in forward_weights(rule["Actions"])]
+
+        def asg(self, color):
+            group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["asg_names"][color]])["AutoScalingGroups"][
+                0
+            ]
+            group["TagMap"] = {t["Key"]: t["Value"] for t in group["Tags"]}
+            return group
+
+        def lock(self):
+            return aws.dynamodb.get_item(TableName="cutover-shop", Key={"pk": {"S": "service#shop"}, "sk": {"S": "lock"}}).get("Item")
+
+        def journal(self):
+            items = aws.dynamodb.query(
+                TableName="cutover-shop",
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": {"S": "service#shop"}, ":prefix": {"S": "deploy#"}},
+                ScanIndexForward=False,
+            )["Items"]
+            return items
+
+        def template_versions(self):
+            return len(aws.ec2.describe_launch_template_versions(LaunchTemplateId=outputs["launch_template_id"])["LaunchTemplateVersions"])
+
+    return Pair()
+
+
+def outcome(item):
+    return item["outcome"]["S"]
+
+
+def test_bad_extra_vars_are_refused_before_anything_changes(pair):
+    versions = pair.template_versions()
+    run = pair.play("deploy", **{"service": ""})
+    assert not run.ok and "usage: ansible-playbook playbooks/deploy.yml -e service=<name>" in run.failure()
+    run = run_playbook_file("deploy", pair.endpoint, service="shop")
+    assert not run.ok and "no new version given for shop: set deploy_image_id, deploy_user_data or deploy_instance_type" in run.failure()
+    run = pair.play("deploy", image_id="ami-0b5c0de0000000002", deploy_canary_weight="lots")
+    assert not run.ok and "deploy_canary_weight" in run.failure()
+    run = pair.play("deploy", service="nosuch", image_id="ami-0b5c0de0000000002")
+    assert not run.ok and "no target groups tagged cutover:service=nosuch" in run.failure()
+    assert pair.live() == {"blue": 1} and pair.template_versions() == versions
+    assert pair.lock() is None and pair.journal() == []
+
+
+def test_deploy_switches_everything_to_green_and_keeps_blue_warm(pair):
+    run = pair.play("deploy", **V2)
+    assert run.ok, run.failure()
+    assert pair.live() == {"green": 1}
+    assert pair.rule_target() == ["green"]
+    blue, green = pair.asg("blue"), pair.asg("green")
+    assert blue["DesiredCapacity"] == 2 and blue["TagMap"]["cutover:state"] == "standby"
+    assert "cutover:retire-after" in blue["TagMap"]
+    assert green["DesiredCapacity"] == 2 and "cutover:state" not in green["TagMap"]
+    assert pair.lock() is None
+    [entry] = pair.journal()
+    assert outcome(entry) == "succeeded"
+    [record_file] = list(pair.records.glob("shop-*.json"))
+    record = json.loads(record_file.read_text())
+    assert record["outcome"] == "succeeded" and (record["from_color"], record["to_color"]) == ("blue", "green")
+    assert record["deployment_seconds"] > 0 and record["cutover_seconds"] is not None
+    assert record["detect_seconds"] is None and record["rollback_seconds"] is None
+    summary = run.result("Summary")["msg"]
+    assert summary[0] == "shop: succeeded — green is live with v2"
+    assert "cutover" in summary[1] and "deployment" in summary[1]
+    # the new version really serves production
+    import urllib.request
+
+    with urllib.request.urlopen(pair.production_url, timeout=5) as response:
+        assert "v2" in response.read().decode()
+
+
+def test_deploying_the_live_version_again_changes_nothing(pair):
+    versions, journal = pair.template_versions(), len(pair.journal())
+    run = pair.play("deploy", **V2)
+    assert not run.ok
+    assert "shop already runs this version on its live colour green" in run.failure()
+    assert "nothing was changed" in run.failure()
+    assert pair.live() == {"green": 1} and pair.template_versions() == versions
+    assert len(pair.journal()) == journal and pair.lock() is None
+
+
+def test_a_locked_service_is_refused_naming_the_holder(pair):
+    expires = int(datetime.datetime.now(datetime.UTC).timestamp()) + 600
+    pair.aws.dynamodb.put_item(
+        TableName="cutover-shop",
+        Item={
+            "pk": {"S": "service#shop"},
+            "sk": {"S": "lock"},
+            "owner": {"S": "release-train-7"},
+            "expires_at": {"N": str(expires)},
+            "acquired_at": {"N": str(expires - 600)},
+            "lease_seconds": {"N": "600"},
+        },
+    )
+    try:
+        versions = pair.template_versions()
+        run = pair.play("deploy", **V3)
+        assert not run.ok
+        assert "release-train-7" in run.failure()
+        assert datetime.datetime.fromtimestamp(expires, datetime.UTC).strftime("%Y-%m-%dT%H:%M") in run.failure()
+        assert pair.template_versions() == versions and pair.live() == {"green": 1}
+        assert pair.lock()["owner"]["S"] == "release-train-7"
+    finally:
+        pair.aws.dynamodb.delete_item(TableName="cutover-shop", Key={"pk": {"S": "service#shop"}, "sk": {"S": "lock"}})
+
+
+def test_rollback_returns_to_blue_at_once(pair):
+    run = pair.play("rollback")
+    assert run.ok, run.failure()
+    assert pair.live() == {"blue": 1} and pair.rule_target() == ["blue"]
+    assert pair.asg("green")["TagMap"]["cutover:state"] == "standby"
+    assert pair.lock() is None
+    assert run.result("Summary")["msg"][0] == "shop: rollback succeeded — blue is live again"
+    # naming the live colour changes nothing
+    run = pair.play("rollback", to="blue")
+    assert run.ok and "blue is already live; nothing to roll back" in run.messages()
+    assert pair.live() == {"blue": 1}
+
+
+def test_a_failure_before_the_switch_leaves_production_untouched(pair):
+    # green is the standby now; the release goes there and fails its smoke test
+    run = pair.play("deploy", **V3, deploy_smoke_test_expect="this text is never served", deploy_smoke_test_retries=2)
+    assert not run.ok
+    assert "deploy failed: Smoke-test" in run.failure() and "production was not touched" in run.failure()
+    assert pair.live() == {"blue": 1} and pair.rule_target() == ["blue"]
+    assert pair.lock() is None
+    assert outcome(pair.journal()[0]) == "failed"
+
+
+def test_nothing_to_roll_back_to_is_said_clearly(pair):
+    # green now holds the failed, never released v3: it is no standby
+    run = pair.play("rollback")
+    assert not run.ok
+    assert "nothing to roll back to for shop: green is not a standby or retired colour" in run.failure()
+    assert pair.live() == {"blue": 1} and pair.lock() is None
+
+
+def test_a_failure_after_the_switch_switches_back(pair):
+    # blue keeps "receiving requests" after the switch: the traffic check fails and the deploy rolls back
+    now = datetime.datetime.now(datetime.UTC)
+    dimensions = [
+        {"Name": "LoadBalancer", "Value": dimension_value(pair.outputs["load_balancer_arn"])},
+        {"Name": "TargetGroup", "Value": dimension_value(pair.outputs["target_group_arns"]["blue"])},
+    ]
+    pair.aws.cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[{"MetricName": "RequestCount", "Dimensions": dimensions, "Timestamp": now, "Value": 500.0, "Unit": "Count"}],
+    )
+    run = pair.play("deploy", **V3, deploy_verify_window=300, deploy_verify_timeout=2)
+    assert not run.ok
+    assert "deploy rolled_back" in run.failure() and "production was switched back to blue" in run.failure()
+    assert pair.live() == {"blue": 1} and pair.rule_target() == ["blue"]
+    assert pair.lock() is None
+    assert outcome(pair.journal()[0]) == "rolled_back"
+    record = json.loads(max(pair.records.glob("shop-*.json"), key=lambda p: p.stat().st_mtime).read_text())
+    assert record["outcome"] == "rolled_back"
+    assert record["detect_seconds"] is not None and record["rollback_seconds"] is not None
+
+
+def test_teardown_retires_the_expired_standby_and_rollback_restores_it(pair):
+    run = pair.play("deploy", **V3, deploy_standby_ttl="1")
+    assert run.ok, run.failure()
+    assert pair.live() == {"green": 1}
+    run = run_playbook_file("teardown", pair.endpoint, services="shop")
+    assert run.ok, run.failure()
+    blue = pair.asg("blue")
+    assert (blue["DesiredCapacity"], blue["TagMap"]["cutover:state"]) == (0, "retired")
+    assert pair.asg("green")["DesiredCapacity"] == 2 and pair.live() == {"green": 1}
+    # a second teardown changes nothing
+    run = run_playbook_file("teardown", pair.endpoint, services="shop")
+    assert run.ok and run.result("Drain and scale to zero").get("changed") is False
+    # rollback to the retired colour scales it back up, waits for health, then switches
+    run = pair.play("rollback")
+    assert run.ok, run.failure()
+    assert pair.live() == {"blue": 1} and pair.asg("blue")["DesiredCapacity"] == 2
+
+
+def test_status_shows_the_pair(pair):
+    run = pair.play("status")
+    assert run.ok, run.failure()
+    assert run.result("Show the live colour")["msg"].startswith("shop: blue is live")
+    shown = [r["msg"] for r in run.result("Show each colour")["results"]]
+    assert shown[0].startswith("blue (live): 2/2 in service")
+    assert shown[1].startswith("green:") and "standby until" in shown[1]
