@@ -6,27 +6,19 @@ under ``.tmp/collections`` and put on sys.path (and on
 ANSIBLE_COLLECTIONS_PATH for the ansible-playbook runs of the tests).
 """
 
-import contextlib
 import os
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COLLECTIONS = REPO / ".tmp" / "collections-link"
+COLLECTIONS = REPO / ".tmp" / "collections-link"  # where sandbox.playbooks.link_collection links the checkout
 
 
-def _link_collection() -> None:
-    link = COLLECTIONS / "ansible_collections" / "cutover" / "bluegreen"
-    if not link.is_symlink():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.exists():
-            raise RuntimeError(f"{link} exists and is not a link to the repo")
-        with contextlib.suppress(FileExistsError):  # another test process made it first
-            link.symlink_to(REPO, target_is_directory=True)
-
-
-_link_collection()
 for path in (REPO, REPO / "infra" / "aws", COLLECTIONS):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+from sandbox.playbooks import link_collection  # noqa: E402 - needs the repo on sys.path
+
+link_collection()
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)

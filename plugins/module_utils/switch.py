@@ -548,10 +548,12 @@ def switch(
 
     apply_seconds = verify_seconds = 0.0
     verified = False
+    switched_at = None
     if changes and not check_mode:
         started = clock()
         apply_switch(elbv2, changes)
         applied = clock()
+        switched_at = round(time.time(), 3)
         apply_seconds = applied - started
         if verify:
             verify_switch(elbv2, changes, timeout=verify_timeout, progress=progress)
@@ -572,6 +574,7 @@ def switch(
         "apply_seconds": round(apply_seconds, 3),
         "verify_seconds": round(verify_seconds, 3),
         "switch_seconds": round(apply_seconds + verify_seconds, 3),
+        "switched_at": switched_at,
         "pair": after,
         "pair_before": pair,
     }

@@ -231,6 +231,11 @@ switch_seconds:
   returned: always
   type: float
   sample: 0.412
+switched_at:
+  description: When the last listener or rule was changed (seconds since the epoch); null when nothing changed.
+  returned: always
+  type: float
+  sample: 1795372800.123
 apply_seconds:
   description: Seconds taken to change the listeners and rules.
   returned: always
@@ -369,6 +374,7 @@ def main():
             guard=result["guard"],
             verified=result["verified"],
             switch_seconds=result["switch_seconds"],
+            switched_at=result["switched_at"],
             apply_seconds=result["apply_seconds"],
             verify_seconds=result["verify_seconds"],
             parameter=parameter,
