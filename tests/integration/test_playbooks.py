@@ -168,7 +168,9 @@ def test_rollback_returns_to_blue_at_once(pair):
     assert pair.live() == {"blue": 1} and pair.rule_target() == ["blue"]
     assert pair.asg("green")["TagMap"]["cutover:state"] == "standby"
     assert pair.lock() is None
-    assert run.result("Summary")["msg"][0] == "shop: rollback succeeded — blue is live again"
+    assert run.result("Summary")["msg"][0].startswith("shop: blue is live again; green is the standby until ")
+    [entry] = [item for item in pair.journal() if item["record"]["M"]["kind"]["S"] == "rollback"]
+    assert outcome(entry) == "succeeded"
     # naming the live colour changes nothing
     run = pair.play("rollback", to="blue")
     assert run.ok and "blue is already live; nothing to roll back" in run.messages()
@@ -190,6 +192,7 @@ def test_nothing_to_roll_back_to_is_said_clearly(pair):
     run = pair.play("rollback")
     assert not run.ok
     assert "nothing to roll back to for shop: green is not a standby or retired colour" in run.failure()
+    assert "Nothing was changed" in run.failure()
     assert pair.live() == {"blue": 1} and pair.lock() is None
 
 

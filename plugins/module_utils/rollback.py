@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Rollback as one operation: lock, restore if retired, switch back, keep the other colour warm, journal, unlock.
+
+A rollback is the command run when production is hurting, so it is one call
+(one process, one set of clients) rather than a chain of tasks: the lock is
+always released, and every step is the same library code the single-purpose
+modules use, with the same refusals (never to an unhealthy colour, never to a
+colour that did not serve production before).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import publish_active_color
+from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import mark_standby, restore
+from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import switch
+
+RETURNABLE = ("standby", "retired")
+
+
+def choose_target(pair, to):
+    """The colour to return to: ``previous`` is the colour not live now; refuses one that never served production."""
+    if to not in COLORS + ("previous",):
+        raise CutoverError("to must be previous, blue or green, got %r" % (to,))
+    live = pair.live_color
+    target = pair.idle_color if to == "previous" else to
+    if target == live:
+        return live, target
+    asg = pair.colors[target]["asg"]
+    if asg["state"] not in RETURNABLE:
+        raise CutoverError(
+            "nothing to roll back to for %s: %s is not a standby or retired colour (state %s, %d instances in service); "
+            "only a colour that a release left behind can be rolled back to. Nothing was changed."
+            % (pair.service, target, asg["state"] or "none", asg["in_service"]),
+            live_color=live,
+            color=target,
+        )
+    return live, target
+
+
+def rollback(
+    clients,
+    discover,
+    service,
+    owner,
+    table,
+    to="previous",
+    lease_seconds=900,
+    standby_ttl="1d",
+    capacity=None,
+    wait_timeout=600,
+    parameter_name=None,
+    check_mode=False,
+    progress=None,
+    clock=time.monotonic,
+):
+    """Roll ``service`` back; ``clients`` has elbv2, autoscaling, dynamodb and ssm; ``discover()`` reads the pair.
+
+    Returns ``{changed, from_color, to_color, restored, switch, standby, deployment_id, seconds}``.
+    """
+    started = clock()
+    pair = discover()
+    live, target = choose_target(pair, to)
+    result = dict(changed=False, from_color=live, to_color=target, restored=None, switch=None, standby=None, deployment_id=None)
+    if target == live:
+        result.update(message="%s is already live; nothing to roll back" % target, seconds=round(clock() - started, 3))
+        return result
+
+    lease.acquire(clients["dynamodb"], table, service, owner, lease_seconds, purpose="rollback to %s" % target, check_mode=check_mode)
+    try:
+        entry = journal.start(
+            clients["dynamodb"],
+            table,
+            service,
+            owner=owner,
+            record={"kind": "rollback", "from_color": live, "to_color": target},
+            check_mode=check_mode,
+        )
+        result["deployment_id"] = entry["deployment_id"]
+        outcome = "failed"
+        try:
+            asg = pair.colors[target]["asg"]
+            if asg["state"] == "retired" or asg["in_service"] == 0:
+                restored = restore(
+                    clients["elbv2"],
+                    clients["autoscaling"],
+                    pair,
+                    target,
+                    capacity=capacity,
+                    wait_timeout=wait_timeout,
+                    check_mode=check_mode,
+                    progress=progress,
+                )
+                restored.pop("diff", None)
+                result["restored"] = restored
+                if not check_mode:
+                    pair = discover()  # its targets and health are new now
+            switched = switch(clients["elbv2"], pair, to_color=target, check_mode=check_mode, progress=progress)
+            if parameter_name:
+                publish_active_color(clients["ssm"], parameter_name, target, check_mode=check_mode)
+            standby = mark_standby(clients["autoscaling"], switched["pair"], live, ttl=standby_ttl, reset=True, check_mode=check_mode)
+            standby.pop("diff", None)
+            result.update(
+                changed=True,
+                switch={k: switched[k] for k in ("changes", "switch_seconds", "switched_at", "verified")},
+                standby=standby,
+                message="%s is live again; %s is the standby until %s" % (target, live, standby["retire_after"]),
+            )
+            outcome = "succeeded"
+        except CutoverError as exc:
+            result["message"] = exc.message
+            raise
+        finally:
+            result["seconds"] = round(clock() - started, 3)
+            _close_journal(clients["dynamodb"], table, service, entry["deployment_id"], outcome, result, check_mode, progress)
+    finally:
+        lease.release(clients["dynamodb"], table, service, owner, check_mode=check_mode)
+    return result
+
+
+def _close_journal(dynamodb, table, service, deployment_id, outcome, result, check_mode, progress):
+    durations = {"rollback_seconds": result["seconds"]}
+    if result["switch"]:
+        durations["cutover_seconds"] = result["switch"]["switch_seconds"]
+    if result["restored"]:
+        durations["restore_seconds"] = round(sum(result["restored"]["waited"].values()), 3)
+    try:
+        journal.finish(
+            dynamodb,
+            table,
+            service,
+            deployment_id,
+            outcome,
+            summary=(result.get("message") or "rollback %s" % outcome)[:900],
+            record={"durations": durations},
+            check_mode=check_mode,
+        )
+    except CutoverError as exc:
+        if outcome == "succeeded":
+            raise
+        if progress:  # the rollback's own failure is what the caller must see
+            progress("the journal entry %s could not be closed: %s" % (deployment_id, exc.message))

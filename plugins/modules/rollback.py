@@ -1,0 +1,176 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rollback
+short_description: Roll a blue-green pair back to its previous colour in one step
+version_added: 0.1.0
+description:
+  - Takes the service's deployment lock, switches every production listener and rule back to the previous
+    colour (the standby a release left warm), keeps the colour it rolls away from warm as the new standby
+    with a TTL, records the rollback in the journal and releases the lock, in one call.
+  - A colour that teardown retired (scaled to zero) is first scaled back up, and the switch waits until
+    every one of its targets is healthy; a colour with fewer healthy targets than its capacity is never
+    switched to.
+  - Refuses a colour that never served production (neither standby nor retired) - nothing to roll back to.
+  - Naming the colour that is already live changes nothing.
+author:
+  - cutover maintainers (@cutover)
+options:
+  to:
+    description:
+      - The colour to return to; V(previous) is the colour that is not live now.
+    type: str
+    default: previous
+    choices: [previous, blue, green]
+  owner:
+    description:
+      - Who holds the deployment lock during the rollback.
+    type: str
+    required: true
+  lease_seconds:
+    description:
+      - Lease of the deployment lock, in seconds.
+    type: int
+    default: 900
+  table_name:
+    description:
+      - The lock and journal table (default C(cutover-<service>)).
+    type: str
+  standby_ttl:
+    description:
+      - How long the colour rolled away from stays warm, as seconds or a duration like V(30m), V(2h), V(1d).
+    type: str
+    default: 1d
+  capacity:
+    description:
+      - Instances to restore a retired colour to (default the live colour's desired capacity).
+    type: int
+  wait_timeout:
+    description:
+      - Seconds to wait for a restored colour to be InService and healthy.
+    type: int
+    default: 600
+  publish_parameter:
+    description:
+      - SSM parameter that publishes the live colour (default C(/cutover/<service>/active-color)); an empty string disables it.
+    type: str
+extends_documentation_fragment:
+  - cutover.bluegreen.pair
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+notes:
+  - Supports check mode (reports what it would do; takes no lock and changes nothing).
+"""
+
+EXAMPLES = r"""
+- name: Roll shop back to the colour that was live before the last release
+  cutover.bluegreen.rollback:
+    service: shop
+    owner: "awx-job-{{ awx_job_id | default('manual') }}"
+
+- name: Return to blue explicitly, keeping green warm for two hours
+  cutover.bluegreen.rollback:
+    service: shop
+    to: blue
+    owner: release-engineer
+    standby_ttl: 2h
+"""
+
+RETURN = r"""
+from_color:
+  description: The colour that was live.
+  returned: always
+  type: str
+  sample: green
+to_color:
+  description: The colour live after the rollback.
+  returned: always
+  type: str
+  sample: blue
+message:
+  description: What happened.
+  returned: always
+  type: str
+  sample: blue is live again; green is the standby until 2026-01-02T12:00:00Z
+deployment_id:
+  description: The journal entry of the rollback (null when nothing was to be done).
+  returned: always
+  type: str
+restored:
+  description: When the colour had been retired, how it was scaled back up (sizes, waits, health).
+  returned: always
+  type: dict
+switch:
+  description: The switch (changes per listener and rule, switch_seconds, switched_at, verified).
+  returned: always
+  type: dict
+standby:
+  description: The colour rolled away from, now the standby (retire_after, tags).
+  returned: always
+  type: dict
+seconds:
+  description: How long the rollback took, lock to unlock.
+  returned: always
+  type: float
+  sample: 0.9
+"""
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name
+from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import parse_ttl
+from ansible_collections.cutover.bluegreen.plugins.module_utils.rollback import rollback
+from ansible_collections.cutover.bluegreen.plugins.module_utils.table import table_name
+
+
+def main():
+    module = pair_module(
+        dict(
+            to=dict(type="str", default="previous", choices=["previous", "blue", "green"]),
+            owner=dict(type="str", required=True),
+            lease_seconds=dict(type="int", default=900),
+            table_name=dict(type="str"),
+            standby_ttl=dict(type="str", default="1d"),
+            capacity=dict(type="int"),
+            wait_timeout=dict(type="int", default=600),
+            publish_parameter=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    def operation():
+        parse_ttl(params["standby_ttl"])  # bad input fails before anything changes
+        if params["wait_timeout"] < 0:
+            module.fail_json(msg="wait_timeout must be zero or more seconds, got %s" % params["wait_timeout"])
+        if params["capacity"] is not None and params["capacity"] < 1:
+            module.fail_json(msg="capacity must be at least 1, got %s" % params["capacity"])
+        clients = {name: client(module, name) for name in ("elbv2", "autoscaling", "dynamodb", "ssm")}
+        parameter = params["publish_parameter"]
+        return rollback(
+            clients,
+            lambda: discover_pair(module, clients["elbv2"], clients["autoscaling"]),
+            params["service"],
+            params["owner"],
+            table_name(params["service"], params["table_name"]),
+            to=params["to"],
+            lease_seconds=params["lease_seconds"],
+            standby_ttl=params["standby_ttl"],
+            capacity=params["capacity"],
+            wait_timeout=params["wait_timeout"],
+            parameter_name=default_parameter_name(params["service"]) if parameter is None else parameter,
+            check_mode=module.check_mode,
+            progress=module.log,
+        )
+
+    run(module, operation)
+
+
+if __name__ == "__main__":
+    main()
