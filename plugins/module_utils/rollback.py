@@ -85,22 +85,22 @@ def rollback(
         result["deployment_id"] = entry["deployment_id"]
         outcome = "failed"
         try:
-            asg = pair.colors[target]["asg"]
-            if asg["state"] == "retired" or asg["in_service"] == 0:
-                restored = restore(
-                    clients["elbv2"],
-                    clients["autoscaling"],
-                    pair,
-                    target,
-                    capacity=capacity,
-                    wait_timeout=wait_timeout,
-                    check_mode=check_mode,
-                    progress=progress,
-                )
-                restored.pop("diff", None)
-                result["restored"] = restored
-                if not check_mode:
-                    pair = discover()  # its targets and health are new now
+            # A retired colour is scaled back up; any colour gets its targets registered and healthy and
+            # its standby marks cleared (it is about to be live) before a single request is sent to it.
+            restored = restore(
+                clients["elbv2"],
+                clients["autoscaling"],
+                pair,
+                target,
+                capacity=capacity,
+                wait_timeout=wait_timeout,
+                check_mode=check_mode,
+                progress=progress,
+            )
+            restored.pop("diff", None)
+            result["restored"] = restored
+            if restored["changed"] and not check_mode:
+                pair = discover()  # its size, targets and tags are new now
             switched = switch(clients["elbv2"], pair, to_color=target, check_mode=check_mode, progress=progress)
             if parameter_name:
                 publish_active_color(clients["ssm"], parameter_name, target, check_mode=check_mode)
@@ -128,7 +128,7 @@ def _close_journal(dynamodb, table, service, deployment_id, outcome, result, che
     durations = {"rollback_seconds": result["seconds"]}
     if result["switch"]:
         durations["cutover_seconds"] = result["switch"]["switch_seconds"]
-    if result["restored"]:
+    if result["restored"] and result["restored"]["size_before"] != result["restored"]["size_after"]:
         durations["restore_seconds"] = round(sum(result["restored"]["waited"].values()), 3)
     try:
         journal.finish(

@@ -73,6 +73,7 @@ def test_rollback_module(provisioned, sandbox):
     blue_tags, _ = tags(aws, "shop-blue")
     assert blue_tags["cutover:state"] == "standby" and result["standby"]["retire_after"] == blue_tags["cutover:retire-after"]
     assert lock_item(aws) is None
+    assert "cutover:state" not in tags(aws, "shop-green")[0]  # live now: no longer a standby
     assert aws.ssm.get_parameter(Name="/cutover/shop/active-color")["Parameter"]["Value"] == "green"
     info = run_module("cutover.bluegreen.pair_info", {"service": "shop"}, endpoint)
     assert info["deployments"][0]["outcome"] == "succeeded" and info["deployments"][0]["deployment_id"] == result["deployment_id"]
