@@ -34,7 +34,7 @@ haproxy:
 setup: $(STAMP) $(LINK) haproxy
 
 demo: setup
-	$(PY) -m sandbox up
+	$(PY) -m sandbox demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""python -m sandbox {start,stop,status,env,provision,up,urls,instance}"""
+"""python -m sandbox {start,stop,status,env,provision,up,urls,instance,demo}"""
 
 from __future__ import annotations
 
@@ -144,6 +144,12 @@ def cmd_instance(options: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(options: argparse.Namespace) -> int:
+    from . import demo
+
+    return demo.main(port=options.port, directory=options.dir, rate=options.rate)
+
+
 def cmd_up(options: argparse.Namespace) -> int:
     """Start a clean sandbox, provision the pair, print its outputs, and stop (unless --keep)."""
     directory = server.state_dir(options.dir)
@@ -178,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         ("up", cmd_up, "start, provision, print the outputs, stop"),
         ("urls", cmd_urls, "print each load-balancer listener's loopback URL"),
         ("instance", cmd_instance, "show or change one instance's process: health, errors, latency, kill, restart"),
+        ("demo", cmd_demo, "the main job: a release, a rollback and a teardown under load, with a timeline picture"),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(handler=handler)
-        if name in ("start", "up"):
+        if name == "demo":
+            sub.add_argument("--rate", type=float, default=100.0, help="requests/s of the load (default 100)")
+        if name in ("start", "up", "demo"):
             sub.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 5055, 0 = any free port)")
         if name in ("provision", "up"):
             sub.add_argument("--stack", default="sandbox", help="stack file infra/aws/Pulumi.<stack>.yaml (default sandbox)")

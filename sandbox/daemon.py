@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             controller.start()
             running.append(controller)
             app = controller.wsgi(app)
-        server = make_server(options.host, options.port, app, threaded=True, request_handler=MotoRequestHandler)
+        from .api_calls import counting
+
+        server = make_server(options.host, options.port, counting(app), threaded=True, request_handler=MotoRequestHandler)
         thread = threading.Thread(target=server.serve_forever, name="aws-api", daemon=True)
         thread.start()
         print(f"sandbox listening on http://{options.host}:{options.port}", flush=True)

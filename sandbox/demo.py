@@ -41,8 +41,12 @@ def _phase(label: str, samples: list, since: float, until: float) -> dict:
     return summary
 
 
-def _records(directory: Path) -> list[dict]:
-    return sorted((json.loads(p.read_text()) for p in directory.glob("*.json")), key=lambda r: float(r.get("started_at") or 0))
+def _records(directory: Path) -> tuple[dict, dict]:
+    """The deploy's record and the rollback's, as their roles wrote them."""
+    records = [json.loads(p.read_text()) for p in directory.glob("*.json")]
+    deploy = next(r for r in records if r.get("kind") != "rollback")
+    rollback = next(r for r in records if r.get("kind") == "rollback")
+    return deploy, rollback
 
 
 def main(port: int | None = None, directory: Path | None = None, rate: float = 100.0, picture: Path | None = None) -> int:
@@ -94,7 +98,7 @@ def main(port: int | None = None, directory: Path | None = None, rate: float = 1
         time.sleep(2)
         samples = load.stop()
 
-        deploy, rollback = _records(records)[:2]
+        deploy, rollback = _records(records)
         events += [(float(deploy["switched_at"]), "switch to green"), (float(rollback["switched_at"]), "switch back to blue")]
         _step("what the load saw")
         start, end = samples[0].started, samples[-1].started + 1

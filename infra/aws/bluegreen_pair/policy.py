@@ -13,9 +13,7 @@ DESCRIBE_ACTIONS = (
     "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:DescribeScalingActivities",
     "cloudwatch:GetMetricData",
-    "cloudwatch:GetMetricStatistics",
     "ec2:DescribeLaunchTemplateVersions",
-    "ec2:DescribeLaunchTemplates",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeLoadBalancers",
     "elasticloadbalancing:DescribeRules",
@@ -30,7 +28,6 @@ ASG_ACTIONS = (
     "autoscaling:CreateOrUpdateTags",
     "autoscaling:DeleteTags",
     "autoscaling:ResumeProcesses",
-    "autoscaling:SetDesiredCapacity",
     "autoscaling:SuspendProcesses",
     "autoscaling:UpdateAutoScalingGroup",
 )
