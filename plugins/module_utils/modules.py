@@ -41,7 +41,8 @@ def client(module, service):
     return module.client(service, retry_decorator=retry)
 
 
-def discover_pair(module, elbv2=None, autoscaling=None):
+def discover_pair(module, elbv2=None, autoscaling=None, rules=True, health=True):
+    """The pair named by the module's options (see :func:`pair.discover` for ``rules`` and ``health``)."""
     params = module.params
     return discover(
         elbv2 or client(module, "elbv2"),
@@ -51,6 +52,8 @@ def discover_pair(module, elbv2=None, autoscaling=None):
         asg_names=params.get("asg_names"),
         production_listener_arn=params.get("production_listener_arn"),
         test_listener_arn=params.get("test_listener_arn"),
+        rules=rules,
+        health=health,
     )
 
 

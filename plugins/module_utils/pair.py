@@ -343,8 +343,23 @@ class Pair:
         }
 
 
-def discover(elbv2, autoscaling, service, target_group_arns=None, asg_names=None, production_listener_arn=None, test_listener_arn=None):
-    """Read the whole pair: target groups, ASGs, listeners, rules and every target's health."""
+def discover(
+    elbv2,
+    autoscaling,
+    service,
+    target_group_arns=None,
+    asg_names=None,
+    production_listener_arn=None,
+    test_listener_arn=None,
+    rules=True,
+    health=True,
+):
+    """Read the whole pair: target groups, ASGs, listeners, rules and every target's health.
+
+    A step that needs neither the listener rules (``rules=False``: only the listeners'
+    default actions are read) nor the targets' health (``health=False``: ``targets`` is
+    empty and ``health`` None) skips those calls.
+    """
     if not service:
         raise CutoverError("a service name is required")
     groups = _find_target_groups(elbv2, service, target_group_arns)
@@ -413,14 +428,16 @@ def discover(elbv2, autoscaling, service, target_group_arns=None, asg_names=None
                 "weights": weights,
             }
         )
-        rules = []
+        if not rules:
+            continue
+        listener_rules = []
         rule_pages = elbv2.get_paginator("describe_rules") if elbv2.can_paginate("describe_rules") else None
         if rule_pages:
             for page in rule_pages.paginate(ListenerArn=listener["arn"]):
-                rules.extend(page["Rules"])
+                listener_rules.extend(page["Rules"])
         else:
-            rules = elbv2.describe_rules(ListenerArn=listener["arn"], aws_retry=True)["Rules"]
-        for rule in rules:
+            listener_rules = elbv2.describe_rules(ListenerArn=listener["arn"], aws_retry=True)["Rules"]
+        for rule in listener_rules:
             if rule.get("IsDefault"):
                 continue
             rule_weights = forward_weights(rule.get("Actions"))
@@ -441,7 +458,7 @@ def discover(elbv2, autoscaling, service, target_group_arns=None, asg_names=None
     colors = {}
     for color in COLORS:
         group = groups[color]
-        targets = target_health(elbv2, group["TargetGroupArn"])
+        targets = target_health(elbv2, group["TargetGroupArn"]) if health else []
         colors[color] = {
             "target_group": {
                 "arn": group["TargetGroupArn"],
@@ -453,7 +470,7 @@ def discover(elbv2, autoscaling, service, target_group_arns=None, asg_names=None
             },
             "asg": summarize_asg(asgs[color]),
             "targets": targets,
-            "health": summarize_targets(targets),
+            "health": summarize_targets(targets) if health else None,
         }
     return Pair(service, load_balancer_arn, colors, listeners, forwarders)
 

@@ -318,7 +318,7 @@ def main():
             params["suspend_processes"],
         )
         elbv2, autoscaling, ec2 = client(module, "elbv2"), client(module, "autoscaling"), client(module, "ec2")
-        pair = discover_pair(module, elbv2, autoscaling)
+        pair = discover_pair(module, elbv2, autoscaling, rules=False, health=False)
         plan = plan_rollout(
             ec2,
             pair,

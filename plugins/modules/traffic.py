@@ -143,7 +143,7 @@ def main():
         module.fail_json(msg="max_5xx_percent must be between 0 and 100, got %s" % params["max_5xx_percent"])
 
     def operation():
-        pair = discover_pair(module)
+        pair = discover_pair(module, rules=False, health=False)
         color = {"idle": pair.idle_color, "live": pair.live_color}.get(params["color"], params["color"])
         target_group_arn = pair.colors[color]["target_group"]["arn"]
         cloudwatch = client(module, "cloudwatch")

@@ -163,7 +163,7 @@ def main():
             if params[option] is not None and params[option] < 0:
                 raise CutoverError("%s must not be negative, got %s" % (option, params[option]))
         elbv2 = client(module, "elbv2")
-        pair = discover_pair(module, elbv2, client(module, "autoscaling"))
+        pair = discover_pair(module, elbv2, client(module, "autoscaling"), rules=False, health=module.check_mode)
         color = resolve_color(pair, params["color"])
         group = pair.colors[color]["target_group"]
         min_healthy = params["min_healthy"]

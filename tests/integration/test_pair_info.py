@@ -106,3 +106,29 @@ def test_pair_info_reports_what_each_colour_runs_and_the_address(provisioned, sa
     }
     assert pair["load_balancer_dns_name"] == outputs["load_balancer_dns_name"]
     assert (pair["production_listener_port"], pair["test_listener_port"]) == (80, 9000)
+
+
+def test_discovery_without_rules_or_health_makes_fewer_calls_and_finds_the_same_pair(provisioned, sandbox):
+    import boto3
+    from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import discover, plain_client
+
+    calls = []
+
+    class Counting(plain_client):
+        def __getattr__(self, name):
+            method = super().__getattr__(name)
+            if callable(method) and not name.startswith(("get_paginator", "can_paginate")):
+                calls.append(name)
+            return method
+
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    elbv2 = Counting(session.client("elbv2", endpoint_url=sandbox.endpoint))
+    autoscaling = Counting(session.client("autoscaling", endpoint_url=sandbox.endpoint))
+    full = discover(elbv2, autoscaling, "shop")
+    full_calls, calls[:] = list(calls), []
+    light = discover(elbv2, autoscaling, "shop", rules=False, health=False)
+    assert "describe_target_health" in full_calls and "describe_target_health" not in calls
+    assert (light.live_color, light.idle_color) == (full.live_color, full.idle_color)
+    assert [f["kind"] for f in light.forwarders] == ["listener", "listener"]
+    assert sorted(f["kind"] for f in full.forwarders) == ["listener", "listener", "rule"]
+    assert light.colors["blue"]["health"] is None and full.colors["blue"]["health"]["registered"] == 2
