@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import wait_healthy
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import plain_client
 
 from .ansible_harness import run_module, run_playbook
 
@@ -33,6 +35,8 @@ def pair(provisioned, sandbox):
     for rule in outputs["rule_arns"]:
         aws.elbv2.modify_rule(RuleArn=rule, Actions=forward(tgs["green"]))
     aws.elbv2.modify_listener(ListenerArn=outputs["test_listener_arn"], DefaultActions=forward(tgs["blue"]))
+    # green's new targets pass their health checks first, as on an ALB (blue's are healthy already)
+    wait_healthy(plain_client(aws.elbv2), tgs["green"], min_healthy=2, timeout=60, delay=0.5, max_delay=2.0)
     state = snapshot(aws, outputs)
     assert state["green"]["targets"] == [(i, "healthy") for i in state["green"]["in_service"]] and len(state["green"]["in_service"]) == 2
     assert len(state["blue"]["targets"]) == 2

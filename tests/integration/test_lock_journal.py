@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import logging
 import threading
 import time
 
@@ -129,53 +127,6 @@ def test_renewal_near_expiry_keeps_the_acquisition_time(table, sandbox):
     assert item["expires_at"] >= held["expires_at"] + 1600
 
 
-@pytest.fixture(scope="module")
-def atomic_sandbox():
-    """A moto server whose DynamoDB item writes are atomic, as DynamoDB's are; yields its endpoint.
-
-    moto checks a write's condition and then writes, with nothing in between
-    held: under concurrent requests both writes of a race can pass their
-    condition (about once in a thousand rounds). DynamoDB evaluates the condition
-    and writes atomically per item, so the race below runs on a moto whose
-    writes are serialized, with the stack's table (pk/sk) created in it.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.server import ThreadedMotoServer
-
-    from sandbox.server import free_port
-
-    write = threading.RLock()
-    originals = {name: getattr(DynamoDBBackend, name) for name in ("put_item", "update_item", "delete_item", "transact_write_items")}
-
-    def serialized(method):
-        @functools.wraps(method)
-        def call(*args, **kwargs):
-            with write:
-                return method(*args, **kwargs)
-
-        return call
-
-    for name, method in originals.items():
-        setattr(DynamoDBBackend, name, serialized(method))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        dynamodb_client(endpoint).create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )
-        yield endpoint
-    finally:
-        server.stop()
-        for name, method in originals.items():
-            setattr(DynamoDBBackend, name, method)
-
-
 def dynamodb_client(endpoint):
     return plain_client(
         boto3.client(
@@ -188,10 +139,14 @@ def dynamodb_client(endpoint):
     )
 
 
-def test_two_owners_racing_never_both_hold_the_lock(atomic_sandbox):
+def test_two_owners_racing_never_both_hold_the_lock(table, sandbox):
+    """Three owners race for the lock in each of 20 rounds: exactly one wins each round.
+
+    DynamoDB evaluates a write's condition and writes atomically per item; the sandbox does too.
+    """
     owners = ("racer-a", "racer-b", "racer-c")
-    clients = {owner: dynamodb_client(atomic_sandbox) for owner in owners}
-    reader = dynamodb_client(atomic_sandbox)
+    clients = {owner: dynamodb_client(sandbox.endpoint) for owner in owners}
+    reader = dynamodb_client(sandbox.endpoint)
     wins = dict.fromkeys(owners, 0)
     for round_ in range(20):
         barrier = threading.Barrier(len(owners))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import wait_healthy
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import plain_client
 
 from .ansible_harness import run_module
 
@@ -90,6 +92,8 @@ def test_rollout_creates_version_2_and_scales_green_to_blues_capacity(provisione
     assert (green["MinSize"], green["MaxSize"], green["DesiredCapacity"]) == (2, 4, 2)
     assert len(in_service(green)) == 2
     assert green["SuspendedProcesses"] == []  # every process suspended for the rollout is resumed
+    # rollout waits for InService; the new targets then pass their health checks (wait_healthy's step), as on an ALB
+    wait_healthy(plain_client(aws.elbv2), outputs["target_group_arns"]["green"], min_healthy=2, timeout=60, delay=0.5, max_delay=2.0)
     targets = registered(aws, outputs["target_group_arns"]["green"])
     assert set(in_service(green)) <= set(targets) and {targets[i] for i in in_service(green)} == {"healthy"}
     # The live colour is untouched.
@@ -200,8 +204,7 @@ def test_preparation_capacity_replaces_old_instances_then_scales_in_two_steps(pr
 
 def test_different_user_data_makes_another_version(provisioned, sandbox):
     outputs, aws = provisioned
-    # Capacity 0: the sandbox cannot launch instances from a version whose user data
-    # was set by CreateLaunchTemplateVersion, so this test is about the version only.
+    # Capacity 0: this test is about the launch-template version only.
     args = {"service": "shop", "image_id": NEXT_AMI, "user_data": "version=v2\n", "capacity": 0}
     check = run_module(ROLLOUT, args, sandbox.endpoint, check=True, diff=True)
     assert check["changed"] is True and check["launch_template"]["created"] is True

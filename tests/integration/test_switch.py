@@ -8,6 +8,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import THROTTLING_CODES, CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import discover, forward_weights, plain_client
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import switch
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
 from botocore.exceptions import ClientError
 
 from .ansible_harness import run_module, run_playbook
@@ -16,10 +17,18 @@ MODULE = "cutover.bluegreen.switch"
 PARAMETER = "/cutover/shop/active-color"
 
 
+def green_targets(outputs, aws):
+    """``{target id: state}`` of green's target group, draining targets included."""
+    descriptions = aws.elbv2.describe_target_health(TargetGroupArn=outputs["target_group_arns"]["green"])["TargetHealthDescriptions"]
+    return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in descriptions}
+
+
 def reset(outputs, aws, green_capacity):
     """Blue live (production and /api/* to blue, test to green), green at ``green_capacity``, parameter blue.
 
-    Like AWS, and unlike moto, targets of instances the ASG no longer has are deregistered.
+    Waits as a deploy on an ALB would until green's target group holds exactly its
+    InService instances, every one healthy: new targets pass their health checks,
+    targets of instances scaled in finish draining.
     """
     groups = outputs["target_group_arns"]
     aws.elbv2.modify_listener(
@@ -34,10 +43,14 @@ def reset(outputs, aws, green_capacity):
     group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["asg_names"]["green"]])["AutoScalingGroups"][0]
     in_service = {i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService"}
     assert len(in_service) == green_capacity
-    registered = aws.elbv2.describe_target_health(TargetGroupArn=groups["green"])["TargetHealthDescriptions"]
-    stale = [d["Target"] for d in registered if d["Target"]["Id"] not in in_service]
-    if stale:
-        aws.elbv2.deregister_targets(TargetGroupArn=groups["green"], Targets=stale)
+    wanted = dict.fromkeys(in_service, "healthy")
+    seen = {}
+
+    def settled():
+        seen.update(targets=green_targets(outputs, aws))
+        return seen["targets"] == wanted
+
+    poll(settled, 60, f"green's targets to be {wanted}", delay=0.5, max_delay=2.0, describe=lambda: str(seen["targets"]))
     aws.ssm.put_parameter(Name=PARAMETER, Value="blue", Type="String", Overwrite=True)
     assert traffic(outputs, aws) == BLUE_LIVE
 
@@ -157,41 +170,6 @@ def test_to_color_idle_is_the_colour_idle_at_the_start_so_a_rerun_switches_back(
     assert traffic(outputs, aws) == BLUE_LIVE
 
 
-def test_refused_when_green_has_no_instances_and_force_overrides(provisioned, sandbox):
-    outputs, aws = provisioned
-    reset(outputs, aws, green_capacity=0)
-    for check in (True, False):
-        refused = switch_module(sandbox, check=check, to_color="green")
-        assert refused.get("failed"), refused
-        assert "refusing to move traffic of shop to green" in refused["msg"]
-        assert "Auto Scaling group shop-green has desired capacity 0 and 0 instances InService" in refused["msg"]
-        assert "target group shop-green has no registered targets (0 healthy, 1 required)" in refused["msg"]
-        assert refused["guard"]["checked"]["green"]["registered"] == 0
-        assert traffic(outputs, aws) == BLUE_LIVE
-    # a canary share is refused just the same
-    assert switch_module(sandbox, weights={"blue": 99, "green": 1}).get("failed")
-    assert traffic(outputs, aws) == BLUE_LIVE
-
-    forced = switch_module(sandbox, to_color="green", force=True)
-    assert not forced.get("failed"), forced
-    assert forced["changed"] is True and forced["guard"]["forced"] is True
-    assert any("desired capacity 0" in warning for warning in forced["warnings"])
-    assert traffic(outputs, aws) == GREEN_LIVE
-
-
-def test_refused_when_fewer_healthy_than_min_healthy(provisioned, sandbox):
-    outputs, aws = provisioned
-    reset(outputs, aws, green_capacity=1)
-    refused = switch_module(sandbox, to_color="green", min_healthy=2)
-    assert refused.get("failed"), refused
-    assert "target group shop-green has 1 healthy targets, 2 required" in refused["msg"]
-    assert traffic(outputs, aws) == BLUE_LIVE
-    done = switch_module(sandbox, to_color="green", min_healthy=1, publish_parameter="")
-    assert not done.get("failed"), done
-    assert done["parameter"] is None
-    assert traffic(outputs, aws) == dict(GREEN_LIVE, parameter="blue")  # nothing published
-
-
 BAD_INPUT = [
     ({"to_color": "red"}, "value of to_color must be one of: blue, green, idle, got: red"),
     ({"weights": {"blue": 0, "green": 0}}, "weights blue=0, green=0 send traffic to neither colour"),
@@ -288,3 +266,57 @@ def test_failure_mid_switch_rolls_back_what_was_changed(provisioned, sandbox):
     assert "AccessDenied" in caught.value.message
     assert "rolled back the 1 change already made (production listener :80 default action)" in caught.value.message
     assert traffic(outputs, aws) == BLUE_LIVE
+
+
+# -- refusals (last: they scale green in, and every test before them needs it at 2) ----------
+def test_refused_when_green_has_no_instances_and_force_overrides(provisioned, sandbox):
+    outputs, aws = provisioned
+    reset(outputs, aws, green_capacity=2)
+    leaving = aws.elbv2.describe_target_health(TargetGroupArn=outputs["target_group_arns"]["green"])["TargetHealthDescriptions"]
+    aws.autoscaling.set_desired_capacity(AutoScalingGroupName=outputs["asg_names"]["green"], DesiredCapacity=0)
+    # At once, while green's targets drain (5 s): listed, but not one of them counts as healthy.
+    elbv2 = plain_client(boto(sandbox, "elbv2"))
+    with pytest.raises(CutoverError) as caught:
+        switch(elbv2, discover(elbv2, plain_client(boto(sandbox, "autoscaling")), "shop"), to_color="green")
+    draining = ", ".join(
+        f"{d['Target']['Id']}:{d['Target']['Port']} draining (Target.DeregistrationInProgress: Target deregistration is in progress)"
+        for d in sorted(leaving, key=lambda d: d["Target"]["Id"])
+    )
+    assert (
+        "refusing to move traffic of shop to green: Auto Scaling group shop-green has desired capacity 0 and 0 instances InService; "
+        f"target group shop-green has 0 healthy targets, 1 required; not healthy: {draining}; bring it up" in caught.value.message
+    )
+    assert caught.value.details["guard"]["checked"]["green"]["healthy"] == 0
+    assert traffic(outputs, aws) == BLUE_LIVE
+
+    reset(outputs, aws, green_capacity=0)  # the drains are over: green has no targets left
+    for check in (True, False):
+        refused = switch_module(sandbox, check=check, to_color="green")
+        assert refused.get("failed"), refused
+        assert "refusing to move traffic of shop to green" in refused["msg"]
+        assert "Auto Scaling group shop-green has desired capacity 0 and 0 instances InService" in refused["msg"]
+        assert "target group shop-green has no registered targets (0 healthy, 1 required)" in refused["msg"]
+        assert refused["guard"]["checked"]["green"]["registered"] == 0
+        assert traffic(outputs, aws) == BLUE_LIVE
+    # a canary share is refused just the same
+    assert switch_module(sandbox, weights={"blue": 99, "green": 1}).get("failed")
+    assert traffic(outputs, aws) == BLUE_LIVE
+
+    forced = switch_module(sandbox, to_color="green", force=True)
+    assert not forced.get("failed"), forced
+    assert forced["changed"] is True and forced["guard"]["forced"] is True
+    assert any("desired capacity 0" in warning for warning in forced["warnings"])
+    assert traffic(outputs, aws) == GREEN_LIVE
+
+
+def test_refused_when_fewer_healthy_than_min_healthy(provisioned, sandbox):
+    outputs, aws = provisioned
+    reset(outputs, aws, green_capacity=1)
+    refused = switch_module(sandbox, to_color="green", min_healthy=2)
+    assert refused.get("failed"), refused
+    assert "target group shop-green has 1 healthy targets, 2 required" in refused["msg"]
+    assert traffic(outputs, aws) == BLUE_LIVE
+    done = switch_module(sandbox, to_color="green", min_healthy=1, publish_parameter="")
+    assert not done.get("failed"), done
+    assert done["parameter"] is None
+    assert traffic(outputs, aws) == dict(GREEN_LIVE, parameter="blue")  # nothing published
