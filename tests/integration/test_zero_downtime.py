@@ -77,7 +77,8 @@ def test_a_release_that_fails_its_health_checks_is_never_switched_to(served, san
     samples = load.samples
     assert not run.ok
     assert "production was not touched" in run.failure()
-    assert re.search(r"i-[0-9a-f]+:8080 unhealthy \(Target\.ResponseCodeMismatch: Health checks failed with these codes: \[500\]\)", run.failure())
+    reason = r"i-[0-9a-f]+:8080 unhealthy \(Target\.ResponseCodeMismatch: Health checks failed with these codes: \[500\]\)"
+    assert re.search(reason, run.failure()), run.failure()
     summary = summarize(samples)
     assert summary["failed"] == 0 and summary["by_color"] == {"blue": summary["requests"]}
     assert summary["requests"] > 5 * RATE
