@@ -12,22 +12,13 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.health import (
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout
 
+from tests.unit.fake_clock import FakeClock
+
 TG = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/shop-green/1"
 
 
 def target(instance_id, state="healthy", reason=None, description=None, port=8080):
     return {"id": instance_id, "port": port, "state": state, "reason": reason, "description": description}
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 class FakeElbv2:

@@ -28,6 +28,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import (
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout
 
+from tests.unit.fake_clock import FakeClock
+
 NOW = datetime.datetime(2030, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/shop/1"
 PROD = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shop/1/prod"
@@ -283,19 +285,6 @@ def test_resolve_color():
 # -- fakes ------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class FakeElbv2:
     """Targets per group as lists of states per describe call; the last list repeats."""
 
@@ -394,7 +383,7 @@ def test_drain_waits_while_targets_are_draining_then_gone():
         {},
     ]
     client = FakeElbv2(pair, delay=30, health={TG["blue"]: sequence})
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     progress = []
     result = drain(client, pair, "blue", progress=progress.append, clock=clock.clock, sleep=clock.sleep)
     assert result["changed"] is True
@@ -410,7 +399,7 @@ def test_drain_waits_while_targets_are_draining_then_gone():
 def test_drain_times_out_after_delay_plus_margin_naming_the_draining_targets():
     pair = make_pair()
     client = FakeElbv2(pair, delay=20, health={TG["blue"]: [{"i-b1": "draining", "i-b2": "draining"}]})
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     progress = []
     with pytest.raises(WaitTimeout) as caught:
         drain(client, pair, "blue", progress=progress.append, clock=clock.clock, sleep=clock.sleep)
@@ -424,7 +413,7 @@ def test_drain_does_not_deregister_targets_already_draining():
     pair = make_pair(blue=blue)
     assert [t["id"] for t in plan_drain(blue["targets"])["deregister"]] == ["i-b2"]
     client = FakeElbv2(pair, delay=5, health={TG["blue"]: [{"i-b1": "draining"}, {}]})
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     result = drain(client, pair, "blue", clock=clock.clock, sleep=clock.sleep)
     assert result["drained"] == ["i-b2"] and result["already_draining"] == ["i-b1"]
     assert [kwargs["Targets"] for name, kwargs in client.calls if name == "deregister_targets"] == [[{"Id": "i-b2", "Port": 8080}]]
@@ -444,7 +433,7 @@ def test_drain_without_wait_and_short_timeout_warning():
     result = drain(client, pair, "blue", wait=False)
     assert result["waited"] == 0
     assert "describe_target_health" not in [name for name, _ in client.calls]
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     result = drain(FakeElbv2(pair, delay=300, health={TG["blue"]: [{}]}), pair, "blue", timeout=10, clock=clock.clock, sleep=clock.sleep)
     assert "shorter than the deregistration delay" in result["warnings"][0]
     with pytest.raises(CutoverError, match="timeout must not be negative"):
@@ -511,7 +500,7 @@ def test_teardown_drains_then_scales_to_zero_keeping_max_then_tags_retired():
     pair = standby_pair()
     client = FakeElbv2(pair, delay=5, listeners=[listener(PROD, "green"), listener(TEST, "green")], health={TG["blue"]: [{}]})
     autoscaling = FakeAutoscaling()
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     result = teardown(client, autoscaling, pair, now=NOW, clock=clock.clock, sleep=clock.sleep)
     blue, green = result["by_color"]["blue"], result["by_color"]["green"]
     assert blue["action"] == "torn_down" and blue["drained"] == ["i-b1"] and blue["size_after"]["max_size"] == 4
@@ -568,7 +557,7 @@ def test_restore_waits_in_service_then_healthy_then_clears_tags():
     autoscaling = FakeAutoscaling(
         [{"i-n1": "Pending"}, {"i-n1": "InService", "i-n2": "Pending"}, {"i-n1": "InService", "i-n2": "InService"}]
     )
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     result = restore(client, autoscaling, pair, "blue", clock=clock.clock, sleep=clock.sleep)
     assert result["capacity"] == 2  # the live colour's desired capacity
     names = [name for name, _ in autoscaling.calls]
@@ -588,7 +577,7 @@ def test_restore_refuses_live_and_bad_capacity_and_times_out_naming_targets():
         restore(FakeElbv2(pair), FakeAutoscaling(), pair, "blue", capacity=0)
     client = FakeElbv2(pair, health={TG["blue"]: [{"i-n1": "unhealthy", "i-n2": "healthy"}]})
     autoscaling = FakeAutoscaling([{"i-n1": "InService", "i-n2": "InService"}])
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     with pytest.raises(WaitTimeout, match=r"i-n1 unhealthy"):
         restore(client, autoscaling, pair, "blue", wait_timeout=30, clock=clock.clock, sleep=clock.sleep)
     assert "delete_tags" not in [name for name, _ in autoscaling.calls]  # tags stay until the colour is healthy

@@ -22,6 +22,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import (
     wait_in_service,
 )
 
+from tests.unit.fake_clock import FakeClock
+
 LT = "lt-0123456789abcdef0"
 OLD_AMI = "ami-00000000000000001"
 NEW_AMI = "ami-0123456789abcdef0"
@@ -47,19 +49,6 @@ V2 = version(2, ImageId=NEW_AMI, InstanceType="t3.micro", UserData=b64("version=
 
 def template(number, template_id=LT):
     return {"id": template_id, "name": "cutover-shop", "version": str(number)}
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 # --- launch-template version -------------------------------------------------------------

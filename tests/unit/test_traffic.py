@@ -7,6 +7,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import Cu
 from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import dimension_value, evaluate_gate, metric_sums, wait_stopped
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout
 
+from tests.unit.fake_clock import FakeClock
+
 LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/shop-alb/50dc6c495c0c9188"
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-blue/73e2d6bc24d8a067"
 
@@ -30,17 +32,6 @@ class FakeCloudWatch:
         }
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def test_dimension_values_are_what_alb_publishes():
     assert dimension_value(LB) == "app/shop-alb/50dc6c495c0c9188"
     assert dimension_value(TG) == "targetgroup/shop-blue/73e2d6bc24d8a067"
@@ -58,7 +49,7 @@ def test_metric_sums_asks_for_the_target_group_of_the_load_balancer():
 
 
 def test_wait_stopped_waits_until_a_window_without_requests():
-    clock = Clock()
+    clock = FakeClock()
     cloudwatch = FakeCloudWatch([120.0, 40.0, 3.0, 0.0])
     waited = wait_stopped(cloudwatch, LB, TG, window=10, timeout=60, clock=clock, sleep=clock.sleep)
     assert len(cloudwatch.calls) == 4
@@ -66,7 +57,7 @@ def test_wait_stopped_waits_until_a_window_without_requests():
 
 
 def test_wait_stopped_times_out_naming_the_requests():
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(WaitTimeout, match=r"traffic of targetgroup/shop-blue/73e2d6bc24d8a067 to stop: 7 requests in the last 10 s"):
         wait_stopped(FakeCloudWatch([7.0]), LB, TG, window=10, timeout=20, clock=clock, sleep=clock.sleep)
 
