@@ -1,0 +1,36 @@
+"""Every module of the collection renders with ansible-doc and is in the action group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import COLLECTIONS, REPO
+
+MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+
+
+def test_every_module_is_in_the_aws_action_group():
+    group = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["action_groups"]["aws"]
+    assert sorted(item for item in group if isinstance(item, str)) == MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders(module):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"cutover.bluegreen.{module}"],
+        env={"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "PATH": "/usr/bin:/bin", "HOME": str(REPO / ".tmp")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)[f"cutover.bluegreen.{module}"]
+    assert doc["doc"]["module"] == module
+    assert doc["doc"]["short_description"] and doc["examples"] and doc["return"] is not None
+    assert "service" in doc["doc"]["options"]  # every module acts on one service's pair
