@@ -100,8 +100,8 @@ def wait_healthy(
     name=None,
     clock=None,
     sleep=None,
-    delay=2.0,
-    max_delay=15.0,
+    delay=1.0,
+    max_delay=5.0,
 ):
     """Poll DescribeTargetHealth until :func:`evaluate` says ready; returns ``(summary, waited_seconds)``.
 
@@ -162,3 +162,53 @@ def wait_healthy(
     except WaitTimeout as exc:
         raise WaitTimeout(exc.message, targets=seen["targets"], health=summarize_targets(seen["targets"]), **exc.details) from exc
     return summarize(result["targets"], min_healthy), waited
+
+
+def validate_wait(min_healthy=None, timeout=None, unhealthy_timeout=None):
+    for option, value in (("min_healthy", min_healthy), ("timeout", timeout), ("unhealthy_timeout", unhealthy_timeout)):
+        if value is not None and value < 0:
+            raise CutoverError("%s must not be negative, got %s" % (option, value))
+
+
+def color_health(elbv2, pair, color, min_healthy=None, timeout=600, unhealthy_timeout=None, check_mode=False, progress=None):
+    """Wait until every target of ``color``'s target group is healthy; what a module returns about it.
+
+    ``min_healthy`` defaults to the colour's desired capacity (at least 1) and
+    ``unhealthy_timeout`` to what the group's health check needs to recover. In
+    check mode nothing is waited on: the targets ``pair`` was read with are
+    judged as they are.
+    """
+    validate_wait(min_healthy, timeout, unhealthy_timeout)
+    group = pair.colors[color]["target_group"]
+    if min_healthy is None:
+        min_healthy = max(1, pair.colors[color]["asg"]["desired_capacity"])
+    if unhealthy_timeout is None:
+        unhealthy_timeout = default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold"))
+    if check_mode:
+        summary, waited = summarize(pair.colors[color]["targets"], min_healthy), 0.0
+    else:
+        try:
+            summary, waited = wait_healthy(
+                elbv2,
+                group["arn"],
+                min_healthy=min_healthy,
+                timeout=timeout,
+                unhealthy_timeout=unhealthy_timeout,
+                progress=progress,
+                name=group["name"],
+            )
+        except CutoverError as exc:
+            exc.details.update(color=color, target_group_arn=group["arn"], min_healthy=min_healthy)
+            raise
+    targets = summary.pop("targets")
+    return dict(
+        color=color,
+        target_group_arn=group["arn"],
+        min_healthy=min_healthy,
+        ready=summary.pop("ready"),
+        waited_seconds=waited,
+        problems=summary.pop("problems"),
+        draining=summary.pop("draining"),
+        health={key: summary[key] for key in ("registered", "healthy", "unhealthy", "by_state")},
+        targets=targets,
+    )

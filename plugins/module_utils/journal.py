@@ -34,6 +34,7 @@ import datetime
 import re
 import uuid
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import lease
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, parse_time, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
     Expression,
@@ -350,3 +351,48 @@ def recent(dynamodb, table, service, limit=5):
             **expression.arguments(KeyConditionExpression=condition),
         )
     return [from_item(item) for item in response.get("Items") or []]
+
+
+# -- under the lock -------------------------------------------------------------------------
+LOCK_ACQUIRE = "acquire"
+LOCK_RELEASE = "release"
+
+
+def validate_lock(lock, state, owner, lease_seconds=None):
+    """``lock=acquire`` goes with ``state=started``, ``lock=release`` with a step or a finish; both need an owner."""
+    if lock is None:
+        return
+    if lock == LOCK_ACQUIRE and state != "started":
+        raise CutoverError("lock=acquire opens a deployment under the lock: it needs state=started, not %s" % state)
+    if lock == LOCK_RELEASE and state not in ("step", "finished"):
+        raise CutoverError("lock=release gives the lock back after a step or a finish: it needs state=step or finished, not %s" % state)
+    if lock not in (LOCK_ACQUIRE, LOCK_RELEASE):
+        raise CutoverError("lock must be acquire or release, got %r" % (lock,))
+    lease.validate(owner, lease_seconds if lock == LOCK_ACQUIRE else None)
+
+
+def with_lock(dynamodb, table, service, owner, lock, write, lease_seconds=1800, purpose=None, check_mode=False):
+    """Write a journal entry under the service's lock; returns ``(entry result, lock result)``.
+
+    ``lock=acquire``: take the lock for ``owner`` (the refusals of
+    :func:`lease.acquire`), then ``write()``; when writing fails the lock is given
+    back, so a run that could not open its entry holds nothing.
+    ``lock=release``: ``write()``, then release ``owner``'s lock, also when
+    writing failed (that error is the one raised).
+    """
+    if lock == LOCK_ACQUIRE:
+        locked = lease.acquire(dynamodb, table, service, owner, lease_seconds, purpose=purpose, check_mode=check_mode)
+        try:
+            return write(), locked
+        except Exception:
+            lease.release(dynamodb, table, service, owner, check_mode=check_mode)
+            raise
+    try:
+        entry = write()
+    except Exception:
+        try:
+            lease.release(dynamodb, table, service, owner, check_mode=check_mode)
+        except CutoverError:
+            pass  # the write's failure is what the caller must see
+        raise
+    return entry, lease.release(dynamodb, table, service, owner, check_mode=check_mode)

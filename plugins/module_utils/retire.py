@@ -174,6 +174,35 @@ def mark_standby(autoscaling, pair, color, now=None, ttl=None, retire_after=None
     }
 
 
+def clear_marks(autoscaling, pair, color, check_mode=False):
+    """Remove the standby/retired tags of ``color``'s group (it serves production now); returns the keys removed."""
+    asg = pair.colors[color]["asg"]
+    present = [key for key in STATE_TAGS if key in asg["tags"]]
+    if present and not check_mode:
+        autoscaling.delete_tags(
+            Tags=[{"ResourceId": asg["name"], "ResourceType": "auto-scaling-group", "Key": key} for key in present], aws_retry=True
+        )
+    return present
+
+
+def after_switch(autoscaling, pair, from_color, live_color, standby_ttl=None, check_mode=False, now=None):
+    """Bring the state tags in line with a full switch from ``from_color`` to ``live_color``.
+
+    ``pair`` is the pair after the switch. The live colour loses any standby or
+    retired tags (a switch back after a failed release leaves no stale retire-after
+    on what serves production); with ``standby_ttl`` the colour that was live is
+    marked standby for that long (the retire-after starts again). Returns
+    ``{cleared, standby}`` (``standby`` as :func:`mark_standby` returns it, without
+    its diff, or None).
+    """
+    cleared = clear_marks(autoscaling, pair, live_color, check_mode=check_mode)
+    standby = None
+    if standby_ttl is not None and from_color != live_color:
+        standby = mark_standby(autoscaling, pair, from_color, now=now, ttl=standby_ttl, reset=True, check_mode=check_mode)
+        standby.pop("diff")
+    return {"cleared": cleared, "standby": standby}
+
+
 # -- teardown ---------------------------------------------------------------------------
 
 

@@ -16,19 +16,42 @@ from __future__ import annotations
 import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import publish_active_color
-from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import mark_standby, restore
+from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import after_switch, restore
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import switch
 
 RETURNABLE = ("standby", "retired")
 
 
-def choose_target(pair, to):
-    """The colour to return to: ``previous`` is the colour not live now; refuses one that never served production."""
+def open_canary(dynamodb, table, service, look_back=10):
+    """The newest deployment a canary run left open (in progress, phase canary), or None."""
+    for item in journal.recent(dynamodb, table, service, look_back):
+        if item.get("outcome") == journal.IN_PROGRESS and (item.get("record") or {}).get("phase") == "canary":
+            return item
+    return None
+
+
+def choose_target(pair, to, canary=None):
+    """The colour to return to: ``previous`` is the colour not live now; refuses one that never served production.
+
+    While production is split (a canary waits for promotion), rolling back means
+    ending the canary: every request goes back to the colour that served before
+    it (``canary``'s from colour, else the colour with the most traffic).
+    """
     if to not in COLORS + ("previous",):
         raise CutoverError("to must be previous, blue or green, got %r" % (to,))
     live = pair.live_color
+    if pair.split:
+        before = ((canary or {}).get("record") or {}).get("from_color") or live
+        if to not in ("previous", before):
+            raise CutoverError(
+                "production traffic of %s is split and %s is the canary: a rollback returns all traffic to %s; "
+                "to send everything to %s, promote the canary. Nothing was changed." % (pair.service, to, before, to),
+                live_color=live,
+                color=to,
+            )
+        return live, before
     target = pair.idle_color if to == "previous" else to
     if target == live:
         return live, target
@@ -66,10 +89,14 @@ def rollback(
     """
     started = clock()
     pair = discover()
-    live, target = choose_target(pair, to)
-    result = dict(changed=False, from_color=live, to_color=target, restored=None, switch=None, standby=None, deployment_id=None)
-    if target == live:
-        result.update(message="%s is already live; nothing to roll back" % target, seconds=round(clock() - started, 3))
+    canary = open_canary(clients["dynamodb"], table, service) if pair.split else None
+    live, target = choose_target(pair, to, canary)
+    away = other_color(target)
+    result = dict(
+        changed=False, from_color=away, to_color=target, restored=None, switch=None, standby=None, deployment_id=None, canary=None
+    )
+    if target == live and not pair.split:
+        result.update(from_color=live, message="%s is already live; nothing to roll back" % target, seconds=round(clock() - started, 3))
         return result
 
     lease.acquire(clients["dynamodb"], table, service, owner, lease_seconds, purpose="rollback to %s" % target, check_mode=check_mode)
@@ -79,7 +106,7 @@ def rollback(
             table,
             service,
             owner=owner,
-            record={"kind": "rollback", "from_color": live, "to_color": target},
+            record={"kind": "rollback", "from_color": away, "to_color": target, "canary": canary and canary["deployment_id"]},
             check_mode=check_mode,
         )
         result["deployment_id"] = entry["deployment_id"]
@@ -87,31 +114,44 @@ def rollback(
         try:
             # A retired colour is scaled back up; any colour gets its targets registered and healthy and
             # its standby marks cleared (it is about to be live) before a single request is sent to it.
-            restored = restore(
-                clients["elbv2"],
-                clients["autoscaling"],
-                pair,
-                target,
-                capacity=capacity,
-                wait_timeout=wait_timeout,
-                check_mode=check_mode,
-                progress=progress,
-            )
-            restored.pop("diff", None)
-            result["restored"] = restored
-            if restored["changed"] and not check_mode:
-                pair = discover()  # its size, targets and tags are new now
+            if target != live:  # the colour with the most traffic needs no restoring
+                restored = restore(
+                    clients["elbv2"],
+                    clients["autoscaling"],
+                    pair,
+                    target,
+                    capacity=capacity,
+                    wait_timeout=wait_timeout,
+                    check_mode=check_mode,
+                    progress=progress,
+                )
+                restored.pop("diff", None)
+                result["restored"] = restored
+                if restored["changed"] and not check_mode:
+                    pair = discover()  # its size, targets and tags are new now
             switched = switch(clients["elbv2"], pair, to_color=target, check_mode=check_mode, progress=progress)
             if parameter_name:
                 publish_active_color(clients["ssm"], parameter_name, target, check_mode=check_mode)
-            standby = mark_standby(clients["autoscaling"], switched["pair"], live, ttl=standby_ttl, reset=True, check_mode=check_mode)
-            standby.pop("diff", None)
+            marks = after_switch(clients["autoscaling"], switched["pair"], away, target, standby_ttl=standby_ttl, check_mode=check_mode)
+            standby = marks["standby"]
             result.update(
                 changed=True,
                 switch={k: switched[k] for k in ("changes", "switch_seconds", "switched_at", "verified")},
                 standby=standby,
-                message="%s is live again; %s is the standby until %s" % (target, live, standby["retire_after"]),
+                message="%s is live again; %s is the standby until %s" % (target, away, standby["retire_after"]),
             )
+            if canary:
+                result["canary"] = canary["deployment_id"]
+                result["message"] = "the canary %s on %s was ended: %s" % (canary["deployment_id"], away, result["message"])
+                journal.finish(
+                    clients["dynamodb"],
+                    table,
+                    service,
+                    canary["deployment_id"],
+                    "rolled_back",
+                    summary="ended by rollback %s: %s serves all of production again" % (entry["deployment_id"], target),
+                    check_mode=check_mode,
+                )
             outcome = "succeeded"
         except CutoverError as exc:
             result["message"] = exc.message

@@ -19,6 +19,8 @@ description:
   - O(state=step) records a step as started, finished, failed or skipped.
   - O(state=finished) closes the deployment with an outcome.
   - Journal records have no expiry; they are kept.
+  - With O(lock), the deployment lock of the service (see M(cutover.bluegreen.lock)) is taken before the
+    deployment opens, or given back after its last write, in the same call.
 author:
   - cutover maintainers (@cutover)
 options:
@@ -73,8 +75,29 @@ options:
       - By convention C(colors) (V(from), V(to)), C(versions) (V(from), V(to), each with image id and launch
         template version) and C(image_id).
     type: dict
+  lock:
+    description:
+      - V(acquire), with O(state=started), takes the service's deployment lock for O(owner) first, with the
+        refusals of M(cutover.bluegreen.lock) (a live lease of another owner fails naming the holder and its
+        expiry; an expired one is taken over), and opens the deployment only once it holds the lock. If the
+        deployment cannot be opened, the lock is given back.
+      - V(release), with O(state=step) or O(state=finished), releases O(owner)'s lock after writing, also when
+        the write failed.
+      - Needs O(owner). Omitted, the lock is not touched.
+    type: str
+    choices: [acquire, release]
+  lease_seconds:
+    description:
+      - With O(lock=acquire), how long the lease lasts, in seconds (1 to 604800).
+    type: int
+    default: 1800
+  purpose:
+    description:
+      - With O(lock=acquire), what the lock is held for, shown to anyone who finds the service locked.
+    type: str
 notes:
-  - Needs C(dynamodb:GetItem), C(dynamodb:PutItem) and C(dynamodb:UpdateItem) on the table.
+  - Needs C(dynamodb:GetItem), C(dynamodb:PutItem) and C(dynamodb:UpdateItem) on the table, and with O(lock)
+    C(dynamodb:DeleteItem).
   - In check mode nothing is written; a step or finish of a deployment that is not in the journal (because it was
     started in check mode) is reported as a change with a warning.
 extends_documentation_fragment:
@@ -85,6 +108,27 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
+- name: Take the lock and open the deployment in one call
+  cutover.bluegreen.journal:
+    service: shop
+    state: started
+    owner: "awx-job-{{ awx_job_id }}"
+    lock: acquire
+    lease_seconds: 3600
+    purpose: deploy v2
+    record:
+      kind: deploy
+  register: deployment
+
+- name: Close the deployment and give the lock back
+  cutover.bluegreen.journal:
+    service: shop
+    state: finished
+    deployment_id: "{{ deployment.deployment_id }}"
+    outcome: succeeded
+    owner: "awx-job-{{ awx_job_id }}"
+    lock: release
+
 - name: Open the deployment
   cutover.bluegreen.journal:
     service: shop
@@ -115,6 +159,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock:
+  description:
+    - With O(lock=acquire), the lease held after the task (C(owner), C(purpose), C(acquired_at), C(expires_at)...),
+      as M(cutover.bluegreen.lock) returns it; with O(lock=release), null once released.
+    - Absent without O(lock).
+  returned: when O(lock) is set
+  type: dict
+  sample: {"owner": "awx-job-42", "purpose": "deploy v2", "expires_at": "2026-01-01T13:00:00Z"}
 deployment_id:
   description: The deployment's id.
   returned: success
@@ -214,6 +266,9 @@ def main():
         outcome=dict(type="str", choices=list(journal.FINAL_OUTCOMES)),
         summary=dict(type="str"),
         record=dict(type="dict"),
+        lock=dict(type="str", choices=[journal.LOCK_ACQUIRE, journal.LOCK_RELEASE]),
+        lease_seconds=dict(type="int", default=1800),
+        purpose=dict(type="str"),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec,
@@ -232,37 +287,57 @@ def main():
         if params["state"] == "finished":
             journal.validate_outcome(params["outcome"])
         journal.validate_record(params["record"])
+        journal.validate_lock(params["lock"], params["state"], params["owner"], params["lease_seconds"])
 
         dynamodb = client(module, "dynamodb")
         now = utcnow()
         common = dict(record=params["record"], check_mode=module.check_mode, now=now)
-        if params["state"] == "started":
-            result = journal.start(
+
+        def write():
+            if params["state"] == "started":
+                return journal.start(
+                    dynamodb,
+                    table,
+                    params["service"],
+                    owner=params["owner"],
+                    summary=params["summary"],
+                    deployment_id=params["deployment_id"],
+                    **common,
+                )
+            if params["state"] == "step":
+                return journal.step(dynamodb, table, params["service"], params["deployment_id"], params["step"], params["status"], **common)
+            return journal.finish(
+                dynamodb, table, params["service"], params["deployment_id"], params["outcome"], summary=params["summary"], **common
+            )
+
+        locked = None
+        if params["lock"]:
+            result, locked = journal.with_lock(
                 dynamodb,
                 table,
                 params["service"],
-                owner=params["owner"],
-                summary=params["summary"],
-                deployment_id=params["deployment_id"],
-                **common,
+                params["owner"],
+                params["lock"],
+                write,
+                lease_seconds=params["lease_seconds"],
+                purpose=params["purpose"],
+                check_mode=module.check_mode,
             )
-        elif params["state"] == "step":
-            result = journal.step(dynamodb, table, params["service"], params["deployment_id"], params["step"], params["status"], **common)
         else:
-            result = journal.finish(
-                dynamodb, table, params["service"], params["deployment_id"], params["outcome"], summary=params["summary"], **common
-            )
+            result = write()
         if result.get("missing"):
             module.warn(
                 "deployment %s is not in the journal of %s (it may have been started in check mode); nothing was read or written"
                 % (result["deployment_id"], params["service"])
             )
         output = dict(
-            changed=result["changed"],
+            changed=result["changed"] or bool(locked and locked["changed"]),
             deployment_id=result["deployment_id"],
             table_name=table,
             deployment=journal.view(result["after"], now),
         )
+        if locked is not None:
+            output["lock"] = locked["lock"]
         if module._diff:
             output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
         return output

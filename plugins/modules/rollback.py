@@ -19,6 +19,9 @@ description:
     switched to.
   - Refuses a colour that never served production (neither standby nor retired) - nothing to roll back to.
   - Naming the colour that is already live changes nothing.
+  - While production traffic is split (a canary run waits for promotion), a rollback ends the canary. All
+    traffic returns to the colour that served before it, the canary's colour becomes the standby, and the
+    canary's deployment is closed in the journal as V(rolled_back). Naming the canary's colour is refused.
 author:
   - cutover maintainers (@cutover)
 options:
@@ -84,6 +87,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+canary:
+  description: The id of the canary deployment this rollback ended, or null.
+  returned: always
+  type: str
+  sample: 20260101T120000Z-1a2b3c4d
 from_color:
   description: The colour that was live.
   returned: always

@@ -72,7 +72,20 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds to wait in all. Must not be negative.
+      - Seconds to wait in all for the instances. Must not be negative.
+    type: int
+    default: 600
+  wait_healthy:
+    description:
+      - Once the instances are InService, also wait until every target of the colour's target group is
+        healthy and at least O(capacity) are registered, as M(cutover.bluegreen.wait_healthy) does, so that one
+        call (one O(async) job with progress) leaves the colour ready for a smoke test.
+      - Needs O(wait=true).
+    type: bool
+    default: false
+  health_timeout:
+    description:
+      - Seconds to wait for target health with O(wait_healthy=true). Must not be negative.
     type: int
     default: 600
   suspend_processes:
@@ -87,6 +100,7 @@ notes:
   - In check mode nothing is created or changed; the result reports what would be, with the number a new
     launch-template version would get.
   - With O(wait=true) a run that changes nothing still checks that the colour is InService.
+  - In check mode O(wait_healthy=true) waits for nothing; RV(health) is null.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
   - amazon.aws.common.modules
@@ -114,6 +128,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+health:
+  description:
+    - With O(wait_healthy=true), the colour's target health once ready, as M(cutover.bluegreen.wait_healthy)
+      returns it (C(ready), C(waited_seconds), C(min_healthy), C(health), C(problems), C(draining), C(targets)).
+    - Null otherwise and in check mode.
+  returned: always
+  type: dict
+  sample: {"ready": true, "waited_seconds": 12.5, "min_healthy": 2, "health": {"registered": 2, "healthy": 2}}
 color:
   description: The colour rolled out.
   returned: always
@@ -216,6 +238,7 @@ timings:
 """
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health, validate_wait
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import (
@@ -303,10 +326,14 @@ def main():
         preparation_capacity=dict(type="int"),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
+        wait_healthy=dict(type="bool", default=False),
+        health_timeout=dict(type="int", default=600),
         suspend_processes=dict(type="list", elements="str", default=list(DEFAULT_SUSPEND_PROCESSES)),
     )
     module = pair_module(argument_spec, supports_check_mode=True)
     params = module.params
+    if params["wait_healthy"] and not params["wait"]:
+        module.fail_json(msg="wait_healthy=true needs wait=true: the targets are waited on once the instances are InService")
 
     def operation():
         validate_inputs(
@@ -317,6 +344,7 @@ def main():
             params["wait_timeout"],
             params["suspend_processes"],
         )
+        validate_wait(timeout=params["health_timeout"])
         elbv2, autoscaling, ec2 = client(module, "elbv2"), client(module, "autoscaling"), client(module, "ec2")
         pair = discover_pair(module, elbv2, autoscaling, rules=False, health=False)
         plan = plan_rollout(
@@ -342,6 +370,15 @@ def main():
                 exc.details.setdefault("changed", plan["changed"])
                 raise
             result = result_of(plan, outcome)
+        result["health"] = None
+        if params["wait_healthy"] and not module.check_mode:
+            try:
+                result["health"] = color_health(
+                    elbv2, pair, plan["color"], min_healthy=plan["capacity"], timeout=params["health_timeout"], progress=module.log
+                )
+            except CutoverError as exc:
+                exc.details.setdefault("changed", result["changed"])
+                raise
         if not module._diff:
             result.pop("diff")
         return result

@@ -23,6 +23,9 @@ description:
     left half switched, and the module fails saying so.
   - After the change the listeners and rules are read back to confirm the new weights (O(verify)), and the
     live colour is published in an SSM parameter (O(publish_parameter)).
+  - After a full switch the colour that takes all traffic loses any standby or retired tags (C(cutover:state),
+    C(cutover:retire-after)), and with O(standby_ttl) the colour that was live is kept warm as the standby,
+    as M(cutover.bluegreen.standby) does, in the same call.
   - Idempotent with explicit colours and weights; forwarders already as wanted are not touched.
 author:
   - cutover maintainers (@cutover)
@@ -83,6 +86,13 @@ options:
       - Read the changed listeners and rules back and fail unless they forward with the new weights.
     type: bool
     default: true
+  standby_ttl:
+    description:
+      - On a full switch that moves traffic, tag the colour that was live as the standby, to be retired by
+        M(cutover.bluegreen.teardown) once this time has passed, such as V(30m), V(12h), V(1d) or V(3600)
+        (seconds). The retire-after time starts again from now.
+      - Without it the colour that was live is left as it is. A run that moves no traffic marks nothing.
+    type: str
 notes:
   - Check mode changes nothing and returns the planned changes.
   - Supports diff mode, showing per listener and rule the colours and weights before and after, and the parameter.
@@ -124,6 +134,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+standby:
+  description:
+    - With O(standby_ttl), the colour marked standby (C(color), C(asg_name), C(retire_after), C(tags_before),
+      C(tags_after)), as M(cutover.bluegreen.standby) returns it; null when nothing was marked.
+  returned: always
+  type: dict
+  sample: {"color": "blue", "retire_after": "2026-01-02T12:00:00Z", "changed": true}
+cleared_tags:
+  description: The standby or retired tags removed from the colour that takes all traffic.
+  returned: always
+  type: list
+  elements: str
+  sample: ["cutover:state", "cutover:retire-after"]
 from_color:
   description: The live colour before the switch.
   returned: always
@@ -274,6 +297,7 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name, publish_active_color
+from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import after_switch, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
     describe_forwarders,
     switch,
@@ -294,6 +318,7 @@ ARGUMENT_SPEC = dict(
     swap_test_listener=dict(type="bool", default=True),
     publish_parameter=dict(type="str"),
     verify=dict(type="bool", default=True),
+    standby_ttl=dict(type="str"),
 )
 
 
@@ -321,12 +346,14 @@ def main():
         # Bad input fails before any AWS call.
         min_healthy = validate_min_healthy(params["min_healthy"])
         weights = validate_weights(params["weights"]) if params["weights"] is not None else None
+        if params["standby_ttl"] is not None:
+            parse_ttl(params["standby_ttl"])
         name = params["publish_parameter"]
         if name is None:
             name = default_parameter_name(params["service"])
 
-        elbv2 = client(module, "elbv2")
-        pair = discover_pair(module, elbv2, client(module, "autoscaling"))
+        elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
+        pair = discover_pair(module, elbv2, autoscaling)
         result = switch(
             elbv2,
             pair,
@@ -363,8 +390,25 @@ def main():
                 ) from exc
             parameter = dict(name=name, value=result["live_color"], previous=previous, changed=published)
 
+        marks = dict(cleared=[], standby=None)
+        if not result["split"]:
+            try:
+                marks = after_switch(
+                    autoscaling,
+                    result["pair"],
+                    result["from_color"],
+                    result["live_color"],
+                    standby_ttl=params["standby_ttl"] if result["changed"] else None,
+                    check_mode=module.check_mode,
+                )
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, CutoverError) as exc:
+                raise CutoverError(
+                    "traffic of %s now goes to %s, but tagging the standby failed: %s" % (pair.service, result["live_color"], exc),
+                    changes=[_change_result(change) for change in result["changes"]],
+                ) from exc
+
         output = dict(
-            changed=result["changed"] or bool(parameter and parameter["changed"]),
+            changed=result["changed"] or bool(parameter and parameter["changed"]) or bool(marks["cleared"]) or bool(marks["standby"]),
             from_color=result["from_color"],
             to_color=result["to_color"],
             live_color=result["live_color"],
@@ -378,6 +422,8 @@ def main():
             apply_seconds=result["apply_seconds"],
             verify_seconds=result["verify_seconds"],
             parameter=parameter,
+            standby=marks["standby"],
+            cleared_tags=marks["cleared"],
             pair=result["pair"].to_dict(),
         )
         if module._diff:

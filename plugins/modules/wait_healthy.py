@@ -135,8 +135,7 @@ targets:
   sample: [{"id": "i-0123456789abcdef0", "port": 8080, "state": "healthy", "reason": null, "description": null}]
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.health import default_unhealthy_timeout, summarize, wait_healthy
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health, validate_wait
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 
 
@@ -159,48 +158,21 @@ def main():
     params = module.params
 
     def operation():
-        for option in ("min_healthy", "timeout", "unhealthy_timeout"):
-            if params[option] is not None and params[option] < 0:
-                raise CutoverError("%s must not be negative, got %s" % (option, params[option]))
+        validate_wait(params["min_healthy"], params["timeout"], params["unhealthy_timeout"])  # before any AWS call
         elbv2 = client(module, "elbv2")
         pair = discover_pair(module, elbv2, client(module, "autoscaling"), rules=False, health=module.check_mode)
-        color = resolve_color(pair, params["color"])
-        group = pair.colors[color]["target_group"]
-        min_healthy = params["min_healthy"]
-        if min_healthy is None:
-            min_healthy = max(1, pair.colors[color]["asg"]["desired_capacity"])
-        unhealthy_timeout = params["unhealthy_timeout"]
-        if unhealthy_timeout is None:
-            unhealthy_timeout = default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold"))
-        if module.check_mode:
-            summary, waited = summarize(pair.colors[color]["targets"], min_healthy), 0.0
-        else:
-            try:
-                summary, waited = wait_healthy(
-                    elbv2,
-                    group["arn"],
-                    min_healthy=min_healthy,
-                    timeout=params["timeout"],
-                    unhealthy_timeout=unhealthy_timeout,
-                    progress=module.log,
-                    name=group["name"],
-                )
-            except CutoverError as exc:
-                exc.details.update(color=color, target_group_arn=group["arn"], min_healthy=min_healthy)
-                raise
-        targets = summary.pop("targets")
-        return dict(
-            changed=False,
-            color=color,
-            target_group_arn=group["arn"],
-            min_healthy=min_healthy,
-            ready=summary.pop("ready"),
-            waited_seconds=waited,
-            problems=summary.pop("problems"),
-            draining=summary.pop("draining"),
-            health={key: summary[key] for key in ("registered", "healthy", "unhealthy", "by_state")},
-            targets=targets,
+        result = color_health(
+            elbv2,
+            pair,
+            resolve_color(pair, params["color"]),
+            min_healthy=params["min_healthy"],
+            timeout=params["timeout"],
+            unhealthy_timeout=params["unhealthy_timeout"],
+            check_mode=module.check_mode,
+            progress=module.log,
         )
+        result["changed"] = False
+        return result
 
     run(module, operation)
 

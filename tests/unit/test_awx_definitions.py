@@ -119,6 +119,23 @@ class Playbook:
         return list(self.feeds.get(variable, {}).items())
 
 
+def role_task_list(role: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tasks of a role's main.yml and of the files it includes, except includes the playbook's fixed role vars rule out."""
+    tasks = []
+    for task in read_yaml(REPO / "roles" / role / "tasks" / "main.yml"):
+        tasks.append(task)
+        included = task.get("ansible.builtin.include_tasks")
+        if not included:
+            continue
+        rule = re.fullmatch(r"(\w+) (==|!=) '(\w+)'", str(task.get("when", "")).strip())
+        if rule and isinstance(entry.get(rule.group(1)), str) and "{{" not in entry[rule.group(1)]:
+            equal = entry[rule.group(1)] == rule.group(3)
+            if equal != (rule.group(2) == "=="):
+                continue
+        tasks += read_yaml(REPO / "roles" / role / "tasks" / included)
+    return tasks
+
+
 def load_playbook(relative: str) -> Playbook:
     [play] = read_yaml(REPO / relative)
     [entry] = play["roles"]
@@ -135,7 +152,7 @@ def load_playbook(relative: str) -> Playbook:
         for text in walk_strings(play.get(key, {})):
             book.play_vars |= referenced(text)
     book.play_vars -= {"ansible_playbook_python", "omit"}
-    role_tasks = read_yaml(REPO / "roles" / role / "tasks" / "main.yml")
+    role_tasks = role_task_list(role, entry)
     for task in [*play.get("pre_tasks", []), *role_tasks]:
         check = task.get("ansible.builtin.assert")
         if not check:
@@ -506,25 +523,31 @@ def test_the_teardown_survey_asks_services_and_force(found):
     assert questions["force"]["choices"] == ["false", "true"] and questions["force"]["default"] == "false"
 
 
-def test_the_workflow_gates_the_release_and_rolls_back_a_denied_one(found):
+def test_the_workflow_runs_a_canary_then_promotes_or_rolls_back_after_approval(found):
     [workflow] = found["cutover_awx_workflows"]
     nodes = {node["identifier"]: node for node in workflow["workflow_nodes"]}
-    assert nodes["deploy"]["unified_job_template"]["name"] == "cutover-deploy"
-    assert "failure_nodes" not in nodes["deploy"].get("related", {})  # the deploy role switches back itself
-    [approve] = nodes["deploy"]["related"]["success_nodes"]
+    [root] = set(nodes) - {child["identifier"] for node in nodes.values() for links in node.get("related", {}).values() for child in links}
+    canary = nodes[root]
+    assert canary["unified_job_template"]["name"] == "cutover-deploy"
+    assert canary["extra_data"] == {"phase": "canary"}
+    assert role_options("deploy")["deploy_phase"]["choices"] == ["full", "canary", "promote"]
+    assert "failure_nodes" not in canary.get("related", {})  # the deploy role switches back itself
+    [approve] = canary["related"]["success_nodes"]
     approval = nodes[approve["identifier"]]
     assert approval["unified_job_template"]["type"] == "workflow_approval"
     [denied] = approval["related"]["failure_nodes"]
     assert nodes[denied["identifier"]]["unified_job_template"]["name"] == "cutover-rollback"
     assert nodes[denied["identifier"]]["extra_data"] == {"to": "previous"}
     [approved] = approval["related"]["success_nodes"]
-    assert nodes[approved["identifier"]]["unified_job_template"]["name"] == "cutover-status"
-    # The colour a denial returns to is still warm: the approval ends before the standby TTL.
+    promote = nodes[approved["identifier"]]["unified_job_template"]["name"]
+    assert promote == "cutover-promote"
+    [template] = [t for t in found["cutover_awx_job_templates"] if t["name"] == promote]
+    [play] = read_yaml(REPO / template["playbook"])
+    assert play["roles"][0]["role"] == "cutover.bluegreen.deploy" and play["roles"][0]["deploy_phase"] == "promote"
+    # a canary phase needs a share of traffic: the survey cannot answer 0
     release = {question["variable"]: question for question in found["surveys"][workflow["survey"]]["spec"]}
-    ttl = parse_ttl(release["deploy_standby_ttl"]["default"])
-    assert ttl == parse_ttl(role_options("deploy")["deploy_standby_ttl"]["default"])
-    assert approval["unified_job_template"]["timeout"] < ttl
-    assert release["deploy_canary_weight"]["default"] > 0  # a gated release has a canary phase
+    assert release["deploy_canary_weight"]["min"] >= 1 and release["deploy_canary_weight"]["default"] > 0
+    assert release["deploy_canary_weight"]["required"]
 
 
 def test_the_teardown_schedule_runs_hourly_and_never_forces(found):
@@ -638,7 +661,7 @@ def test_a_workflow_naming_a_missing_template_is_caught(found):
     def rename(f):
         f["cutover_awx_workflows"][0]["workflow_nodes"][0]["unified_job_template"]["name"] = "cutover-release-v1"
 
-    assert "cutover-release: node deploy runs cutover-release-v1, which is not a job template" in broken(found, rename)
+    assert "cutover-release: node canary runs cutover-release-v1, which is not a job template" in broken(found, rename)
 
 
 def test_a_workflow_node_with_a_bad_answer_or_a_dangling_link_is_caught(found):
@@ -648,12 +671,12 @@ def test_a_workflow_node_with_a_bad_answer_or_a_dangling_link_is_caught(found):
     assert any("node roll-back: to: 'purple' is not one of" in p for p in broken(found, bad_colour))
 
     def dangling(f):
-        f["cutover_awx_workflows"][0]["workflow_nodes"][0]["related"]["success_nodes"] = [{"identifier": "promote"}]
+        f["cutover_awx_workflows"][0]["workflow_nodes"][0]["related"]["success_nodes"] = [{"identifier": "confirm"}]
 
-    assert any("node deploy leads to promote, which is no node" in p for p in broken(found, dangling))
+    assert any("node canary leads to confirm, which is no node" in p for p in broken(found, dangling))
 
     def loop(f):
-        f["cutover_awx_workflows"][0]["workflow_nodes"][2]["related"] = {"success_nodes": [{"identifier": "deploy"}]}
+        f["cutover_awx_workflows"][0]["workflow_nodes"][2]["related"] = {"success_nodes": [{"identifier": "canary"}]}
 
     assert any("no node starts the workflow" in p or "cycle" in p for p in broken(found, loop))
 
