@@ -41,6 +41,12 @@ def ansible_env(endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def json_document(stdout: str) -> dict[str, Any]:
+    """The json callback's document; lines printed before it (``Pausing for 1 seconds`` of a pause) are skipped."""
+    start = stdout.find("\n{") + 1 if not stdout.startswith("{") else 0
+    return json.loads(stdout[start:])
+
+
 def run_playbook(plays: list[dict[str, Any]], endpoint: str, extra_args: tuple[str, ...] = (), **env: str) -> dict[str, Any]:
     """Run plays; return the json callback's document (plays, tasks, stats)."""
     with tempfile.NamedTemporaryFile("w", prefix="cutover-test-", suffix=".yml", delete=False) as handle:
@@ -58,7 +64,7 @@ def run_playbook(plays: list[dict[str, Any]], endpoint: str, extra_args: tuple[s
     finally:
         os.unlink(path)
     try:
-        return json.loads(result.stdout)
+        return json_document(result.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"ansible-playbook printed no JSON ({result.returncode}):\n{result.stdout}\n{result.stderr}") from exc
 
@@ -116,7 +122,7 @@ def run_playbook_file(name: str, endpoint: str, timeout: float = 600, **extra_va
         check=False,
     )
     try:
-        document = json.loads(result.stdout)
+        document = json_document(result.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"ansible-playbook printed no JSON ({result.returncode}):\n{result.stdout}\n{result.stderr}") from exc
     return PlaybookRun(result.returncode, document, result.stderr)

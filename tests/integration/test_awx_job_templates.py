@@ -76,6 +76,12 @@ class Job:
         [result] = self.results(task_prefix)
         return result["msg"]
 
+    @property
+    def artifacts(self) -> dict[str, Any]:
+        """What the job handed on with set_stats (the controller passes it to the workflow's later nodes)."""
+        [stats] = [event for event in self.runner.events if event["event"] == "playbook_on_stats"]
+        return stats["event_data"].get("artifact_data") or {}
+
 
 class Controller:
     """Launches the job templates and the workflow of extensions/awx with ansible-runner."""
@@ -188,6 +194,7 @@ class Controller:
                 job = self.launch(unified["name"], node.get("extra_data", {}), workflow_vars=variables, launch_type="workflow")
                 ran[identifier] = job
                 succeeded = job.status == "successful"
+                variables.update(job.artifacts)  # artifacts reach the nodes that run after the job
             related = node.get("related", {})
             queue += [link["identifier"] for link in related.get("success_nodes" if succeeded else "failure_nodes", [])]
             queue += [link["identifier"] for link in related.get("always_nodes", [])]
@@ -326,44 +333,58 @@ def test_a_forced_teardown_retires_the_standby_and_never_the_live_colour(control
 
 
 # -- the release workflow ----------------------------------------------------------------------------
-def test_a_denied_release_is_rolled_back_to_the_warm_colour(controller):
+def test_a_denied_release_ends_the_canary(controller):
+    journal_before = len(controller.journal())
     ran = controller.run_workflow(
         "cutover-release",
         {"service": "shop", **V3, "deploy_canary_seconds": 2},
         controller.smoke_test("v3"),
         approve=False,
     )
-    assert list(ran) == ["deploy", "approve", "roll-back"]
-    deploy, rollback = ran["deploy"], ran["roll-back"]
-    assert succeeded(deploy) and succeeded(rollback)
-    # the workflow's canary default reached the deploy node, which ran the canary phase and its gate
-    assert deploy.extravars["deploy_canary_weight"] == 10
-    [canary] = deploy.results("Send the canary share of production traffic")
-    assert canary["changed"]
-    assert deploy.message("Summary")[0] == "shop: succeeded — green is live with v3"
-    # the denial switched back to blue, which the release had kept warm; green is the standby now
+    assert list(ran) == ["canary", "approve", "roll-back"]
+    canary, rollback = ran["canary"], ran["roll-back"]
+    assert succeeded(canary) and succeeded(rollback)
+    # the canary job stopped with the workflow's share of production on green, and handed its id on
+    assert canary.extravars["deploy_canary_weight"] == 10 and canary.extravars["phase"] == "canary"
+    [split] = canary.results("Send the canary share of production traffic")
+    assert split["changed"]
+    assert canary.message("Summary")[0].startswith("shop: canary — green takes 10% of production with v3")
+    assert not canary.results("Switch every production listener")
+    deployment_id = canary.artifacts["deploy_deployment_id"]
+    assert rollback.extravars["deploy_deployment_id"] == deployment_id
+    # the denial sent everything back to blue; green is the standby; both entries are closed
     assert rollback.extravars["to"] == "previous" and rollback.extravars["service"] == "shop"
     assert controller.live() == {"blue": 1} and controller.rule_targets() == ["blue"]
     green = controller.asg("green")
     assert (green["DesiredCapacity"], green["TagMap"]["cutover:state"]) == (2, "standby")
     assert "v3" not in controller.production_body()
+    entries = {entry["deployment_id"]["S"]: entry for entry in controller.journal()}
+    assert len(entries) == journal_before + 2  # the canary's deployment and the rollback
+    assert entries[deployment_id]["outcome"]["S"] == "rolled_back"
     assert controller.lock() is None
 
 
-def test_an_approved_release_stays_and_the_pair_is_shown(controller):
+def test_an_approved_release_promotes_the_canary(controller):
     ran = controller.run_workflow(
         "cutover-release",
         {"service": "shop", **V4, "deploy_canary_seconds": 2},
         controller.smoke_test("v4"),
         approve=True,
     )
-    assert list(ran) == ["deploy", "approve", "confirm"]
-    assert succeeded(ran["deploy"]) and succeeded(ran["confirm"])
-    assert controller.live() == {"green": 1}
+    assert list(ran) == ["canary", "approve", "promote"]
+    canary, promote = ran["canary"], ran["promote"]
+    assert succeeded(canary) and succeeded(promote)
+    deployment_id = canary.artifacts["deploy_deployment_id"]
+    assert promote.extravars["deploy_deployment_id"] == deployment_id
+    # the promote job gated the canary again, then moved everything to green
+    assert promote.results("Gate the canary on its 5XX responses")
+    assert controller.live() == {"green": 1} and controller.rule_targets() == ["green"]
     assert "v4" in controller.production_body()
-    assert ran["confirm"].message("Show the live colour of shop").startswith("shop: green is live")
+    assert promote.message("Summary")[0] == "shop: succeeded — green is live with v4"
     blue = controller.asg("blue")
     assert (blue["DesiredCapacity"], blue["TagMap"]["cutover:state"]) == (2, "standby")
+    [entry] = [entry for entry in controller.journal() if entry["deployment_id"]["S"] == deployment_id]
+    assert entry["outcome"]["S"] == "succeeded"
     assert controller.lock() is None
 
 
@@ -621,16 +642,18 @@ def test_register_creates_everything_the_definitions_describe_and_a_second_run_c
     assert api.surveys[("workflow_job_templates", workflow["id"])] == found["surveys"]["release"]
     assert (workflow["allow_simultaneous"], workflow["ask_variables_on_launch"]) == (False, True)
     nodes = {node["identifier"]: node for node in api.objects["workflow_job_template_nodes"].values()}
-    assert set(nodes) == {"deploy", "approve", "confirm", "roll-back"}
+    assert set(nodes) == {"canary", "approve", "promote", "roll-back"}
     assert all(node["workflow_job_template"] == workflow["id"] for node in nodes.values())
 
     def links(identifier: str, kind: str) -> list[str]:
         linked = api.associations.get(("workflow_job_template_nodes", nodes[identifier]["id"], kind), [])
         return sorted(node["identifier"] for node in nodes.values() if node["id"] in linked)
 
-    assert links("deploy", "success_nodes") == ["approve"] and links("deploy", "failure_nodes") == []
-    assert (links("approve", "success_nodes"), links("approve", "failure_nodes")) == (["confirm"], ["roll-back"])
-    assert nodes["deploy"]["unified_job_template"] == api.named("job_templates", "cutover-deploy")["id"]
+    assert links("canary", "success_nodes") == ["approve"] and links("canary", "failure_nodes") == []
+    assert (links("approve", "success_nodes"), links("approve", "failure_nodes")) == (["promote"], ["roll-back"])
+    assert nodes["canary"]["unified_job_template"] == api.named("job_templates", "cutover-deploy")["id"]
+    assert nodes["canary"]["extra_data"] == {"phase": "canary"}
+    assert nodes["promote"]["unified_job_template"] == api.named("job_templates", "cutover-promote")["id"]
     assert nodes["roll-back"]["unified_job_template"] == api.named("job_templates", "cutover-rollback")["id"]
     assert nodes["roll-back"]["extra_data"] == {"to": "previous"}
     approval = api.objects["workflow_approval_templates"][nodes["approve"]["unified_job_template"]]

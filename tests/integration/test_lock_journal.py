@@ -343,6 +343,19 @@ def test_journal_start_with_an_id_is_idempotent(table, sandbox):
 
 
 JOURNAL_BAD_INPUT = {
+    "lock acquire when finishing": (
+        {"state": "finished", "deployment_id": "20260101T120000Z-nosuch", "outcome": "failed", "owner": "run-1", "lock": "acquire"},
+        "lock=acquire opens a deployment under the lock: it needs state=started, not finished",
+    ),
+    "lock release when starting": (
+        {"state": "started", "owner": "run-1", "lock": "release"},
+        "lock=release gives the lock back after a step or a finish: it needs state=step or finished, not started",
+    ),
+    "lock without owner": ({"state": "started", "lock": "acquire"}, "owner must be a non-empty string"),
+    "lock with a bad lease": (
+        {"state": "started", "owner": "run-1", "lock": "acquire", "lease_seconds": 0},
+        "lease_seconds must be greater than 0, got 0",
+    ),
     "step without deployment_id": (
         {"state": "step", "step": "rollout"},
         "state is step but all of the following are missing: deployment_id",
@@ -389,6 +402,56 @@ def test_journal_step_of_a_deployment_started_in_check_mode(table, sandbox):
     assert not result.get("failed"), result
     assert result["changed"] and result["deployment"] is None
     assert any("may have been started in check mode" in warning for warning in result.get("warnings", []))
+
+
+def test_journal_opens_and_closes_under_the_lock(table, sandbox):
+    before = deployments_in_table(table)
+    write_lock(table, "other-run", 600, purpose="deploy v8")
+    refused = journal(sandbox.endpoint, state="started", owner="run-9", lock="acquire", purpose="deploy v9")
+    assert refused.get("failed") and "other-run" in refused["msg"]
+    assert refused["holder"] == "other-run" and refused["expires_at"]
+    assert deployments_in_table(table) == before  # no entry without the lock
+    assert stored_lock(table)["owner"] == "other-run"
+
+    table.dynamodb.delete_item(TableName=TABLE, Key=LOCK_KEY)
+    checked = journal(sandbox.endpoint, check=True, state="started", owner="run-9", lock="acquire", purpose="deploy v9")
+    assert checked["changed"] and checked["lock"]["owner"] == "run-9"
+    assert stored_lock(table) is None and deployments_in_table(table) == before
+
+    opened = journal(sandbox.endpoint, state="started", owner="run-9", lock="acquire", lease_seconds=600, purpose="deploy v9")
+    assert not opened.get("failed"), opened
+    assert opened["changed"] and opened["lock"]["owner"] == "run-9"
+    held = stored_lock(table)
+    assert (held["owner"], held["purpose"], held["lease_seconds"]) == ("run-9", "deploy v9", 600)
+    deployment_id = opened["deployment_id"]
+    assert [i["outcome"] for i in deployments_in_table(table) if i["deployment_id"] == deployment_id] == ["in_progress"]
+
+    # another run cannot finish and release someone else's lock: the write happens, the release is refused
+    stolen = journal(sandbox.endpoint, state="step", deployment_id=deployment_id, step="canary", owner="run-10", lock="release")
+    assert stolen.get("failed") and stored_lock(table)["owner"] == "run-9"
+
+    closed = journal(sandbox.endpoint, state="finished", deployment_id=deployment_id, outcome="succeeded", owner="run-9", lock="release")
+    assert not closed.get("failed"), closed
+    assert closed["changed"] and closed["lock"] is None
+    assert stored_lock(table) is None
+    assert [i["outcome"] for i in deployments_in_table(table) if i["deployment_id"] == deployment_id] == ["succeeded"]
+
+
+def test_a_journal_write_that_fails_under_the_lock_gives_the_lock_back(table, sandbox):
+    from ansible_collections.cutover.bluegreen.plugins.module_utils import journal as journal_utils
+
+    dynamodb = dynamodb_client(sandbox.endpoint)
+
+    def failing_write():
+        raise CutoverError("the table is read-only today")
+
+    with pytest.raises(CutoverError, match="read-only"):
+        journal_utils.with_lock(dynamodb, TABLE, "shop", "run-11", "acquire", failing_write, lease_seconds=60)
+    assert stored_lock(table) is None  # taken, then given back
+    lease.acquire(dynamodb, TABLE, "shop", "run-11", 60)
+    with pytest.raises(CutoverError, match="read-only"):
+        journal_utils.with_lock(dynamodb, TABLE, "shop", "run-11", "release", failing_write)
+    assert stored_lock(table) is None  # released although the write failed
 
 
 # -- pair_info ------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ from .ansible_harness import run_playbook_file
 
 V2 = {"image_id": "ami-0b5c0de0000000002", "user_data": "version=v2", "version": "v2"}
 V3 = {"image_id": "ami-0b5c0de0000000003", "user_data": "version=v3", "version": "v3"}
+V4 = {"image_id": "ami-0b5c0de0000000004", "user_data": "version=v4", "version": "v4"}
+V5 = {"image_id": "ami-0b5c0de0000000005", "user_data": "version=v5", "version": "v5"}
+V6 = {"image_id": "ami-0b5c0de0000000006", "user_data": "version=v6", "version": "v6"}
+CANARY = {"phase": "canary", "deploy_canary_weight": 20, "deploy_canary_seconds": 1}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,7 @@ def pair(provisioned, sandbox, tmp_path_factory):
             self.outputs, self.aws, self.records = outputs, aws, records
 
         def play(self, name, **extra):
-            if name == "deploy":
+            if name in ("deploy", "promote"):
                 extra = {
                     "deploy_smoke_test_url": self.test_url,
                     "deploy_record_dir": str(self.records),
@@ -243,3 +247,115 @@ def test_status_shows_the_pair(pair):
     shown = [r["msg"] for r in run.result("Show each colour")["results"]]
     assert shown[0].startswith("blue (live): 2/2 in service")
     assert shown[1].startswith("green:") and "standby until" in shown[1]
+
+
+def newest_record(pair):
+    return json.loads(max(pair.records.glob("shop-*.json"), key=lambda p: p.stat().st_mtime).read_text())
+
+
+def put_metric(pair, color, name, value):
+    dimensions = [
+        {"Name": "LoadBalancer", "Value": dimension_value(pair.outputs["load_balancer_arn"])},
+        {"Name": "TargetGroup", "Value": dimension_value(pair.outputs["target_group_arns"][color])},
+    ]
+    now = datetime.datetime.now(datetime.UTC)
+    pair.aws.cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[{"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Value": value, "Unit": "Count"}],
+    )
+
+
+def test_the_canary_phase_needs_a_share_of_traffic(pair):
+    versions, journal = pair.template_versions(), len(pair.journal())
+    run = pair.play("deploy", **V4, phase="canary")
+    assert not run.ok
+    assert "phase canary needs deploy_canary_weight between 1 and 99" in run.failure()
+    assert pair.template_versions() == versions and len(pair.journal()) == journal
+    assert pair.live() == {"blue": 1} and pair.lock() is None
+
+
+def test_promote_with_no_canary_waiting_is_refused(pair):
+    run = pair.play("promote")
+    assert not run.ok
+    assert "nothing to promote for shop: no canary is waiting in the journal" in run.failure()
+    assert pair.live() == {"blue": 1} and pair.lock() is None
+
+
+def test_a_canary_run_stops_split_and_the_promote_run_finishes_the_release(pair):
+    run = pair.play("deploy", **V4, **CANARY)
+    assert run.ok, run.failure()
+    assert pair.live() == {"blue": 80, "green": 20}
+    assert pair.lock() is None  # released while the approval waits: a rollback can always take it
+    entry = pair.journal()[0]
+    deployment_id = entry["deployment_id"]["S"]
+    assert outcome(entry) == "in_progress" and entry["steps"]["M"]["canary"]["M"]["status"]["S"] == "finished"
+    assert entry["record"]["M"]["phase"]["S"] == "canary"
+    record = newest_record(pair)
+    assert (record["outcome"], record["phase"], record["deployment_id"]) == ("canary", "canary", deployment_id)
+    assert record["cutover_seconds"] is None
+    assert run.result("Summary")["msg"][0].startswith("shop: canary — green takes 20% of production with v4")
+    assert "cutover:state" not in pair.asg("blue")["TagMap"]  # blue is still live
+
+    # while the canary waits, another release is refused before anything changes
+    versions, journal = pair.template_versions(), len(pair.journal())
+    run = pair.play("deploy", **V5)
+    assert not run.ok
+    assert "production traffic of shop is split" in run.failure() and "nothing was changed" in run.failure()
+    assert pair.template_versions() == versions and len(pair.journal()) == journal
+    assert pair.live() == {"blue": 80, "green": 20}
+
+    run = pair.play("promote")
+    assert run.ok, run.failure()
+    assert pair.live() == {"green": 1} and pair.rule_target() == ["green"]
+    assert run.result("Gate the canary on its 5XX responses")
+    blue = pair.asg("blue")
+    assert blue["TagMap"]["cutover:state"] == "standby" and blue["DesiredCapacity"] == 2
+    entry = pair.journal()[0]
+    assert entry["deployment_id"]["S"] == deployment_id and outcome(entry) == "succeeded"
+    assert entry["record"]["M"]["phase"]["S"] == "promote"
+    record = newest_record(pair)
+    assert (record["outcome"], record["phase"], record["deployment_id"]) == ("succeeded", "promote", deployment_id)
+    assert record["cutover_seconds"] is not None
+    assert run.result("Summary")["msg"][0] == "shop: succeeded — green is live with v4"
+    assert pair.lock() is None
+
+    # the canary is promoted: a second promote has nothing to do
+    run = pair.play("promote")
+    assert not run.ok and "nothing to promote for shop" in run.failure()
+    assert pair.live() == {"green": 1}
+
+
+def test_a_rollback_ends_a_waiting_canary(pair):
+    run = pair.play("deploy", **V5, **CANARY)
+    assert run.ok, run.failure()
+    assert pair.live() == {"green": 80, "blue": 20}
+    canary_id = pair.journal()[0]["deployment_id"]["S"]
+    # rolling "back" to the canary's colour would promote it without its gate
+    run = pair.play("rollback", to="blue")
+    assert not run.ok
+    assert "blue is the canary" in run.failure() and "Nothing was changed" in run.failure()
+    assert pair.live() == {"green": 80, "blue": 20}
+    run = pair.play("rollback")
+    assert run.ok, run.failure()
+    assert pair.live() == {"green": 1} and pair.rule_target() == ["green"]
+    assert pair.asg("blue")["TagMap"]["cutover:state"] == "standby"
+    assert "cutover:state" not in pair.asg("green")["TagMap"]
+    entries = {item["deployment_id"]["S"]: item for item in pair.journal()}
+    assert outcome(entries[canary_id]) == "rolled_back"
+    assert f"the canary {canary_id} on blue was ended" in run.result("Summary")["msg"][0]
+    assert pair.lock() is None
+
+
+def test_a_canary_that_fails_its_gate_at_promotion_is_ended(pair):
+    run = pair.play("deploy", **V6, **CANARY)
+    assert run.ok, run.failure()
+    assert pair.live() == {"green": 80, "blue": 20}
+    put_metric(pair, "blue", "HTTPCode_Target_5XX_Count", 7.0)  # the canary started failing while it waited
+    run = pair.play("promote", deploy_canary_seconds=120)
+    assert not run.ok
+    assert "deploy rolled_back" in run.failure() and "production was switched back to green" in run.failure()
+    assert "5XX" in run.failure()
+    assert pair.live() == {"green": 1} and pair.rule_target() == ["green"]
+    assert "cutover:state" not in pair.asg("green")["TagMap"]
+    assert outcome(pair.journal()[0]) == "rolled_back"
+    assert pair.lock() is None

@@ -252,3 +252,34 @@ def test_standby_tags_of_the_rolled_out_colour_are_removed(provisioned, sandbox)
 
     again = run_module(ROLLOUT, args, sandbox.endpoint)
     assert not again.get("failed") and again["changed"] is False, again
+
+
+def test_wait_healthy_returns_once_every_new_target_passed_its_health_checks(provisioned, sandbox):
+    outputs, aws = provisioned
+    before = snapshot(aws, outputs)
+    for args, message in (
+        ({"wait": False}, "wait_healthy=true needs wait=true"),
+        ({"health_timeout": -1}, "timeout must not be negative, got -1"),
+    ):
+        refused = run_module(ROLLOUT, {"service": "shop", "image_id": NEW_AMI, "wait_healthy": True, **args}, sandbox.endpoint)
+        assert refused.get("failed") and message in refused["msg"], refused
+    assert snapshot(aws, outputs) == before
+
+    result = run_module(
+        ROLLOUT,
+        {"service": "shop", "image_id": NEW_AMI, "user_data": "version=v3\n", "capacity": 2, "wait_healthy": True, "health_timeout": 120},
+        sandbox.endpoint,
+    )
+    assert not result.get("failed"), result
+    assert result["changed"] is True and result["color"] == "green"
+    health = result["health"]
+    assert health["ready"] is True and health["min_healthy"] == 2 and health["problems"] == []
+    assert health["health"]["healthy"] == 2 and health["waited_seconds"] >= 0
+    # when the module returns, every InService instance is a healthy target: no separate wait is needed
+    green = group(aws, "shop-green")
+    targets = registered(aws, outputs["target_group_arns"]["green"])
+    assert len(in_service(green)) == 2 and {targets[i] for i in in_service(green)} == {"healthy"}
+    assert sorted(t["id"] for t in health["targets"] if t["state"] == "healthy") == sorted(in_service(green))
+
+    checked = run_module(ROLLOUT, {"service": "shop", "image_id": NEXT_AMI, "wait_healthy": True}, sandbox.endpoint, check=True)
+    assert checked["changed"] is True and checked["health"] is None

@@ -320,3 +320,51 @@ def test_refused_when_fewer_healthy_than_min_healthy(provisioned, sandbox):
     assert not done.get("failed"), done
     assert done["parameter"] is None
     assert traffic(outputs, aws) == dict(GREEN_LIVE, parameter="blue")  # nothing published
+
+
+def asg_tags(outputs, aws, color):
+    group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["asg_names"][color]])["AutoScalingGroups"][0]
+    return {tag["Key"]: tag["Value"] for tag in group["Tags"] if tag["Key"].startswith("cutover:") and tag["Key"] != "cutover:service"}
+
+
+def test_a_full_switch_keeps_the_old_colour_warm_and_clears_the_new_ones_marks(provisioned, sandbox):
+    outputs, aws = provisioned
+    reset(outputs, aws, green_capacity=2)
+    name = outputs["asg_names"]["green"]
+    stale = {"cutover:state": "standby", "cutover:retire-after": "2026-01-01T00:00:00Z"}  # left by an older release
+    aws.autoscaling.create_or_update_tags(
+        Tags=[
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key, "Value": value, "PropagateAtLaunch": False}
+            for key, value in stale.items()
+        ]
+    )
+    before = {color: asg_tags(outputs, aws, color) for color in ("blue", "green")}
+
+    bad = switch_module(sandbox, to_color="green", standby_ttl="soon")
+    assert bad.get("failed") and "ttl 'soon' is not a number of seconds or a duration" in bad["msg"]
+    assert traffic(outputs, aws) == BLUE_LIVE
+
+    checked = switch_module(sandbox, check=True, to_color="green", standby_ttl="2h")
+    assert checked["changed"] and checked["standby"]["color"] == "blue"
+    assert sorted(checked["cleared_tags"]) == sorted(stale)
+    assert {color: asg_tags(outputs, aws, color) for color in ("blue", "green")} == before
+    assert traffic(outputs, aws) == BLUE_LIVE
+
+    result = switch_module(sandbox, to_color="green", standby_ttl="2h")
+    assert not result.get("failed"), result
+    assert traffic(outputs, aws) == GREEN_LIVE
+    assert asg_tags(outputs, aws, "green") == {}  # live now: no retire-after left to act on
+    blue = asg_tags(outputs, aws, "blue")
+    assert blue["cutover:state"] == "standby" and blue["cutover:retire-after"] == result["standby"]["retire_after"]
+    assert result["standby"]["color"] == "blue" and sorted(result["cleared_tags"]) == sorted(stale)
+
+    again = switch_module(sandbox, to_color="green", standby_ttl="2h")
+    assert not again.get("failed"), again
+    assert again["changed"] is False and again["standby"] is None and again["cleared_tags"] == []
+    assert asg_tags(outputs, aws, "blue") == blue  # the retire-after does not move on a re-run
+
+    back = switch_module(sandbox, to_color="blue")  # a switch back without standby_ttl marks nothing
+    assert not back.get("failed"), back
+    assert sorted(back["cleared_tags"]) == ["cutover:retire-after", "cutover:state"] and back["standby"] is None
+    assert asg_tags(outputs, aws, "blue") == {} and asg_tags(outputs, aws, "green") == {}
+    assert traffic(outputs, aws) == BLUE_LIVE
