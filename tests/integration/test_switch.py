@@ -324,7 +324,7 @@ def test_refused_when_fewer_healthy_than_min_healthy(provisioned, sandbox):
 
 def asg_tags(outputs, aws, color):
     group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["asg_names"][color]])["AutoScalingGroups"][0]
-    return {tag["Key"]: tag["Value"] for tag in group["Tags"] if tag["Key"].startswith("cutover:") and tag["Key"] != "cutover:service"}
+    return {tag["Key"]: tag["Value"] for tag in group["Tags"] if tag["Key"] in ("cutover:state", "cutover:retire-after")}
 
 
 def test_a_full_switch_keeps_the_old_colour_warm_and_clears_the_new_ones_marks(provisioned, sandbox):
