@@ -16,7 +16,7 @@ description:
     a record.
   - An action that runs in the controller process, without starting a module, so that writing the record adds
     next to nothing to a release.
-  - Idempotent: a file that already holds the same record with the same mode is left alone.
+  - Idempotent, a file that already holds the same record with the same mode is left alone.
 author:
   - cutover maintainers (@cutover)
 options:

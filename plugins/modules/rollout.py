@@ -79,7 +79,7 @@ options:
     description:
       - Once the instances are InService, also wait until every target of the colour's target group is
         healthy and at least O(capacity) are registered, as M(cutover.bluegreen.wait_healthy) does, so that one
-        call (one O(async) job with progress) leaves the colour ready for a smoke test.
+        call (one C(async) job with progress) leaves the colour ready for a smoke test.
       - Needs O(wait=true).
     type: bool
     default: false

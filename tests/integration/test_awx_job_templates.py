@@ -277,6 +277,14 @@ def test_a_survey_answer_the_role_refuses_fails_before_anything_changes(controll
     assert controller.live() == {"blue": 1} and controller.asg("green")["DesiredCapacity"] == 0
 
 
+def test_promote_with_no_canary_waiting_fails_clearly_and_changes_nothing(controller):
+    journal = len(controller.journal())
+    job = controller.launch("cutover-promote", {"service": "shop"})
+    assert job.status == "failed"
+    assert "nothing to promote for shop: no canary is waiting in the journal" in job.output()
+    assert controller.live() == {"blue": 1} and len(controller.journal()) == journal and controller.lock() is None
+
+
 def test_deploy_releases_green_through_the_test_listener(controller):
     job = controller.launch("cutover-deploy", {"service": "shop", **V2}, controller.smoke_test("v2"))
     assert succeeded(job)
