@@ -90,6 +90,13 @@ def summarize(targets, min_healthy):
     return summary
 
 
+def validate_wait(min_healthy=None, timeout=None, unhealthy_timeout=None):
+    """Bad wait options fail before anything is read."""
+    for option, value in (("min_healthy", min_healthy), ("timeout", timeout), ("unhealthy_timeout", unhealthy_timeout)):
+        if value is not None and value < 0:
+            raise CutoverError("%s must not be negative, got %s" % (option, value))
+
+
 def wait_healthy(
     elbv2,
     target_group_arn,
@@ -110,9 +117,7 @@ def wait_healthy(
     with its state, reason and description. Running out of ``timeout`` fails with
     what is still missing.
     """
-    for option, value in (("min_healthy", min_healthy), ("timeout", timeout), ("unhealthy_timeout", unhealthy_timeout)):
-        if value is not None and value < 0:
-            raise CutoverError("%s must not be negative, got %s" % (option, value))
+    validate_wait(min_healthy, timeout, unhealthy_timeout)
     if unhealthy_timeout is None:
         unhealthy_timeout = default_unhealthy_timeout()
     clock = clock or time.monotonic
@@ -162,12 +167,6 @@ def wait_healthy(
     except WaitTimeout as exc:
         raise WaitTimeout(exc.message, targets=seen["targets"], health=summarize_targets(seen["targets"]), **exc.details) from exc
     return summarize(result["targets"], min_healthy), waited
-
-
-def validate_wait(min_healthy=None, timeout=None, unhealthy_timeout=None):
-    for option, value in (("min_healthy", min_healthy), ("timeout", timeout), ("unhealthy_timeout", unhealthy_timeout)):
-        if value is not None and value < 0:
-            raise CutoverError("%s must not be negative, got %s" % (option, value))
 
 
 def color_health(elbv2, pair, color, min_healthy=None, timeout=600, unhealthy_timeout=None, check_mode=False, progress=None):

@@ -145,6 +145,10 @@ def _asg_tags(name, tags):
     ]
 
 
+def _delete_asg_tags(autoscaling, name, keys):
+    autoscaling.delete_tags(Tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key} for key in keys], aws_retry=True)
+
+
 def _size(asg):
     return {"min_size": asg["min_size"], "max_size": asg["max_size"], "desired_capacity": asg["desired_capacity"]}
 
@@ -179,9 +183,7 @@ def clear_marks(autoscaling, pair, color, check_mode=False):
     asg = pair.colors[color]["asg"]
     present = [key for key in STATE_TAGS if key in asg["tags"]]
     if present and not check_mode:
-        autoscaling.delete_tags(
-            Tags=[{"ResourceId": asg["name"], "ResourceType": "auto-scaling-group", "Key": key} for key in present], aws_retry=True
-        )
+        _delete_asg_tags(autoscaling, asg["name"], present)
     return present
 
 
@@ -543,6 +545,7 @@ def restore(
         "registered": plan["register"],
         "waited": {"in_service": 0, "healthy": 0},
         "health": pair.colors[color]["health"],
+        "ready": plan["ready"],
         "diff": {
             "before": {"asg": asg["name"], "size": plan["size_before"], "tags": plan["tags_before"]},
             "after": {"asg": asg["name"], "size": plan["size_after"], "tags": plan["tags_after"]},
@@ -566,8 +569,7 @@ def restore(
     targets, waited = wait_targets_healthy(elbv2, group["arn"], capacity, remaining, progress=progress, clock=clock, sleep=sleep)
     result["waited"]["healthy"] = waited
     result["health"] = summarize_targets(targets)
+    result["ready"] = True
     if plan["untag"]:
-        autoscaling.delete_tags(
-            Tags=[{"ResourceId": asg["name"], "ResourceType": "auto-scaling-group", "Key": key} for key in plan["untag"]], aws_retry=True
-        )
+        _delete_asg_tags(autoscaling, asg["name"], plan["untag"])
     return result
