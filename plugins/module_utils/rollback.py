@@ -129,7 +129,10 @@ def rollback(
                 result["restored"] = restored
                 if restored["changed"] and not check_mode:
                     pair = discover()  # its size, targets and tags are new now
-            switched = switch(clients["elbv2"], pair, to_color=target, check_mode=check_mode, progress=progress)
+            # In check mode nothing is restored or waited on, so a colour a real run would first bring
+            # up and wait for cannot pass the switch's health guard yet: the guard is the real run's.
+            waits = check_mode and result["restored"] is not None and not result["restored"]["ready"]
+            switched = switch(clients["elbv2"], pair, to_color=target, force=waits, check_mode=check_mode, progress=progress)
             if parameter_name:
                 publish_active_color(clients["ssm"], parameter_name, target, check_mode=check_mode)
             marks = after_switch(clients["autoscaling"], switched["pair"], away, target, standby_ttl=standby_ttl, check_mode=check_mode)

@@ -112,7 +112,10 @@ deployment_id:
   returned: always
   type: str
 restored:
-  description: When the colour had been retired, how it was scaled back up (sizes, waits, health).
+  description:
+    - When the colour had been retired, how it was scaled back up (sizes, waits, health).
+    - C(ready) says whether it was ready to serve. In check mode a colour that is not ready yet passes the
+      switch's health guard, since a real run waits for it before switching.
   returned: always
   type: dict
 switch:

@@ -15,7 +15,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import d
 
 from sandbox.dataplane.control import listener_urls, wait_settled
 
-from .ansible_harness import run_playbook_file
+from .ansible_harness import run_module, run_playbook_file
 
 V2 = {"image_id": "ami-0b5c0de0000000002", "user_data": "version=v2", "version": "v2"}
 V3 = {"image_id": "ami-0b5c0de0000000003", "user_data": "version=v3", "version": "v3"}
@@ -234,6 +234,12 @@ def test_teardown_retires_the_expired_standby_and_rollback_restores_it(pair):
     # a second teardown changes nothing
     run = run_playbook_file("teardown", pair.endpoint, services="shop")
     assert run.ok and run.document["stats"]["localhost"]["changed"] == 0
+    # check mode of a rollback to the retired colour: a real run would scale it up and wait, so the
+    # switch's health guard does not refuse it; nothing changes
+    checked = run_module("cutover.bluegreen.rollback", {"service": "shop", "owner": "check-run"}, pair.endpoint, check=True)
+    assert not checked.get("failed"), checked.get("msg")
+    assert checked["changed"] and checked["to_color"] == "blue" and checked["restored"]["ready"] is False
+    assert pair.asg("blue")["DesiredCapacity"] == 0 and pair.live() == {"green": 1} and pair.lock() is None
     # rollback to the retired colour scales it back up, waits for health, then switches
     run = pair.play("rollback")
     assert run.ok, run.failure()
