@@ -434,6 +434,8 @@ def test_journal_opens_and_closes_under_the_lock(table, sandbox):
     assert not closed.get("failed"), closed
     assert closed["changed"] and closed["lock"] is None
     assert stored_lock(table) is None
+    again = journal(sandbox.endpoint, state="finished", deployment_id=deployment_id, outcome="succeeded", owner="run-9", lock="release")
+    assert not again.get("failed") and again["changed"] is False and again["lock"] is None
     assert [i["outcome"] for i in deployments_in_table(table) if i["deployment_id"] == deployment_id] == ["succeeded"]
 
 
