@@ -134,18 +134,18 @@ class Api:
     def app(self, extra_routes: Callable[[web.Application], None] | None = None) -> web.Application:
         app = web.Application(middlewares=[self._errors], client_max_size=16 * 1024 * 1024)
         app.router.add_get("/", self.root)
-        app.router.add_get("/version", self.version)
+        for path, handler in (("/version", self.version), ("/api", self.api_versions), ("/apis", self.api_groups)):
+            app.router.add_get(path, handler)
+            app.router.add_get(path + "/", handler)  # the client asks for /version/
         for probe in ("/healthz", "/livez", "/readyz"):
             app.router.add_get(probe, self.healthz)
-        app.router.add_get("/api", self.api_versions)
-        app.router.add_get("/apis", self.api_groups)
         app.router.add_get("/apis/{group}", self.api_group)
         if extra_routes is not None:
             extra_routes(app)
         app.router.add_route("*", "/api/{version}", self.core_version)
-        app.router.add_route("*", "/api/{version}/{path:.+}", self.core)
+        app.router.add_route("*", "/api/{version}/{path:.*}", self.core)
         app.router.add_route("*", "/apis/{group}/{version}", self.group_version)
-        app.router.add_route("*", "/apis/{group}/{version}/{path:.+}", self.grouped)
+        app.router.add_route("*", "/apis/{group}/{version}/{path:.*}", self.grouped)
         app.on_cleanup.append(self._close)
         return app
 
@@ -227,9 +227,13 @@ class Api:
 
     # -- resources -----------------------------------------------------------------------------------------
     async def core(self, request: web.Request) -> web.StreamResponse:
+        if not request.match_info["path"]:  # /api/v1/
+            return await self.core_version(request)
         return await self._dispatch(request, parse_path("", request.match_info["version"], request.match_info["path"].split("/")))
 
     async def grouped(self, request: web.Request) -> web.StreamResponse:
+        if not request.match_info["path"]:  # /apis/apps/v1/
+            return await self.group_version(request)
         return await self._dispatch(
             request, parse_path(request.match_info["group"], request.match_info["version"], request.match_info["path"].split("/"))
         )

@@ -265,6 +265,12 @@ class Controllers:
             annotations[REVISION] = str(max_revision + 1)
             new_rs = self.store.write(REPLICASETS, new_rs)
             all_sets = [*olds, new_rs]
+        revision = new_rs["metadata"].get("annotations", {}).get(REVISION)
+        if (deployment["metadata"].get("annotations") or {}).get(REVISION) != revision:
+            annotated = self.store.get(DEPLOYMENTS, deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+            if annotated is not None:
+                annotated["metadata"].setdefault("annotations", {})[REVISION] = revision
+                self.store.write(DEPLOYMENTS, annotated)
         if strategy.get("type") == "Recreate":
             self._recreate(new_rs, olds, desired)
         else:

@@ -71,7 +71,7 @@ def meta(obj: dict[str, Any]) -> dict[str, Any]:
     return obj.setdefault("metadata", {})
 
 
-@dataclass
+@dataclass(eq=False)  # each watch is its own (hashable by identity)
 class Watcher:
     kind: Kind
     namespace: str | None
