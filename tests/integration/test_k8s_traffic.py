@@ -61,7 +61,7 @@ def test_a_selector_patch_under_load_loses_no_request_and_long_requests_on_the_o
     long_answers: list = []
     with LoadLoop(url, rate=RATE, threads=8, max_seconds=60, keep_alive=False) as load:
         time.sleep(2)
-        long_ones = [_long_request(url, 5, long_answers) for _ in range(3)]
+        long_ones = [_long_request(url, 8, long_answers) for _ in range(3)]  # they outlast the preStop sleep: SIGTERM finds them in flight
         time.sleep(0.5)
         switched = time.time()
         kube.core.patch_namespaced_service("shop", "default", {"spec": {"selector": {"slot": "green"}}})
