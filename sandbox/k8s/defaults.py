@@ -6,6 +6,7 @@ a client that sends back what it read changes nothing (no new resourceVersion).
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from .kinds import Kind
@@ -112,6 +113,11 @@ def apply(kind: Kind, obj: dict[str, Any]) -> None:
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     elif kind.key == "/secrets":
         obj.setdefault("type", "Opaque")
+        plain = obj.pop("stringData", None)  # write-only: the API stores it base64-encoded in data
+        if isinstance(plain, dict):
+            data = obj.setdefault("data", {})
+            for key, value in plain.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
     elif kind.key == "/events":
         obj.setdefault("type", "Normal")
         obj.setdefault("count", 1)

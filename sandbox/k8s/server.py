@@ -101,7 +101,12 @@ def start(
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
             raise SandboxError(f"port {port} on {host} is already in use; choose another with --port or CUTOVER_K8S_SANDBOX_PORT")
-    aws_server._require_haproxy()
+    from ..dataplane.haproxy import HAProxyError, find_binary
+
+    try:
+        find_binary()  # Services are HAProxy frontends: say how to get it before starting anything
+    except HAProxyError as exc:
+        raise SandboxError(str(exc)) from None
     runtime = folder / SUBDIRECTORY
     shutil.rmtree(runtime, ignore_errors=True)
     runtime.mkdir(parents=True)

@@ -38,7 +38,7 @@ from .kinds import BY_KEY, Kind
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 
 LOG = logging.getLogger("sandbox.k8s")
-HISTORY = 20_000
+HISTORY = 5_000
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what Kubernetes uses for generated name suffixes
 
 
