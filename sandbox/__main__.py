@@ -1,4 +1,4 @@
-"""python -m sandbox {start,stop,status,env,provision,up,urls,instance,demo}"""
+"""python -m sandbox {start,stop,status,env,provision,up,urls,instance,pod,image,demo}"""
 
 from __future__ import annotations
 
@@ -56,8 +56,21 @@ def _settle(sandbox: server.Sandbox, directory: Path, outputs: dict) -> None:
         print(f"GET {url}/ -> {response.status}: version {body.get('version')} ({body.get('color')}) from {body.get('instance_id')}")
 
 
+def _kubernetes():
+    from .k8s import server as k8s_server
+
+    return k8s_server
+
+
 def cmd_start(options: argparse.Namespace) -> int:
     began = time.monotonic()
+    if options.kubernetes:
+        k8s = _kubernetes().start(port=options.port, directory=options.dir)
+        print(f"kubernetes sandbox up at {k8s.endpoint} (pid {k8s.pid}, {time.monotonic() - began:.1f} s); use it with:")
+        for key, value in k8s.environment().items():
+            print(f"export {key}={value}")
+        print("# Services' loopback URLs: python -m sandbox urls")
+        return 0
     sandbox = server.start(port=options.port, directory=options.dir)
     print(f"sandbox up at {sandbox.endpoint} (pid {sandbox.pid}, {time.monotonic() - began:.1f} s); use it with:")
     _print_env(sandbox)
@@ -71,21 +84,38 @@ def cmd_start(options: argparse.Namespace) -> int:
 
 def cmd_stop(options: argparse.Namespace) -> int:
     was_running = server.stop(options.dir)
-    print("sandbox stopped" if was_running else "no sandbox was running")
+    kubernetes_was_running = _kubernetes().stop(options.dir)
+    if was_running:
+        print("sandbox stopped")
+    if kubernetes_was_running:
+        print("kubernetes sandbox stopped")
+    if not was_running and not kubernetes_was_running:
+        print("no sandbox was running")
     return 0
 
 
 def cmd_status(options: argparse.Namespace) -> int:
     sandbox = server.current(options.dir)
-    if sandbox is None:
+    k8s = _kubernetes().current(options.dir)
+    if sandbox is None and k8s is None:
         print("no sandbox is running")
         return 1
-    print(f"sandbox running at {sandbox.endpoint} (pid {sandbox.pid})")
+    if sandbox is not None:
+        print(f"sandbox running at {sandbox.endpoint} (pid {sandbox.pid})")
+    if k8s is not None:
+        print(f"kubernetes sandbox running at {k8s.endpoint} (pid {k8s.pid}), kubeconfig {k8s.kubeconfig}")
     return 0
 
 
 def cmd_env(options: argparse.Namespace) -> int:
-    _print_env(_require(server.state_dir(options.dir)))
+    directory = server.state_dir(options.dir)
+    k8s = _kubernetes().current(directory)
+    if k8s is not None:
+        for key, value in k8s.environment().items():
+            print(f"export {key}={value}")
+        if server.current(directory) is None:
+            return 0
+    _print_env(_require(directory))
     return 0
 
 
@@ -101,6 +131,18 @@ def _provision(directory: Path, stack: str, overrides: dict[str, str]) -> dict:
 
 def cmd_provision(options: argparse.Namespace) -> int:
     directory = server.state_dir(options.dir)
+    if options.kubernetes:
+        from .k8s import provision as k8s_provision
+
+        k8s = _require_kubernetes(directory)
+        program = Path(options.program) if options.program else k8s_provision.PROGRAM
+        began = time.monotonic()
+        overrides = dict(item.split("=", 1) for item in options.config)
+        outputs = k8s_provision.provision(k8s.kubeconfig, program, stack=options.stack, overrides=overrides)
+        (directory / "kubernetes-outputs.json").write_text(json.dumps(outputs, indent=2, sort_keys=True))
+        print(f"provisioned {program} into the Kubernetes sandbox in {time.monotonic() - began:.1f} s")
+        print(json.dumps(outputs, indent=2, sort_keys=True))
+        return 0
     overrides = dict(item.split("=", 1) for item in options.config)
     began = time.monotonic()
     outputs = _provision(directory, options.stack, overrides)
@@ -113,8 +155,58 @@ def cmd_provision(options: argparse.Namespace) -> int:
 
 def cmd_urls(options: argparse.Namespace) -> int:
     directory = server.state_dir(options.dir)
+    if _kubernetes().current(directory) is not None:
+        from .k8s.control import service_urls
+
+        for service, ports in sorted(service_urls(directory).items()):
+            for port, url in sorted(ports.items(), key=lambda item: int(item[0])):
+                print(f"service {service}:{port} -> {url}")
+        if server.current(directory) is None:
+            return 0
     _require(directory)
     _print_urls(directory)
+    return 0
+
+
+def _require_kubernetes(directory: Path):
+    k8s = _kubernetes().current(directory)
+    if k8s is None:
+        raise server.SandboxError(
+            f"no Kubernetes sandbox is running (state in {directory}); start one with: python -m sandbox start --kubernetes"
+        )
+    return k8s
+
+
+def _settings(options: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    settings = {name: getattr(options, name) for name in names if getattr(options, name, None) is not None}
+    if getattr(options, "reset", False):
+        settings["reset"] = True
+    return settings
+
+
+def cmd_pod(options: argparse.Namespace) -> int:
+    from .k8s import control as k8s_control
+
+    k8s = _require_kubernetes(server.state_dir(options.dir))
+    namespace, _, name = options.pod.rpartition("/")
+    namespace = namespace or options.namespace
+    settings = _settings(options, ("fail_health", "error_rate", "delay_ms", "health_delay_ms"))
+    if options.kill:
+        result = k8s_control.pod(k8s.endpoint, namespace, name, "kill", options.container)
+    elif settings:
+        result = k8s_control.pod(k8s.endpoint, namespace, name, "settings", options.container, **settings)
+    else:
+        result = k8s_control.pod(k8s.endpoint, namespace, name, "show", options.container)
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_image(options: argparse.Namespace) -> int:
+    from .k8s import control as k8s_control
+
+    k8s = _require_kubernetes(server.state_dir(options.dir))
+    settings = _settings(options, ("fail_health", "error_rate", "delay_ms", "health_delay_ms", "crash", "pull_error", "version"))
+    print(json.dumps(k8s_control.image(k8s.endpoint, options.image, **settings), indent=2, sort_keys=True))
     return 0
 
 
@@ -172,7 +264,9 @@ def cmd_up(options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description="The cutover local AWS sandbox.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox", description="The cutover local sandboxes: AWS, and Kubernetes (--kubernetes)."
+    )
     parser.add_argument("--dir", default=os.environ.get("CUTOVER_SANDBOX_DIR"), help="state directory (default .sandbox)")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, handler, help_text in (
@@ -184,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         ("up", cmd_up, "start, provision, print the outputs, stop"),
         ("urls", cmd_urls, "print each load-balancer listener's loopback URL"),
         ("instance", cmd_instance, "show or change one instance's process: health, errors, latency, kill, restart"),
+        ("pod", cmd_pod, "Kubernetes sandbox: show or change one pod's process: health, errors, latency, kill"),
+        ("image", cmd_image, "Kubernetes sandbox: what pods of an image do (fail health, errors, latency, crash, pull error)"),
         ("demo", cmd_demo, "the main job: a release, a rollback and a teardown under load, with a timeline picture"),
     ):
         sub = commands.add_parser(name, help=help_text)
@@ -191,7 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         if name == "demo":
             sub.add_argument("--rate", type=float, default=100.0, help="requests/s of the load (default 100)")
         if name in ("start", "up", "demo"):
-            sub.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 5055, 0 = any free port)")
+            sub.add_argument(
+                "--port", type=int, default=None, help="port on 127.0.0.1 (default 5055, 5056 with --kubernetes; 0 = any free port)"
+            )
+        if name in ("start", "provision"):
+            sub.add_argument("--kubernetes", action="store_true", help="the Kubernetes sandbox (an API, pods, Services) instead of AWS")
+        if name == "provision":
+            sub.add_argument("--program", default=None, help="with --kubernetes: the Pulumi program directory (default infra/kubernetes)")
         if name in ("provision", "up"):
             sub.add_argument("--stack", default="sandbox", help="stack file infra/aws/Pulumi.<stack>.yaml (default sandbox)")
             sub.add_argument("--config", action="append", default=[], metavar="cutover:KEY=VALUE", help="override a config value")
@@ -199,6 +301,28 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--keep", action="store_true", help="leave the sandbox running")
         if name == "provision":
             sub.add_argument("--no-wait", action="store_true", help="do not wait for the targets' first health checks")
+        if name in ("pod", "image"):
+            if name == "pod":
+                sub.add_argument("pod", metavar="[NAMESPACE/]POD")
+                sub.add_argument("-n", "--namespace", default="default")
+                sub.add_argument("-c", "--container", default=None)
+                sub.add_argument(
+                    "--kill", action="store_true", help="SIGKILL the container's process (the kubelet restarts it after a back-off)"
+                )
+            else:
+                sub.add_argument("image", metavar="IMAGE")
+                sub.add_argument("--crash", action="store_const", const=True, help="its containers exit at start (CrashLoopBackOff)")
+                sub.add_argument(
+                    "--pull-error", dest="pull_error", action="store_const", const=True, help="it cannot be pulled (ImagePullBackOff)"
+                )
+                sub.add_argument("--version", help="the version its pods report (default: the tag)")
+            health = sub.add_mutually_exclusive_group()
+            health.add_argument("--fail-health", dest="fail_health", action="store_const", const=True, help="probes get 500")
+            health.add_argument("--pass-health", dest="fail_health", action="store_const", const=False, help="probes get 200")
+            sub.add_argument("--error-rate", type=float, help="fraction of requests answered 500 (0..1)")
+            sub.add_argument("--delay-ms", type=int, help="latency added to every request")
+            sub.add_argument("--health-delay-ms", type=int, help="latency added to probes")
+            sub.add_argument("--reset", action="store_true", help="back to the defaults")
         if name == "instance":
             sub.add_argument("instance_id")
             health = sub.add_mutually_exclusive_group()

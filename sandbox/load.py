@@ -4,6 +4,11 @@ It sends requests only to 127.0.0.0/8 (or localhost), at a fixed total rate,
 for at most ``max_seconds`` and at most ``max_requests``, and stops by itself.
 A request fails when it raises (connection refused or reset, timeout) or answers
 5XX. Each answer of the sandbox's instances names its colour and version.
+
+Each worker keeps its connection alive between requests (``keep_alive=True``, what
+an ALB's clients do), or opens a new one per request (``keep_alive=False``): a
+Kubernetes Service balances connections, not requests, so only new connections
+follow a selector change, as with kube-proxy.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class LoadLoop:
     max_seconds: float = 120.0
     max_requests: int = 100_000
     timeout: float = 15.0
+    keep_alive: bool = True
     samples: list[Sample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -109,11 +115,11 @@ class LoadLoop:
                 connection = http.client.HTTPConnection(self._parts.hostname, self._parts.port or 80, timeout=self.timeout)
             started, began = time.time(), time.monotonic()
             try:
-                connection.request("GET", path, headers={"Connection": "keep-alive"})
+                connection.request("GET", path, headers={"Connection": "keep-alive" if self.keep_alive else "close"})
                 response = connection.getresponse()
                 body = response.read()
                 sample = Sample(started, time.monotonic() - began, response.status, *_identity(body), None)
-                if response.getheader("Connection", "").lower() == "close":
+                if not self.keep_alive or response.getheader("Connection", "").lower() == "close":
                     connection.close()
                     connection = None
             except (TimeoutError, OSError, http.client.HTTPException) as exc:

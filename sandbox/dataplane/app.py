@@ -10,7 +10,13 @@ Traffic:
   ``GET [/prefix]/slow?seconds=N``  answers after N seconds (a long request, for draining)
   anything else            200 JSON naming service, version, colour, instance id and path
 Health checks are the requests whose User-Agent is ``ELB-HealthChecker/2.0`` (what
-ALB sends, and what the sandbox's HAProxy sends) or whose path is ``/health``.
+ALB sends, and what the sandbox's HAProxy sends) or ``kube-probe/...`` (a kubelet's
+probe), or whose path is ``/health``.
+
+On SIGTERM the process exits at once, unless ``--graceful`` (a pod of the
+Kubernetes sandbox, like a well-behaved server): then it stops accepting
+connections, closes idle keep-alive connections, answers what is in flight with
+``Connection: close`` and exits when nothing is left in flight.
 
 Release settings come from user data lines ``key=value`` (``export`` and quotes
 allowed, other lines ignored): ``version``, ``fail_health``, ``error_rate`` (0..1: that
@@ -39,6 +45,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 HEALTH_CHECK_AGENT = "ELB-HealthChecker/2.0"
+KUBE_PROBE_AGENT = "kube-probe/"
 MAX_SLOW_SECONDS = 300.0
 SETTINGS = ("fail_health", "error_rate", "delay_ms", "health_delay_ms")
 _TRUE = {"1", "true", "yes", "on"}
@@ -115,6 +122,8 @@ class Instance:
         self.settings = dict(self.release)
         self.lock = threading.Lock()
         self.counters = {"requests": 0, "health_checks": 0, "errors_injected": 0, "in_flight": 0}
+        self.draining = False
+        self.connections: dict[socket.socket, bool] = {}  # connection -> busy with a request (for a graceful stop)
 
     def count(self, key: str, delta: int = 1) -> None:
         with self.lock:
@@ -143,9 +152,22 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # One segment per response: without this Nagle and delayed ACKs add 40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.instance.lock:
+            self.instance.connections[self.connection] = False
+
+    def finish(self) -> None:
+        with self.instance.lock:
+            self.instance.connections.pop(self.connection, None)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def parse_request(self) -> bool:
+        with self.instance.lock:
+            self.instance.connections[self.connection] = True
+        return super().parse_request()
 
     def handle(self) -> None:
-        with contextlib.suppress(ConnectionError, TimeoutError):  # checkers and proxies close as they please
+        with contextlib.suppress(ConnectionError, TimeoutError, OSError, ValueError):  # checkers and proxies close as they please
             super().handle()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -163,9 +185,14 @@ class _Handler(BaseHTTPRequestHandler):
         identity = self.instance.identity
         self.send_header("X-Instance-Id", identity["instance_id"])
         self.send_header("X-Version", identity["version"])
+        if self.instance.draining:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        with self.instance.lock:
+            self.instance.connections[self.connection] = False
 
     def _json(self, status: int, document: dict[str, Any]) -> None:
         self._send(status, json.dumps(document, sort_keys=True).encode() + b"\n")
@@ -177,7 +204,8 @@ class TrafficHandler(_Handler):
         instance = self.instance
         url = urlsplit(self.path)
         settings = instance.settings
-        if self.headers.get("User-Agent") == HEALTH_CHECK_AGENT or url.path == "/health":
+        agent = self.headers.get("User-Agent") or ""
+        if agent == HEALTH_CHECK_AGENT or agent.startswith(KUBE_PROBE_AGENT) or url.path == "/health":
             instance.count("health_checks")
             if settings["health_delay_ms"]:
                 time.sleep(settings["health_delay_ms"] / 1000)
@@ -246,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--color", default="")
     parser.add_argument("--service", default="")
     parser.add_argument("--user-data", default="", help="the instance's user data, base64")
+    parser.add_argument("--graceful", action="store_true", help="on SIGTERM finish what is in flight, then exit")
     options = parser.parse_args(argv)
     settings = release(options.image_id, options.user_data)
     identity = {
@@ -260,18 +289,45 @@ def main(argv: list[str] | None = None) -> int:
     control = type("Control", (ControlHandler,), {"instance": instance})
     servers = [_server(options.fd, traffic), _server(options.control_fd, control)]
 
+    stopping = threading.Event()
+
     def _stop(_signum: int, _frame: object) -> None:
-        raise SystemExit(0)
+        if not options.graceful:
+            raise SystemExit(0)
+        stopping.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     threading.Thread(target=servers[1].serve_forever, name="control", daemon=True).start()
     try:
-        servers[0].serve_forever(poll_interval=0.5)
+        if not options.graceful:
+            servers[0].serve_forever(poll_interval=0.5)
+            return 0
+        threading.Thread(target=servers[0].serve_forever, kwargs={"poll_interval": 0.1}, name="traffic", daemon=True).start()
+        while not stopping.wait(0.5):
+            pass
+        drain(instance, servers[0])
     finally:
         for server in servers:
             server.socket.close()
     return 0
+
+
+def drain(instance: Instance, server: ThreadingHTTPServer) -> None:
+    """A graceful stop: no new connections, idle keep-alive ones closed, in-flight requests finished."""
+    server.shutdown()
+    server.socket.close()
+    instance.draining = True
+    while True:
+        with instance.lock:
+            idle = [conn for conn, busy in instance.connections.items() if not busy]
+            busy = [conn for conn, working in instance.connections.items() if working]
+        for conn in idle:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if not busy and instance.counters["in_flight"] == 0:
+            return
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
