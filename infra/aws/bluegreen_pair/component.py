@@ -187,11 +187,11 @@ class BlueGreenPair(pulumi.ComponentResource):
                     matcher=health.matcher,
                 ),
                 tags=tags(color),
-                # Fixed name, so no create-before-replace. Deleting first is also the safe order here:
-                # a new group under an auto-name would take over the ASG's instances while the
-                # release-owned listener actions still forward to the old one, an outage; deleting
-                # the old group is refused by AWS while a listener forwards to it, so a port or VPC
-                # change of a live pair stops before anything moves (README, "Physical names").
+                # Fixed name, so no create-before-replace (app_port or the VPC force a replacement).
+                # Not an auto-name instead: a new group next to the old one would take over the ASG's
+                # instances while the release-owned listener actions still forward to the old group.
+                # AWS refuses to delete a group a listener forwards to, so on a live pair such a change
+                # fails at the deletion: it needs a new pair (README, "Physical names").
                 opts=child(delete_before_replace=True),
             )
 
