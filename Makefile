@@ -40,6 +40,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	tests/lint/run
+	tests/release/run
 
 sanity: setup
 	tests/sanity/run

@@ -9,6 +9,7 @@ resource in the sandbox: one definition of the topology, two ways to apply it.
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 from collections.abc import Mapping
@@ -47,7 +48,11 @@ def provision(
     config = stack_config(stack, overrides, program)
     mocks = SandboxMocks(endpoint, region=config.get("aws:region", "us-east-1"))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
-    pulumi.runtime.set_all_config(config)
+    # The config reaches the program as the CLI hands it over (PULUMI_CONFIG), so the program reads
+    # it the same way in both paths: pulumi.Config for values, get_config_env for the keys set.
+    pulumi.runtime.set_all_config({})
+    saved_config = os.environ.get("PULUMI_CONFIG")
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
 
     exports: dict[str, Any] = {}
     result: dict[str, Any] = {}
@@ -65,4 +70,8 @@ def provision(
     finally:
         pulumi.export = real_export
         sys.path.remove(str(program))
+        if saved_config is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = saved_config
     return result

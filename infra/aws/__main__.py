@@ -1,20 +1,20 @@
-"""cutover: one blue-green pair per stack (see Pulumi.yaml for every config key)."""
+"""cutover: one blue-green pair per stack.
+
+The keys are documented in Pulumi.yaml; their defaults live in bluegreen_pair/config.py.
+"""
 
 import pulumi
-from pulumi.runtime import config as runtime_config
+import pulumi_aws as aws
 
-from bluegreen_pair import BlueGreenPair, parse_config, strip_namespace
+from bluegreen_pair import NAMESPACE, BlueGreenPair, parse_config, read_stack_config
 
-
-def stack_config() -> dict:
-    """Every config value of the stack (the CLI passes them in PULUMI_CONFIG; tests set them directly)."""
-    merged = dict(runtime_config.get_config_env())
-    merged.update(runtime_config.CONFIG.get())
-    return merged
-
-
-# Validate first: bad input fails here, before a single resource is registered.
-args = parse_config(strip_namespace(stack_config()))
+# Validate first: bad input fails here, before a single resource is registered. Values come
+# through pulumi.Config; the keys the stack sets (what the CLI hands over in PULUMI_CONFIG,
+# read by pulumi.runtime.get_config_env) only serve to refuse a key of ours that we do not know.
+args = parse_config(read_stack_config(pulumi.Config(NAMESPACE).get, pulumi.runtime.get_config_env()))
 pair = BlueGreenPair(args.service, args)
 for key, value in pair.outputs.items():
     pulumi.export(key, value)
+# Where the pair lives, for the playbooks' region: the aws provider's own config (aws:region,
+# else AWS_REGION / AWS_DEFAULT_REGION).
+pulumi.export("region", aws.config.region)

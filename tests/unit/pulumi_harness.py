@@ -1,19 +1,28 @@
-"""Run the infra/aws program under pulumi.runtime.set_mocks and record what it registers."""
+"""Run the infra/aws program under pulumi.runtime.set_mocks and record what it registers.
+
+Public Pulumi APIs only: the config reaches the program the way the CLI hands it over (the
+``PULUMI_CONFIG`` environment variable, read through ``pulumi.Config`` and
+``pulumi.runtime.get_config_env``), every run starts from ``pulumi.runtime.reset_options``, and
+the options of each resource are seen by a stack transform registered with
+``pulumi.runtime.register_resource_transform``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.mocks import MockMonitor
 
 PROGRAM = Path(__file__).resolve().parents[2] / "infra" / "aws"
 
-BASE_CONFIG = {"cutover:service": "shop", "cutover:image_id": "ami-0123456789abcdef0"}
+BASE_CONFIG = {"aws:region": "us-east-1", "cutover:service": "shop", "cutover:image_id": "ami-0123456789abcdef0"}
 
 
 @dataclass
@@ -22,6 +31,7 @@ class Registered:
     name: str
     inputs: dict[str, Any]
     ignore_changes: list[str] | None = None
+    delete_before_replace: bool = False
     parent_type: str | None = None
 
 
@@ -49,6 +59,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self, run: Run):
         self.run = run
+        self.transforms: list[Any] = []
+
+    def register_transform(self, transform: Any) -> None:
+        self.transforms.append(transform)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         for registered in self.run.resources:
@@ -71,39 +85,83 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise NotImplementedError(args.token)
 
 
+class TransformingMonitor(MockMonitor):
+    """The mock monitor, plus the part of the engine these tests look through.
+
+    The mock monitor records stack transforms but does not run them (see ``Mocks.register_transform``);
+    the engine runs each one before it registers a resource, handing it the resource's options. This
+    does the same with the options of the registration request, so a transform sees what the program
+    asked for. The parent is told by its type (the last type in the parent's URN), which the engine
+    hands over as a URN.
+    """
+
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.recording = mocks
+        self.parent_types: dict[tuple[str, str], str | None] = {}
+
+    def RegisterResource(self, request):
+        if request.type != "pulumi:pulumi:Stack":
+            self.parent_types[(request.type, request.name)] = request.parent.split("::")[2].split("$")[-1] if request.parent else None
+            options = pulumi.ResourceOptions(
+                ignore_changes=list(request.ignoreChanges) or None,
+                delete_before_replace=request.deleteBeforeReplace if request.deleteBeforeReplaceDefined else None,
+            )
+            for transform in self.recording.transforms:
+                transform(pulumi.ResourceTransformArgs(request.custom, request.type, request.name, {}, options))
+        return super().RegisterResource(request)
+
+
+@contextlib.contextmanager
+def stack_config(config: dict[str, Any]):
+    """The stack's config as the CLI hands it to a program: ``PULUMI_CONFIG``, structured values as JSON."""
+    saved = os.environ.get("PULUMI_CONFIG")
+    pulumi.runtime.set_all_config({})  # nothing set explicitly shadows it
+    os.environ["PULUMI_CONFIG"] = json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = saved
+
+
 def run_program(config: dict[str, Any] | None = None, replace: bool = False) -> Run:
     """Run infra/aws/__main__.py once with the given ``cutover:*`` config; raise what it raises."""
     run = Run()
-    pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(RecordingMocks(run), project="cutover", stack="unit", preview=False)
+    mocks = RecordingMocks(run)
+    monitor = TransformingMonitor(mocks)
+    pulumi.runtime.reset_options(project="cutover", stack="unit", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="cutover", stack="unit", preview=False, monitor=monitor)
     merged = dict(config or {}) if replace else {**BASE_CONFIG, **(config or {})}
-    pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()})
 
-    def record(args: pulumi.ResourceTransformationArgs):
-        parent = args.opts.parent if args.opts else None
+    def record(args: pulumi.ResourceTransformArgs) -> None:
         run.resources.append(
             Registered(
                 type=args.type_,
                 name=args.name,
                 inputs={},
-                ignore_changes=list(args.opts.ignore_changes) if args.opts and args.opts.ignore_changes else None,
-                parent_type=getattr(parent, "_type", None) if parent is not None else None,
+                ignore_changes=list(args.opts.ignore_changes) if args.opts.ignore_changes else None,
+                delete_before_replace=bool(args.opts.delete_before_replace),
             )
         )
-        return None
 
-    pulumi.runtime.register_stack_transformation(record)
     exports: dict[str, Any] = {}
     real_export = pulumi.export
     pulumi.export = exports.__setitem__
 
     @pulumi.runtime.test
     def program():
+        pulumi.runtime.register_resource_transform(record)
         runpy.run_path(str(PROGRAM / "__main__.py"), run_name="__main__")
         return pulumi.Output.from_input(exports).apply(run.outputs.update)
 
     try:
-        program()
+        with stack_config(merged):
+            program()
     finally:
         pulumi.export = real_export
+    for resource in run.resources:
+        resource.parent_type = monitor.parent_types.get((resource.type, resource.name))
     return run

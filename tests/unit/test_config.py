@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from bluegreen_pair import ConfigError, parse_config, strip_namespace
+import pytest
+import yaml
+
+from bluegreen_pair import BlueGreenPairArgs, ConfigError, HealthCheck, config_defaults, parse_config, read_stack_config, strip_namespace
+from bluegreen_pair.config import KNOWN_KEYS, REQUIRED_KEYS
+from tests.conftest import REPO
 
 BASE = {"service": "shop", "image_id": "ami-0123456789abcdef0"}
 
@@ -86,3 +91,88 @@ def test_bad_input_names_the_key(overrides, message):
 def test_missing_image_is_named():
     with pytest.raises(ConfigError, match=r"cutover:image_id is required"):
         parse_config({"service": "shop"})
+
+
+def test_every_key_has_one_kind_and_a_description():
+    from bluegreen_pair.config import _INT_RANGES, _LIST_KEYS, _MAP_KEYS, _STR_KEYS, DESCRIPTIONS, KNOWN_KEYS
+
+    kinds = [set(_INT_RANGES), _STR_KEYS, _LIST_KEYS, _MAP_KEYS]
+    assert set().union(*kinds) == KNOWN_KEYS == set(DESCRIPTIONS)
+    assert sum(len(kind) for kind in kinds) == len(KNOWN_KEYS)
+
+
+def test_pulumi_yaml_is_generated_from_the_dataclasses():
+    """Pulumi.yaml's config schema is what bluegreen_pair.schema renders: change a default, and this fails."""
+    from bluegreen_pair.schema import PROJECT_FILE, render
+
+    text = PROJECT_FILE.read_text()
+    assert render(text) == text, "Pulumi.yaml is stale: run python -m bluegreen_pair.schema in infra/aws"
+    schema = yaml.safe_load(text)["config"]
+    assert {key for key, entry in schema.items() if "default" not in entry} == set(REQUIRED_KEYS)
+    assert schema["max_size"] == {
+        "type": "integer",
+        "default": BlueGreenPairArgs.max_size,
+        "description": schema["max_size"]["description"],
+    }
+    assert schema["health_check_interval"]["default"] == HealthCheck.interval
+    assert schema["allowed_cidrs"]["default"] == list(BlueGreenPairArgs.allowed_cidrs)
+
+
+def cli_view(overrides):
+    """What the CLI hands the program: Pulumi.yaml's defaults for every key the stack leaves out, as strings."""
+    schema = yaml.safe_load((REPO / "infra" / "aws" / "Pulumi.yaml").read_text())["config"]
+    values = {key: entry["default"] for key, entry in schema.items() if "default" in entry}
+    values.update({**BASE, **overrides})
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+
+
+def outcome(raw):
+    try:
+        return parse_config(raw)
+    except ConfigError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"min_size": 6},  # max_size stays 4: refused either way, as the CLI always refused it
+        {"min_size": 1, "max_size": 3, "desired_capacity": 1},
+        {"desired_capacity": 9},
+        {"health_check_interval": 5},  # the default timeout (5) is not below it
+        {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]},
+        {"certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc", "tags": {"team": "x"}},
+    ],
+)
+def test_the_cli_and_the_mock_runtime_see_the_same_configuration(overrides):
+    """With the CLI (Pulumi.yaml's defaults filled in) or without (the sandbox's mock run), one result."""
+    assert outcome({**BASE, **overrides}) == outcome(cli_view(overrides))
+
+
+def test_a_minimum_above_the_default_maximum_needs_the_maximum_too():
+    with pytest.raises(ConfigError, match=r"cutover:min_size = 6 is greater than cutover:max_size = 4"):
+        parse(min_size=6)
+    assert parse(min_size=6, max_size=6, desired_capacity=6).max_size == 6
+
+
+def test_defaults_are_the_dataclass_defaults_in_config_form():
+    defaults = config_defaults()
+    assert set(defaults) == KNOWN_KEYS - set(REQUIRED_KEYS)
+    assert defaults["certificate_arn"] == "" and BlueGreenPairArgs.certificate_arn is None
+    assert defaults["tags"] == {} and defaults["test_cidrs"] == []
+    assert parse_config(BASE) == BlueGreenPairArgs(service="shop", image_id=BASE["image_id"])
+
+
+def test_the_sandbox_stack_sets_only_known_keys():
+    stack = yaml.safe_load((REPO / "infra" / "aws" / "Pulumi.sandbox.yaml").read_text())["config"]
+    assert set(strip_namespace(stack)) <= KNOWN_KEYS
+    parse_config(strip_namespace(stack))
+
+
+def test_read_stack_config_takes_values_from_config_and_refuses_unknown_keys():
+    given = {"service": "shop", "image_id": BASE["image_id"], "min_size": "3"}
+    raw = read_stack_config(given.get, ["cutover:service", "cutover:min_sise", "aws:region"])
+    assert raw == {**given, "min_sise": ""}
+    with pytest.raises(ConfigError, match=r"unknown configuration key\(s\): cutover:min_sise"):
+        parse_config(raw)

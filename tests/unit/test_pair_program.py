@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bluegreen_pair import RELEASE_OWNED, TYPE
+from bluegreen_pair.config import KNOWN_KEYS
 from bluegreen_pair.policy import ALL_ACTIONS
 from tests.unit.pulumi_harness import run_program
 
@@ -169,6 +170,7 @@ def test_outputs_give_ansible_everything(pair):
     assert outputs["table_name"] == "cutover-shop"
     assert outputs["active_color_parameter"] == "/cutover/shop/active-color"
     assert outputs["production_url"] == "http://shop-alb.elb.example:80"
+    assert outputs["region"] == "us-east-1"
     assert len(outputs["rule_arns"]) == 2
 
 
@@ -203,3 +205,71 @@ def test_bad_config_fails_before_any_resource_is_registered():
     with pytest.raises(ValueError):
         run = run_program({"cutover:bogus": "1"})
     assert run is None
+
+
+def test_region_comes_from_the_aws_config():
+    assert run_program({"aws:region": "eu-west-1"}).outputs["region"] == "eu-west-1"
+
+
+# What AWS cannot change on a resource of ours that has a fixed name, short of replacing it (the
+# name itself aside: a new name is no conflict). Every type with a fixed name must be listed.
+REPLACED_WHEN_CHANGED = {
+    TG: ("port", "protocol", "vpcId", "targetType"),
+    "aws:lb/loadBalancer:LoadBalancer": ("internal", "loadBalancerType"),
+    ASG: (),
+    "aws:ec2/launchTemplate:LaunchTemplate": (),
+    "aws:dynamodb/table:Table": ("hashKey", "rangeKey"),
+    "aws:ssm/parameter:Parameter": (),
+    "aws:iam/policy:Policy": ("path", "description"),
+}
+EXISTING_NETWORK = {
+    "cutover:vpc_id": "vpc-0123456789abcdef0",
+    "cutover:subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    "cutover:test_cidrs": ["10.1.0.0/16"],
+}
+# One change of every config key (a key may come with the keys it needs).
+CHANGES = [
+    {"cutover:service": "cart"},
+    {"cutover:image_id": "ami-0fedcba9876543210"},
+    {"cutover:instance_type": "t3.small"},
+    {"cutover:user_data": "version=v9"},
+    {"cutover:min_size": 1},
+    {"cutover:max_size": 5},
+    {"cutover:desired_capacity": 3},
+    {"cutover:app_port": 8081},
+    {"cutover:production_port": 8000},
+    {"cutover:test_port": 9001},
+    {"cutover:certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc"},
+    {"cutover:allowed_cidrs": ["10.0.0.0/8"]},
+    {"cutover:test_cidrs": ["10.40.0.0/24"]},
+    EXISTING_NETWORK,
+    {"cutover:vpc_cidr": "10.41.0.0/16"},
+    {"cutover:health_check_path": "/ready"},
+    {"cutover:health_check_interval": 15},
+    {"cutover:health_check_timeout": 6},
+    {"cutover:healthy_threshold": 3},
+    {"cutover:unhealthy_threshold": 3},
+    {"cutover:health_check_matcher": "200-299"},
+    {"cutover:deregistration_delay": 60},
+    {"cutover:path_rules": ["/api/*"]},
+    {"cutover:table_name": "shop-locks"},
+    {"cutover:tags": {"team": "payments"}},
+]
+
+
+def test_delete_before_replace_is_set_on_exactly_the_named_resources_a_config_change_replaces():
+    """A replacement under a fixed name must delete first (create-before-replace fails on the name)."""
+    assert {key.split(":", 1)[1] for change in CHANGES for key in change} == KNOWN_KEYS
+    base = run_program()
+    named = {(r.type, r.name): r for r in base.aws if "name" in r.inputs}
+    assert {type_ for type_, _ in named} == set(REPLACED_WHEN_CHANGED)
+    needed = set()
+    for change in CHANGES:
+        for resource in run_program(change).aws:
+            before = named.get((resource.type, resource.name))
+            if before is None or before.inputs["name"] != resource.inputs.get("name"):
+                continue
+            if any(before.inputs.get(p) != resource.inputs.get(p) for p in REPLACED_WHEN_CHANGED[resource.type]):
+                needed.add((resource.type, resource.name))
+    assert needed == {(TG, "shop-blue"), (TG, "shop-green")}  # app_port, or the VPC
+    assert {(r.type, r.name) for r in base.resources if r.delete_before_replace} == needed

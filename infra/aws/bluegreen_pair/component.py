@@ -4,6 +4,16 @@ Pulumi owns the topology; Ansible (cutover.bluegreen) owns what changes per
 release. ``RELEASE_OWNED`` lists exactly those properties, and every resource that
 has one is created with ``ignore_changes`` on it, so ``pulumi up`` after any number
 of cutovers proposes no change and never flips traffic back.
+
+Physical names are fixed where a person, a test or the collection reads them: the ALB,
+target groups, ASGs and launch template are named after the service, the table and the
+active-colour parameter are found by name by the collection, and the deployer policy is
+attached by name. Security groups and the network take Pulumi's auto-names. A fixed name
+rules out Pulumi's default create-before-replace (AWS refuses a second resource of the
+same name), so every resource whose replacement a config change can force is deleted
+before it is replaced: only the target groups (``app_port`` or the VPC); ASGs, the
+launch template, table, parameter and policy are replaced only when their name changes
+too.
 """
 
 from __future__ import annotations
@@ -177,7 +187,12 @@ class BlueGreenPair(pulumi.ComponentResource):
                     matcher=health.matcher,
                 ),
                 tags=tags(color),
-                opts=child(),
+                # Fixed name, so no create-before-replace (app_port or the VPC force a replacement).
+                # Not an auto-name instead: a new group next to the old one would take over the ASG's
+                # instances while the release-owned listener actions still forward to the old group.
+                # AWS refuses to delete a group a listener forwards to, so on a live pair such a change
+                # fails at the deletion: it needs a new pair (README, "Physical names").
+                opts=child(delete_before_replace=True),
             )
 
         def forward(color: str) -> list[aws.lb.ListenerDefaultActionArgs]:

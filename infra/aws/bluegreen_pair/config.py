@@ -3,6 +3,13 @@
 Pure Python, no Pulumi imports: the program calls :func:`parse_config` before it
 registers a single resource, so bad input fails before anything is created, with
 a message that names the key and the allowed range.
+
+The dataclasses below are the one source of every default. ``Pulumi.yaml``'s config
+schema is generated from them (:mod:`bluegreen_pair.schema`), not written by hand:
+the component is also used from Python without the project file, and the mock
+runtime that provisions the sandbox does not apply the project file's defaults as
+the CLI does, so the defaults have to live in the code; the CLI then hands the
+program the same values the dataclasses would have supplied.
 """
 
 from __future__ import annotations
@@ -10,9 +17,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, get_type_hints
 
 NAMESPACE = "cutover"
 
@@ -82,7 +89,46 @@ class BlueGreenPairArgs:
         return f"/cutover/{self.service}/active-color"
 
 
-# key -> (kind, extra): the one list of keys the program accepts.
+# Every key the program accepts, with what it means (Pulumi.yaml's descriptions are generated from these).
+DESCRIPTIONS: dict[str, str] = {
+    "service": "Service name (1-26 of a-z 0-9 -). Tags every resource cutover:service=<name> and names the ALB, target groups and ASGs.",
+    "image_id": "AMI of the first release (later releases are rolled out by cutover.bluegreen, not by this stack).",
+    "instance_type": "EC2 instance type of the launch template.",
+    "user_data": "User data of the first release (plain text; the stack encodes it).",
+    "min_size": "Minimum size of the live colour's Auto Scaling group (0-1000). The idle colour starts at 0.",
+    "max_size": "Maximum size of each colour's Auto Scaling group (0-1000, not below min_size).",
+    "desired_capacity": "Desired capacity of the live colour at creation (between min_size and max_size).",
+    "app_port": "Port the instances serve on (target-group port).",
+    "production_port": "Port of the production listener.",
+    "test_port": "Port of the test listener, which forwards to the idle colour for smoke tests.",
+    "certificate_arn": "ACM certificate ARN; when set, the production listener speaks HTTPS.",
+    "allowed_cidrs": "CIDRs allowed to reach the production listener.",
+    "test_cidrs": "CIDRs allowed to reach the test listener (default the VPC's range; required with vpc_id; never 0.0.0.0/0).",
+    "vpc_id": "Existing VPC to use instead of creating one (goes with subnet_ids).",
+    "subnet_ids": "At least two existing subnets in two availability zones (goes with vpc_id).",
+    "vpc_cidr": "Range of the VPC the stack creates (/16 to /24); two subnets are cut from it.",
+    "health_check_path": "Target-group health-check path.",
+    "health_check_interval": "Seconds between health checks (5-300).",
+    "health_check_timeout": "Health-check timeout in seconds (2-120, below the interval).",
+    "healthy_threshold": "Consecutive successes before a target is healthy (2-10).",
+    "unhealthy_threshold": "Consecutive failures before a target is unhealthy (2-10).",
+    "health_check_matcher": 'HTTP codes that count as healthy (200-499), e.g. "200" or "200-299".',
+    "deregistration_delay": "Seconds a deregistered target keeps serving in-flight requests (0-3600).",
+    "path_rules": "Path patterns that get their own production-listener rule forwarding to the live colour (switched with it).",
+    "table_name": "DynamoDB table for the deployment lock and journal (default cutover-<service>).",
+    "tags": "Extra tags for every resource (cutover:* tags are reserved).",
+}
+# Keys that set a field of HealthCheck rather than of BlueGreenPairArgs.
+HEALTH_CHECK_KEYS = {
+    "health_check_path": "path",
+    "health_check_interval": "interval",
+    "health_check_timeout": "timeout",
+    "healthy_threshold": "healthy_threshold",
+    "unhealthy_threshold": "unhealthy_threshold",
+    "health_check_matcher": "matcher",
+}
+
+# key -> (low, high, unit) of the integer keys.
 _INT_RANGES = {
     "min_size": (0, 1000, "instances"),
     "max_size": (0, 1000, "instances"),
@@ -110,8 +156,60 @@ _STR_KEYS = {
 }
 _LIST_KEYS = {"allowed_cidrs", "test_cidrs", "subnet_ids", "path_rules"}
 _MAP_KEYS = {"tags"}
-KNOWN_KEYS = frozenset(_INT_RANGES) | _STR_KEYS | _LIST_KEYS | _MAP_KEYS
+KNOWN_KEYS = frozenset(DESCRIPTIONS)
 REQUIRED_KEYS = ("service", "image_id")
+
+
+def _field(key: str) -> tuple[type, Any]:
+    """The dataclass field behind a config key: its type and its default (``MISSING`` if it has none)."""
+    owner, name = (HealthCheck, HEALTH_CHECK_KEYS[key]) if key in HEALTH_CHECK_KEYS else (BlueGreenPairArgs, key)
+    spec = {f.name: f for f in fields(owner)}[name]
+    default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+    return get_type_hints(owner)[name], default
+
+
+def config_defaults() -> dict[str, Any]:
+    """The default of every optional key, as a stack config value (lists for tuples, "" for None)."""
+    out: dict[str, Any] = {}
+    for key in DESCRIPTIONS:
+        _, default = _field(key)
+        if default is MISSING:
+            continue
+        if isinstance(default, tuple):
+            default = list(default)
+        elif isinstance(default, Mapping):
+            default = dict(default)
+        out[key] = "" if default is None else default
+    return out
+
+
+def config_schema() -> dict[str, dict[str, Any]]:
+    """Pulumi.yaml's ``config`` section: each key's type, default (none for the required keys) and description."""
+    kinds = {int: "integer", str: "string", str | None: "string", tuple[str, ...]: "array", Mapping[str, str]: "object"}
+    defaults = config_defaults()
+    schema: dict[str, dict[str, Any]] = {}
+    for key, description in DESCRIPTIONS.items():
+        kind = kinds[_field(key)[0]]
+        entry: dict[str, Any] = {"type": kind}
+        if kind == "array":
+            entry["items"] = {"type": "string"}
+        if key in defaults:
+            entry["default"] = defaults[key]
+        entry["description"] = description
+        schema[key] = entry
+    return schema
+
+
+def read_stack_config(get: Callable[[str], Any], set_keys: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``cutover:*`` values of the stack, namespace stripped, for :func:`parse_config`.
+
+    ``get`` reads one key (``pulumi.Config("cutover").get``); ``set_keys`` are the config keys the
+    stack sets (``pulumi.runtime.get_config_env()``, what the CLI hands the program), so that a key
+    of our namespace that the program does not know is refused by name instead of ignored.
+    """
+    raw = {key: value for key in sorted(KNOWN_KEYS) if (value := get(key)) is not None}
+    raw.update({key: value for key, value in strip_namespace(dict.fromkeys(set_keys, "")).items() if key not in KNOWN_KEYS})
+    return raw
 
 
 def _key(name: str) -> str:
@@ -193,10 +291,11 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
         if raw.get(name) in (None, ""):
             raise ConfigError(f"{_key(name)} is required (pulumi config set {_key(name)} <value>)")
 
+    # What the CLI does with Pulumi.yaml's defaults, done here too: every key the stack leaves out
+    # takes the dataclass default, in config form, and goes through the same checks as a given value.
+    given = {name: value for name, value in raw.items() if value is not None}
     values: dict[str, Any] = {}
-    for name, value in raw.items():
-        if value is None:
-            continue
+    for name, value in {**config_defaults(), **given}.items():
         if name in _INT_RANGES:
             values[name] = _int(name, value)
         elif name in _LIST_KEYS:
@@ -217,13 +316,10 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
         )
     if not IMAGE_RE.match(values["image_id"]):
         raise ConfigError(f"{_key('image_id')} = {values['image_id']!r} is not an AMI id (ami-xxxxxxxx)")
-    if "instance_type" in values and not INSTANCE_TYPE_RE.match(values["instance_type"]):
+    if not INSTANCE_TYPE_RE.match(values["instance_type"]):
         raise ConfigError(f"{_key('instance_type')} = {values['instance_type']!r} is not an EC2 instance type (e.g. t3.micro)")
 
-    defaults = BlueGreenPairArgs(service=service, image_id=values["image_id"])
-    min_size = values.get("min_size", defaults.min_size)
-    max_size = values.get("max_size", max(defaults.max_size, min_size))
-    desired = values.get("desired_capacity", min(max(defaults.desired_capacity, min_size), max_size))
+    min_size, max_size, desired = values["min_size"], values["max_size"], values["desired_capacity"]
     if min_size > max_size:
         raise ConfigError(f"{_key('min_size')} = {min_size} is greater than {_key('max_size')} = {max_size}")
     if not min_size <= desired <= max_size:
@@ -231,21 +327,14 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
             f"{_key('desired_capacity')} = {desired} must lie between {_key('min_size')} = {min_size} and {_key('max_size')} = {max_size}"
         )
 
-    ports = {name: values.get(name, getattr(defaults, name)) for name in ("app_port", "production_port", "test_port")}
+    ports = {name: values[name] for name in ("app_port", "production_port", "test_port")}
     if ports["production_port"] == ports["test_port"]:
         raise ConfigError(
             f"{_key('test_port')} = {ports['test_port']} must differ from {_key('production_port')}: "
             "the test listener is a separate listener"
         )
 
-    health = HealthCheck(
-        path=values.get("health_check_path", HealthCheck.path),
-        interval=values.get("health_check_interval", HealthCheck.interval),
-        timeout=values.get("health_check_timeout", HealthCheck.timeout),
-        healthy_threshold=values.get("healthy_threshold", HealthCheck.healthy_threshold),
-        unhealthy_threshold=values.get("unhealthy_threshold", HealthCheck.unhealthy_threshold),
-        matcher=values.get("health_check_matcher", HealthCheck.matcher),
-    )
+    health = HealthCheck(**{field_name: values[key] for key, field_name in HEALTH_CHECK_KEYS.items()})
     if not health.path.startswith("/") or len(health.path) > 1024:
         raise ConfigError(f"{_key('health_check_path')} = {health.path!r} must start with '/' (at most 1024 characters)")
     if health.timeout >= health.interval:
@@ -257,8 +346,8 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
             f"{_key('health_check_matcher')} = {health.matcher!r} must be HTTP codes from 200 to 499, like '200', '200,204' or '200-299'"
         )
 
-    vpc_id = values.get("vpc_id")
-    subnet_ids = values.get("subnet_ids", ())
+    vpc_id = values["vpc_id"] or None
+    subnet_ids = values["subnet_ids"]
     if bool(vpc_id) != bool(subnet_ids):
         raise ConfigError(f"{_key('vpc_id')} and {_key('subnet_ids')} go together: set both to use an existing network, or neither")
     if vpc_id:
@@ -270,7 +359,7 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
                 f"{_key('subnet_ids')} needs at least two distinct subnet ids (subnet-xxxxxxxx) in two "
                 f"availability zones, got {list(subnet_ids)!r}"
             )
-    test_cidrs = _cidrs("test_cidrs", values.get("test_cidrs", ()))
+    test_cidrs = _cidrs("test_cidrs", values["test_cidrs"])
     if vpc_id and not test_cidrs:
         raise ConfigError(
             f"{_key('test_cidrs')} is required with an existing network: the test listener must be reachable only from CIDRs you name"
@@ -278,44 +367,44 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
     public = [c for c in test_cidrs if ipaddress.ip_network(c).prefixlen == 0]
     if public:
         raise ConfigError(f"{_key('test_cidrs')} may not contain {public[0]}: the test listener must not be reachable from everywhere")
-    vpc_cidr = values.get("vpc_cidr", defaults.vpc_cidr)
+    vpc_cidr = values["vpc_cidr"]
     _cidrs("vpc_cidr", (vpc_cidr,))
     if not 16 <= ipaddress.ip_network(vpc_cidr).prefixlen <= 24:
         raise ConfigError(f"{_key('vpc_cidr')} = {vpc_cidr!r} must have a prefix from /16 to /24")
 
-    rules = values.get("path_rules", ())
+    rules = values["path_rules"]
     for pattern in rules:
         if not PATH_PATTERN_RE.match(pattern):
             raise ConfigError(f"{_key('path_rules')} has an invalid path pattern {pattern!r} (must start with '/', at most 128 characters)")
     if len(rules) > 50:
         raise ConfigError(f"{_key('path_rules')} has {len(rules)} patterns: allowed 0 to 50")
 
-    table_name = values.get("table_name", "")
+    table_name = values["table_name"]
     if table_name and not re.match(r"^[A-Za-z0-9_.-]{3,255}$", table_name):
         raise ConfigError(f"{_key('table_name')} = {table_name!r} is not a valid DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)")
 
-    certificate_arn = values.get("certificate_arn") or None
+    certificate_arn = values["certificate_arn"] or None
     if certificate_arn and not certificate_arn.startswith("arn:"):
         raise ConfigError(f"{_key('certificate_arn')} = {certificate_arn!r} is not an ARN")
 
     return BlueGreenPairArgs(
         service=service,
         image_id=values["image_id"],
-        instance_type=values.get("instance_type", defaults.instance_type),
-        user_data=values.get("user_data", ""),
+        instance_type=values["instance_type"],
+        user_data=values["user_data"],
         min_size=min_size,
         max_size=max_size,
         desired_capacity=desired,
         certificate_arn=certificate_arn,
-        allowed_cidrs=_cidrs("allowed_cidrs", values.get("allowed_cidrs", defaults.allowed_cidrs)),
+        allowed_cidrs=_cidrs("allowed_cidrs", values["allowed_cidrs"]),
         test_cidrs=test_cidrs,
         vpc_id=vpc_id,
         subnet_ids=tuple(subnet_ids),
         vpc_cidr=vpc_cidr,
         health_check=health,
-        deregistration_delay=values.get("deregistration_delay", defaults.deregistration_delay),
+        deregistration_delay=values["deregistration_delay"],
         path_rules=tuple(rules),
         table_name=table_name,
-        tags=values.get("tags", {}),
+        tags=values["tags"],
         **ports,
     )
