@@ -9,6 +9,7 @@ the options of each resource are seen by a stack transform registered with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -130,6 +131,9 @@ def stack_config(config: dict[str, Any]):
 def run_program(config: dict[str, Any] | None = None, replace: bool = False) -> Run:
     """Run infra/aws/__main__.py once with the given ``cutover:*`` config; raise what it raises."""
     run = Run()
+    # Pulumi's mock runtime creates futures on the current event loop; a test that ran asyncio.run() before
+    # leaves the main thread with none, so each program run gets a fresh one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = RecordingMocks(run)
     monitor = TransformingMonitor(mocks)
     pulumi.runtime.reset_options(project="cutover", stack="unit", preview=False)
