@@ -21,7 +21,8 @@ Adding a variable (one line here, one entry in the spec)
        type and choices say everything. Every option of every role must have a line (a unit test checks it).
     3. When the rule has an ``allowed`` text, end the option's description in the spec with
        ``Allowed: <that text>.`` (the unit test compares them, so the documentation and the check agree).
-    4. A rule that involves several variables goes to COMBINATIONS, as a condition and a message.
+    4. A rule that involves several variables goes to COMBINATIONS, as a condition and a message (OneOf when
+       one of several variables must be given).
 
 Using the checked values in a role
     The task registers its result as ``<role>_inputs`` (``deploy_inputs``, ``rollback_inputs``, ...), which
@@ -111,10 +112,15 @@ def _writable_directory(path):
 
 
 TYPE_ONLY = Rule(None, lambda value: True)  # the spec's type, choices and elements say everything
+# The lock's variables (owner, lease): checked where the lease is taken (lease.validate), for now.
+CHECKED_BY_THE_LOCK = Rule(None, lambda value: True)
 SERVICE = matches(SERVICE_NAME, "1 to 26 characters of a-z, 0-9 and - (not first or last)")
 SERVICES = Rule("a non-empty list of service names, each named once (comma-separated with -e)", lambda v: bool(v) and _unique_services(v))
 TABLE = matches(TABLE_NAME, "3 to 255 characters of A-Z, a-z, 0-9, _, . and -")
-TTL = Rule("seconds, or a duration such as 90m, 2h, 1d or 1h30m (units s, m, h, d, w), up to %d days" % (MAX_TTL // 86400), parse_ttl)
+TTL = Rule(
+    "seconds, or a duration such as 90m, 2h, 1d or 1h30m (units s, m, h, d, w), up to %d days" % (MAX_TTL // 86400),
+    lambda value: parse_ttl(value) is not None,  # the switch's own reading of a TTL
+)
 RECORD_DIR = Rule("empty (no record), or an existing directory on the controller that the run may write to", _writable_directory)
 TIMEOUT = at_least(0)
 
@@ -131,8 +137,8 @@ RULES = {
     "deploy_force": TYPE_ONLY,
     "deploy_capacity": at_least(1),
     "deploy_preparation_capacity": at_least(1),
-    "deploy_owner": TYPE_ONLY,  # the lock's variables: checked by lease.validate() today
-    "deploy_lease_seconds": TYPE_ONLY,
+    "deploy_owner": CHECKED_BY_THE_LOCK,
+    "deploy_lease_seconds": CHECKED_BY_THE_LOCK,
     "deploy_table_name": TABLE,
     "deploy_rollout_timeout": TIMEOUT,
     "deploy_health_timeout": TIMEOUT,
@@ -157,16 +163,16 @@ RULES = {
     "rollback_capacity": at_least(1),
     "rollback_health_timeout": TIMEOUT,
     "rollback_standby_ttl": TTL,
-    "rollback_owner": TYPE_ONLY,  # the lock's variables: checked by lease.validate() today
-    "rollback_lease_seconds": TYPE_ONLY,
+    "rollback_owner": CHECKED_BY_THE_LOCK,
+    "rollback_lease_seconds": CHECKED_BY_THE_LOCK,
     "rollback_table_name": TABLE,
     "rollback_record_dir": RECORD_DIR,
     # teardown
     "teardown_services": SERVICES,
     "teardown_force": TYPE_ONLY,
     "teardown_wait_timeout": TIMEOUT,
-    "teardown_owner": TYPE_ONLY,  # the lock's variables: checked by lease.validate() today
-    "teardown_lease_seconds": TYPE_ONLY,
+    "teardown_owner": CHECKED_BY_THE_LOCK,
+    "teardown_lease_seconds": CHECKED_BY_THE_LOCK,
     # status
     "status_service": SERVICE,
     "status_deployments": between(0, MAX_RECENT),
@@ -190,6 +196,21 @@ class Combination:
         return None
 
 
+class OneOf(Combination):
+    """At least one of ``names`` must be given (not null, not empty), unless the variable ``unless[0]`` is ``unless[1]``."""
+
+    def __init__(self, names, message, unless=None):
+        self.choices, self.unless = tuple(names), unless
+        names = self.choices + ((unless[0],) if unless else ())
+        super().__init__(names, self.holds, message)
+
+    def holds(self, *values):
+        given = {name: values[index] for index, name in enumerate(self.names)}
+        if self.unless and given[self.unless[0]] == self.unless[1]:
+            return True
+        return any(given[name] not in (None, "") for name in self.choices)
+
+
 COMBINATIONS = (
     Combination(
         ("deploy_phase", "deploy_canary_weight"),
@@ -197,10 +218,10 @@ COMBINATIONS = (
         "deploy_canary_weight={deploy_canary_weight} with deploy_phase=canary: "
         "phase canary needs deploy_canary_weight between 1 and 99 (the percent of production for the new version)",
     ),
-    Combination(
-        ("deploy_phase", "deploy_image_id", "deploy_user_data", "deploy_instance_type"),
-        lambda phase, image, user_data, instance_type: phase == "promote" or bool(image) or user_data is not None or bool(instance_type),
+    OneOf(
+        ("deploy_image_id", "deploy_user_data", "deploy_instance_type"),
         "no new version given with deploy_phase={deploy_phase}: set deploy_image_id, deploy_user_data or deploy_instance_type",
+        unless=("deploy_phase", "promote"),
     ),
     Combination(
         ("deploy_preparation_capacity", "deploy_capacity"),
@@ -220,7 +241,7 @@ def show(value, limit=60):
     elif isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, str):
-        text = json.dumps(value) if (value == "" or re.search(r"[\s,]", value)) else value
+        text = json.dumps(value) if (value == "" or re.search(r"\s", value)) else value
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -292,10 +313,10 @@ def convert(options, raw):
 
 
 def allowed_text(spec, rule=None):
-    text = type_text(spec)
+    """The type (or choices) and the range, e.g. ``an integer, 0 or more``; a list rule says both at once."""
     if rule is not None and rule.allowed:
-        text += ", " + rule.allowed
-    return text
+        return rule.allowed if spec.get("type") == "list" else "%s, %s" % (type_text(spec), rule.allowed)
+    return type_text(spec)
 
 
 def check(options, raw):
