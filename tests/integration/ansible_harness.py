@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -110,10 +111,36 @@ class PlaybookRun:
         return "\n".join(str(result.get("msg", "")) for _, result in self.tasks())
 
 
-def run_playbook_file(name: str, endpoint: str, timeout: float = 600, **extra_vars: Any) -> PlaybookRun:
-    """Run ``playbooks/<name>.yml`` as a user does, with ``-e`` extra vars (as JSON)."""
+def as_string(value: Any) -> str:
+    """A value as a user types it after ``-e key=``: lists comma-separated, booleans as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(as_string(item) for item in value)
+    return str(value)
+
+
+def key_value_args(extra_vars: dict[str, Any]) -> list[str]:
+    """One ``-e key=value`` per variable, the way a shell hands them over: every value arrives as a string."""
+    args = []
+    for key, value in extra_vars.items():
+        text = as_string(value)
+        # key=value parsing splits on blanks and strips quotes: such values need JSON (or shell-level quoting)
+        if re.search(r"[\s'\"\\]", text):
+            raise ValueError(f"-e {key}=... cannot carry {text!r} as plain key=value; pass it as JSON")
+        args += ["-e", f"{key}={text}"]
+    return args
+
+
+def run_playbook_file(name: str, endpoint: str, timeout: float = 600, strings: bool = False, **extra_vars: Any) -> PlaybookRun:
+    """Run ``playbooks/<name>.yml`` as a user does, with ``-e`` extra vars.
+
+    By default the extra vars are one JSON document (typed values, as AWX passes them); with ``strings=True``
+    each is a separate ``-e key=value``, as typed at a shell, so that every value arrives as a string.
+    """
+    extra = key_value_args(extra_vars) if strings else ["-e", json.dumps(extra_vars)]
     result = subprocess.run(
-        [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)],
+        [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), *extra],
         env=ansible_env(endpoint),
         cwd=REPO,
         capture_output=True,

@@ -95,7 +95,7 @@ def test_bad_extra_vars_are_refused_before_anything_changes(pair):
     run = pair.play("deploy", **{"service": ""})
     assert not run.ok and "usage: ansible-playbook playbooks/deploy.yml -e service=<name>" in run.failure()
     run = run_playbook_file("deploy", pair.endpoint, service="shop")
-    assert not run.ok and "no new version given for shop: set deploy_image_id, deploy_user_data or deploy_instance_type" in run.failure()
+    assert not run.ok and "no new version given with deploy_phase=full: set deploy_image_id, deploy_user_data or" in run.failure()
     run = pair.play("deploy", image_id="ami-0b5c0de0000000002", deploy_canary_weight="lots")
     assert not run.ok and "deploy_canary_weight" in run.failure()
     run = pair.play("deploy", service="nosuch", image_id="ami-0b5c0de0000000002")

@@ -26,6 +26,7 @@ import jinja2
 import jinja2.meta
 import pytest
 import yaml
+from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import COMBINATIONS, OneOf
 from dateutil.rrule import rrulestr
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -167,6 +168,12 @@ def load_playbook(relative: str) -> Playbook:
             alternatives = [referenced("{{ " + part + " }}") for part in condition.split(" or ")]
             if len(alternatives) > 1 and all(len(names) == 1 for names in alternatives):
                 book.one_of.append(set().union(*alternatives))
+    # what the role's input check requires: one of several variables (plugins/module_utils/inputs.py)
+    for rule in COMBINATIONS:
+        if isinstance(rule, OneOf) and set(rule.names) <= set(book.options):
+            if rule.unless and entry.get(rule.unless[0]) == rule.unless[1]:
+                continue
+            book.one_of.append(set(rule.choices))
     return book
 
 

@@ -1,0 +1,336 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The allowed values of every role variable, checked in one step before a role reads or changes anything.
+
+How it works
+    The first task of every role is ``cutover.bluegreen.validate_inputs`` (plugins/action/validate_inputs.py,
+    an action that runs on the controller: no module start, no AWS call). It reads the role's
+    ``meta/argument_specs.yml`` for what an argument spec can say (type, choices, elements, required,
+    default), converts every variable of the role to its type the way a module converts its options (so
+    ``-e deploy_health_timeout=300``, which arrives as the string ``"300"``, becomes the integer 300, and
+    ``-e deploy_smoke_test_status=200,204`` the list ``[200, 204]``), then applies RULES (one line per
+    variable: ranges and formats) and COMBINATIONS (rules over several variables) below. Every bad input of
+    the run is reported at once, one line each, naming the variable and what is allowed; nothing has been
+    read from or written to AWS at that point.
+
+Adding a variable (one line here, one entry in the spec)
+    1. Document it in the role's ``meta/argument_specs.yml`` with its type (and choices, elements).
+    2. Add its line to RULES, e.g. ``"deploy_bake_seconds": at_least(1),``; use ``TYPE_ONLY`` when the spec's
+       type and choices say everything. Every option of every role must have a line (a unit test checks it).
+    3. When the rule has an ``allowed`` text, end the option's description in the spec with
+       ``Allowed: <that text>.`` (the unit test compares them, so the documentation and the check agree).
+    4. A rule that involves several variables goes to COMBINATIONS, as a condition and a message (OneOf when
+       one of several variables must be given).
+
+Using the checked values in a role
+    The task registers its result as ``<role>_inputs`` (``deploy_inputs``, ``rollback_inputs``, ...), which
+    holds every variable of the role, typed. Wherever a task computes with a value (arithmetic, comparisons,
+    membership, loops) it reads it from there, e.g. ``deploy_inputs.deploy_health_timeout``, because the
+    variable itself is still the string an ``-e`` gave: extra vars outrank anything a task can set. Module
+    options may take the variable itself, since a module converts its own options.
+
+Everything here is pure Python over plain values, so the unit tests need neither Ansible nor AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import ID_PATTERN, MAX_RECENT
+from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import MAX_TTL, parse_ttl
+from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import IMAGE_ID, INSTANCE_TYPE
+
+# The pair's names are built from the service ("<service>-green" is at most 32 characters, an ALB's limit):
+# the same rule as the Pulumi program's (infra/aws/bluegreen_pair/config.py SERVICE_RE; a unit test compares).
+SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,24}[a-z0-9])?$")
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")  # DynamoDB's rule for table names
+URL = re.compile(r"^https?://[^/\s?#]+(?:/\S*)?$")
+USER_DATA_BYTES = 16384  # EC2 takes at most 16 KB of user data, before base64
+
+
+class Rule:
+    """What one variable allows: ``allowed`` says it (in messages and in the spec), ``test`` checks a typed value.
+
+    A value that is not given (``None``) is not tested: whether a variable is required is the spec's to say.
+    """
+
+    def __init__(self, allowed, test):
+        self.allowed = allowed
+        self.test = test
+
+    def problem(self, value):
+        """``None`` when ``value`` is allowed, else what is allowed."""
+        if value is None:
+            return None
+        try:
+            fine = self.test(value)
+        except (CutoverError, TypeError, ValueError):
+            fine = False
+        return None if fine else self.allowed
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def at_least(low):
+    return Rule("%s or more" % low, lambda value: _number(value) and value >= low)
+
+
+def between(low, high, note=""):
+    return Rule("%s%s to %s" % (low, note, high), lambda value: _number(value) and low <= value <= high)
+
+
+def matches(pattern, allowed):
+    return Rule(allowed, lambda value: isinstance(value, str) and pattern.match(value) is not None)
+
+
+def at_most_bytes(size):
+    return Rule("at most %d bytes" % size, lambda value: len(str(value).encode("utf-8")) <= size)
+
+
+def each(rule, what):
+    """A non-empty list whose every element ``rule`` allows."""
+    return Rule(
+        "a non-empty list of %s (comma-separated with -e)" % what,
+        lambda values: isinstance(values, list) and bool(values) and all(rule.problem(v) is None for v in values),
+    )
+
+
+def _unique_services(values):
+    return len(set(values)) == len(values) and all(SERVICE.problem(value) is None for value in values)
+
+
+def _writable_directory(path):
+    return path == "" or (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK))
+
+
+TYPE_ONLY = Rule(None, lambda value: True)  # the spec's type, choices and elements say everything
+# The lock's variables (owner, lease): checked where the lease is taken (lease.validate), for now.
+CHECKED_BY_THE_LOCK = Rule(None, lambda value: True)
+SERVICE = matches(SERVICE_NAME, "1 to 26 characters of a-z, 0-9 and - (not first or last)")
+SERVICES = Rule("a non-empty list of service names, each named once (comma-separated with -e)", lambda v: bool(v) and _unique_services(v))
+TABLE = matches(TABLE_NAME, "3 to 255 characters of A-Z, a-z, 0-9, _, . and -")
+TTL = Rule(
+    "seconds, or a duration such as 90m, 2h, 1d or 1h30m (units s, m, h, d, w), up to %d days" % (MAX_TTL // 86400),
+    lambda value: parse_ttl(value) is not None,  # the switch's own reading of a TTL
+)
+RECORD_DIR = Rule("empty (no record), or an existing directory on the controller that the run may write to", _writable_directory)
+TIMEOUT = at_least(0)
+
+# One line per variable of every role (the roles' meta/argument_specs.yml document each with its type).
+RULES = {
+    # deploy
+    "deploy_service": SERVICE,
+    "deploy_phase": TYPE_ONLY,
+    "deploy_deployment_id": matches(ID_PATTERN, "a deployment id such as 20260101T120000Z-1a2b3c4d (<UTC start time>-<suffix>)"),
+    "deploy_image_id": matches(IMAGE_ID, "an AMI id, ami- and 8 or 17 lowercase hex digits"),
+    "deploy_user_data": at_most_bytes(USER_DATA_BYTES),
+    "deploy_instance_type": matches(INSTANCE_TYPE, "an EC2 instance type such as t3.micro"),
+    "deploy_version_label": Rule("at most 128 characters", lambda value: len(value) <= 128),
+    "deploy_force": TYPE_ONLY,
+    "deploy_capacity": at_least(1),
+    "deploy_preparation_capacity": at_least(1),
+    "deploy_owner": CHECKED_BY_THE_LOCK,
+    "deploy_lease_seconds": CHECKED_BY_THE_LOCK,
+    "deploy_table_name": TABLE,
+    "deploy_rollout_timeout": TIMEOUT,
+    "deploy_health_timeout": TIMEOUT,
+    "deploy_smoke_test": TYPE_ONLY,
+    "deploy_smoke_test_url": matches(URL, "an http:// or https:// URL"),
+    "deploy_smoke_test_path": Rule("a path starting with /", lambda value: value.startswith("/") and not re.search(r"\s", value)),
+    "deploy_smoke_test_status": each(between(100, 599), "HTTP statuses from 100 to 599"),
+    "deploy_smoke_test_expect": TYPE_ONLY,
+    "deploy_smoke_test_retries": at_least(0),
+    "deploy_canary_weight": between(0, 99, " (no canary)"),
+    "deploy_canary_seconds": at_least(1),
+    "deploy_canary_max_5xx": at_least(0),
+    "deploy_canary_min_requests": at_least(0),
+    "deploy_verify_traffic": TYPE_ONLY,
+    "deploy_verify_window": at_least(1),
+    "deploy_verify_timeout": TIMEOUT,
+    "deploy_standby_ttl": TTL,
+    "deploy_record_dir": RECORD_DIR,
+    # rollback
+    "rollback_service": SERVICE,
+    "rollback_to": TYPE_ONLY,
+    "rollback_capacity": at_least(1),
+    "rollback_health_timeout": TIMEOUT,
+    "rollback_standby_ttl": TTL,
+    "rollback_owner": CHECKED_BY_THE_LOCK,
+    "rollback_lease_seconds": CHECKED_BY_THE_LOCK,
+    "rollback_table_name": TABLE,
+    "rollback_record_dir": RECORD_DIR,
+    # teardown
+    "teardown_services": SERVICES,
+    "teardown_force": TYPE_ONLY,
+    "teardown_wait_timeout": TIMEOUT,
+    "teardown_owner": CHECKED_BY_THE_LOCK,
+    "teardown_lease_seconds": CHECKED_BY_THE_LOCK,
+    # status
+    "status_service": SERVICE,
+    "status_deployments": between(0, MAX_RECENT),
+}
+
+
+class Combination:
+    """A rule over several variables: ``condition(*their values)`` must hold, else ``message`` (formatted with them).
+
+    It applies to a role whose spec has all ``names``, and only when each of them passed its own rule.
+    """
+
+    def __init__(self, names, condition, message):
+        self.names = tuple(names)
+        self.condition = condition
+        self.message = message
+
+    def problem(self, values):
+        if not self.condition(*(values.get(name) for name in self.names)):
+            return self.message.format(**{name: show(values.get(name)) for name in self.names})
+        return None
+
+
+class OneOf(Combination):
+    """At least one of ``names`` must be given (not null, not empty), unless the variable ``unless[0]`` is ``unless[1]``."""
+
+    def __init__(self, names, message, unless=None):
+        self.choices, self.unless = tuple(names), unless
+        names = self.choices + ((unless[0],) if unless else ())
+        super().__init__(names, self.holds, message)
+
+    def holds(self, *values):
+        given = {name: values[index] for index, name in enumerate(self.names)}
+        if self.unless and given[self.unless[0]] == self.unless[1]:
+            return True
+        return any(given[name] not in (None, "") for name in self.choices)
+
+
+COMBINATIONS = (
+    Combination(
+        ("deploy_phase", "deploy_canary_weight"),
+        lambda phase, weight: phase != "canary" or 1 <= weight <= 99,
+        "deploy_canary_weight={deploy_canary_weight} with deploy_phase=canary: "
+        "phase canary needs deploy_canary_weight between 1 and 99 (the percent of production for the new version)",
+    ),
+    OneOf(
+        ("deploy_image_id", "deploy_user_data", "deploy_instance_type"),
+        "no new version given with deploy_phase={deploy_phase}: set deploy_image_id, deploy_user_data or deploy_instance_type",
+        unless=("deploy_phase", "promote"),
+    ),
+    Combination(
+        ("deploy_preparation_capacity", "deploy_capacity"),
+        lambda preparation, capacity: preparation is None or capacity is None or preparation < capacity,
+        "deploy_preparation_capacity={deploy_preparation_capacity} with deploy_capacity={deploy_capacity}: "
+        "the preparation capacity must be smaller than the capacity (it is reached first)",
+    ),
+)
+
+
+def show(value, limit=60):
+    """A value as a message shows it: short, and lists as they are written with -e."""
+    if value is None:
+        return "(not given)"
+    if isinstance(value, list):
+        text = ",".join(str(item) for item in value)
+    elif isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, str):
+        text = json.dumps(value) if (value == "" or re.search(r"\s", value)) else value
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def type_text(spec):
+    """What an argument spec's option allows by its type and choices, for a message."""
+    if spec.get("choices"):
+        return "one of " + ", ".join(str(choice) for choice in spec["choices"])
+    kind = spec.get("type", "str")
+    if kind == "list":
+        element = spec.get("elements", "str")
+        return "a list of %s (comma-separated with -e)" % {"int": "integers", "str": "texts", "bool": "booleans"}.get(element, element)
+    return {
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false (also yes/no, on/off, 1/0)",
+        "str": "a text",
+        "path": "a path",
+        "dict": "a mapping (as JSON with -e)",
+    }.get(kind, kind)
+
+
+def rule_problems(values, names, rules=None, combinations=COMBINATIONS, already_bad=()):
+    """The messages of every rule and combination that ``values`` (typed) break, one per bad input.
+
+    ``names`` are the role's variables; ``already_bad`` those that failed their type, which are not tested again.
+    """
+    rules = RULES if rules is None else rules
+    problems, bad = [], set(already_bad)
+    for name in names:
+        if name in bad:
+            continue
+        rule = rules.get(name)
+        allowed = rule.problem(values.get(name)) if rule is not None else None
+        if allowed is not None:
+            problems.append("%s=%s: allowed %s" % (name, show(values.get(name)), allowed))
+            bad.add(name)
+    for combination in combinations:
+        if all(name in names for name in combination.names) and not bad.intersection(combination.names):
+            message = combination.problem(values)
+            if message is not None:
+                problems.append(message)
+    return problems
+
+
+def convert(options, raw):
+    """``(typed, problems, bad)``: each variable converted to its spec's type, one message per variable that is not.
+
+    ``options`` is the ``options`` mapping of a role's entry point in ``meta/argument_specs.yml``; ``raw`` the
+    variables' values as Ansible holds them (strings when they came from ``-e key=value``). ``None`` means not
+    given: the spec's default applies. Each variable is converted by itself with ansible-core's own
+    ArgumentSpecValidator (what a module does with its options), so every message names its variable.
+    """
+    typed, problems, bad = {}, [], []
+    for name, spec in options.items():
+        given = {name: raw[name]} if raw.get(name) is not None else {}
+        result = ArgumentSpecValidator({name: dict(spec)}).validate(given)
+        if result.error_messages:
+            if name in given:
+                problems.append("%s=%s: allowed %s" % (name, show(raw[name]), allowed_text(spec, RULES.get(name))))
+            else:
+                problems.append("%s: required, not given; allowed %s" % (name, allowed_text(spec, RULES.get(name))))
+            bad.append(name)
+            typed[name] = raw.get(name)
+        else:
+            typed[name] = result.validated_parameters.get(name)
+    return typed, problems, bad
+
+
+def allowed_text(spec, rule=None):
+    """The type (or choices) and the range, e.g. ``an integer, 0 or more``; a list rule says both at once."""
+    if rule is not None and rule.allowed:
+        return rule.allowed if spec.get("type") == "list" else "%s, %s" % (type_text(spec), rule.allowed)
+    return type_text(spec)
+
+
+def check(options, raw):
+    """``(typed, problems)`` for one role: types first (each bad variable once), then RULES and COMBINATIONS."""
+    typed, problems, bad = convert(options, raw)
+    problems.extend(rule_problems(typed, list(options), already_bad=bad))
+    return typed, problems
+
+
+def failure_message(role, problems):
+    """One message for all the bad inputs of a run."""
+    return "%s: %d bad input%s, nothing was read or changed:\n%s" % (
+        role,
+        len(problems),
+        "" if len(problems) == 1 else "s",
+        "\n".join("- " + problem for problem in problems),
+    )

@@ -1,0 +1,218 @@
+"""The input checks of the roles (plugins/module_utils/inputs.py) and their agreement with the roles' specs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import (
+    CHECKED_BY_THE_LOCK,
+    COMBINATIONS,
+    RULES,
+    SERVICE_NAME,
+    TYPE_ONLY,
+    check,
+    failure_message,
+    show,
+)
+
+from bluegreen_pair.config import SERVICE_RE
+from tests.conftest import REPO
+
+ROLES = ("deploy", "rollback", "teardown", "status")
+
+
+def options(role: str) -> dict[str, dict[str, Any]]:
+    spec = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    return spec["argument_specs"]["main"]["options"]
+
+
+def defaults(role: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+
+
+def description(spec: dict[str, Any]) -> str:
+    text = spec.get("description", "")
+    return " ".join(text) if isinstance(text, list) else text
+
+
+# -- the table and the specs agree --------------------------------------------------------------------------------
+def test_every_variable_of_every_role_has_its_line_in_the_table_and_no_line_is_stale():
+    variables = {name for role in ROLES for name in options(role)}
+    assert set(RULES) == variables
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_spec_states_the_range_its_check_applies(role):
+    for name, spec in options(role).items():
+        allowed = RULES[name].allowed
+        if allowed:
+            assert f"Allowed: {allowed}." in description(spec), name
+        else:
+            assert "Allowed:" not in description(spec), name
+        if RULES[name] is TYPE_ONLY:  # the spec's type must then say it all
+            assert spec.get("type") in ("bool", "str") or spec.get("choices"), name
+        if RULES[name] is CHECKED_BY_THE_LOCK:
+            assert re.fullmatch(r"\w+_(owner|lease_seconds|takeover)", name), name
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_defaults_pass_the_checks(role):
+    """A role run with only its required variables is not refused by its own defaults."""
+    raw = {name: value for name, value in defaults(role).items() if not (isinstance(value, str) and "{{" in value)}
+    raw.update({name: "shop" if spec.get("type") == "str" else ["shop"] for name, spec in options(role).items() if spec.get("required")})
+    if role == "deploy":
+        raw["deploy_image_id"] = "ami-0123456789abcdef0"
+    typed, problems = check(options(role), raw)
+    assert problems == []
+    for name, spec in options(role).items():  # the spec's default and the role's default agree
+        if "default" in spec:
+            assert typed[name] == spec["default"] == defaults(role)[name], name
+
+
+def test_the_service_name_rule_is_the_pulumi_programs():
+    assert SERVICE_NAME.pattern == SERVICE_RE.pattern
+
+
+# -- strings from -e are typed ------------------------------------------------------------------------------------
+def deploy(**raw: Any) -> tuple[dict[str, Any], list[str]]:
+    return check(options("deploy"), {"deploy_service": "shop", "deploy_image_id": "ami-0123456789abcdef0", **raw})
+
+
+def test_strings_from_the_command_line_become_the_specs_types():
+    typed, problems = deploy(
+        deploy_health_timeout="300",
+        deploy_smoke_test_status="200,204",
+        deploy_force="yes",
+        deploy_smoke_test="false",
+        deploy_canary_weight="10",
+        deploy_standby_ttl="2h",
+    )
+    assert problems == []
+    assert typed["deploy_health_timeout"] == 300 and typed["deploy_rollout_timeout"] == 600  # given, default
+    assert typed["deploy_smoke_test_status"] == [200, 204]
+    assert typed["deploy_force"] is True and typed["deploy_smoke_test"] is False
+    assert typed["deploy_canary_weight"] == 10 and typed["deploy_standby_ttl"] == "2h"
+    assert typed["deploy_capacity"] is None  # not given, no default
+
+
+def test_null_means_not_given_and_takes_the_default():
+    typed, problems = deploy(deploy_health_timeout=None, deploy_capacity=None)
+    assert problems == [] and typed["deploy_health_timeout"] == 600 and typed["deploy_capacity"] is None
+
+
+def test_a_value_that_is_not_of_the_type_is_named_with_the_type_and_the_range():
+    _typed, problems = deploy(deploy_health_timeout="soon", deploy_force="maybe", deploy_smoke_test_status="200,ok", deploy_capacity="")
+    assert problems == [
+        "deploy_force=maybe: allowed true or false (also yes/no, on/off, 1/0)",
+        'deploy_capacity="": allowed an integer, 1 or more',
+        "deploy_health_timeout=soon: allowed an integer, 0 or more",
+        "deploy_smoke_test_status=200,ok: allowed a non-empty list of HTTP statuses from 100 to 599 (comma-separated with -e)",
+    ]
+
+
+def test_a_missing_required_variable_is_named():
+    _typed, problems = check(options("status"), {})
+    assert problems == ["status_service: required, not given; allowed a text, 1 to 26 characters of a-z, 0-9 and - (not first or last)"]
+
+
+# -- ranges, formats, combinations ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "good", "bad"),
+    [
+        ("deploy_service", ["shop", "a", "web-2", "x" * 26], ["Shop", "-shop", "shop-", "x" * 27, "sh op", ""]),
+        ("deploy_deployment_id", ["20260101T120000Z-1a2b3c4d"], ["latest", "2026-01-01-1a2b"]),
+        ("deploy_image_id", ["ami-0123abcd", "ami-0123456789abcdef0"], ["ami-XYZ", "ami-0123abc", "image"]),
+        ("deploy_user_data", ["", "version=v2", "é" * 8192], ["é" * 8193]),
+        ("deploy_instance_type", ["t3.micro", "m5.2xlarge", "u-6tb1.metal"], ["large", "T3.micro"]),
+        ("deploy_version_label", ["v2", "v" * 128], ["v" * 129]),
+        ("deploy_capacity", [1, 40], [0, -2]),
+        ("deploy_preparation_capacity", [1], [0]),
+        ("deploy_table_name", ["cutover-shop", "abc"], ["ab", "cutover shop", "x" * 256]),
+        ("deploy_rollout_timeout", [0, 600], [-1]),
+        ("deploy_health_timeout", [0], [-1]),
+        ("deploy_smoke_test_url", ["http://127.0.0.1:9000", "https://shop.example.com/base"], ["ftp://x", "127.0.0.1:9000", "http://"]),
+        ("deploy_smoke_test_path", ["/", "/health?deep=1"], ["health", "/a b"]),
+        ("deploy_smoke_test_status", [[200], [200, 204, 599, 100]], [[], [99], [600], [200, 700]]),
+        ("deploy_smoke_test_retries", [0, 10], [-1]),
+        ("deploy_canary_weight", [0, 1, 99], [-1, 100, 150]),
+        ("deploy_canary_seconds", [1, 3600], [0]),
+        ("deploy_canary_max_5xx", [0, 5], [-1]),
+        ("deploy_canary_min_requests", [0, 50], [-1]),
+        ("deploy_verify_window", [1], [0]),
+        ("deploy_verify_timeout", [0, 180], [-1]),
+        ("deploy_standby_ttl", ["1d", "2h", "90m", "1h30m", "3600", "0", 60], ["1x", "-1h", "forever", "3651d", "1.5h"]),
+        ("rollback_capacity", [1], [0]),
+        ("rollback_health_timeout", [0], [-5]),
+        ("rollback_standby_ttl", ["90m"], ["soon"]),
+        ("teardown_services", [["shop"], ["shop", "cart"]], [[], ["shop", "shop"], ["Bad_Name"]]),
+        ("teardown_wait_timeout", [0, 60], [-1]),
+        ("status_deployments", [0, 100], [-1, 101]),
+    ],
+)
+def test_each_rule_allows_its_range_and_nothing_else(name, good, bad):
+    for value in good:
+        assert RULES[name].problem(value) is None, value
+    for value in bad:
+        assert RULES[name].problem(value) == RULES[name].allowed, value
+    assert RULES[name].problem(None) is None  # not given: the spec decides whether that is allowed
+
+
+def test_the_record_directory_must_exist_and_be_writable(tmp_path):
+    rule = RULES["deploy_record_dir"]
+    assert rule.problem("") is None and rule.problem(str(tmp_path)) is None
+    assert rule.problem(str(tmp_path / "missing")) == rule.allowed
+    (tmp_path / "file").write_text("")
+    assert rule.problem(str(tmp_path / "file")) == rule.allowed
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not __import__("os").access(locked, __import__("os").W_OK):  # root may write anywhere
+        assert rule.problem(str(locked)) == rule.allowed
+
+
+def test_every_bad_input_is_reported_at_once_each_naming_its_variable():
+    _typed, problems = deploy(deploy_verify_timeout="-1", deploy_canary_weight="150", deploy_phase="full", deploy_capacity="-2")
+    assert problems == [
+        "deploy_capacity=-2: allowed 1 or more",
+        "deploy_canary_weight=150: allowed 0 (no canary) to 99",
+        "deploy_verify_timeout=-1: allowed 0 or more",
+    ]
+    message = failure_message("deploy", problems)
+    assert message.splitlines()[0] == "deploy: 3 bad inputs, nothing was read or changed:"
+    assert message.splitlines()[1:] == ["- " + problem for problem in problems]
+
+
+def test_combinations():
+    canary = "phase canary needs deploy_canary_weight between 1 and 99"
+    assert any(canary in p for p in deploy(deploy_phase="canary")[1])
+    assert deploy(deploy_phase="canary", deploy_canary_weight="10")[1] == []
+    assert deploy(deploy_phase="full", deploy_canary_weight="0")[1] == []
+    # a weight out of range is named once, by its own rule, not again by the combination
+    assert deploy(deploy_phase="canary", deploy_canary_weight="100")[1] == ["deploy_canary_weight=100: allowed 0 (no canary) to 99"]
+    no_version = ["no new version given with deploy_phase=full: set deploy_image_id, deploy_user_data or deploy_instance_type"]
+    assert check(options("deploy"), {"deploy_service": "shop"})[1] == no_version
+    assert check(options("deploy"), {"deploy_service": "shop", "deploy_user_data": ""})[1] == no_version  # empty is not given
+    assert check(options("deploy"), {"deploy_service": "shop", "deploy_user_data": "version=v2"})[1] == []
+    assert check(options("deploy"), {"deploy_service": "shop", "deploy_phase": "promote"})[1] == []
+    assert deploy(deploy_capacity="3", deploy_preparation_capacity="1")[1] == []
+    assert deploy(deploy_preparation_capacity="1")[1] == []  # the capacity is the live colour's: the rollout compares
+    assert deploy(deploy_capacity="2", deploy_preparation_capacity="2")[1] == [
+        "deploy_preparation_capacity=2 with deploy_capacity=2: "
+        "the preparation capacity must be smaller than the capacity (it is reached first)"
+    ]
+    for combination in COMBINATIONS:
+        assert all(name in RULES for name in combination.names)
+
+
+def test_values_are_shown_as_they_are_typed_and_short():
+    assert show([200, 204]) == "200,204" and show(True) == "true" and show(None) == "(not given)"
+    assert show("") == '""' and show("a b") == '"a b"' and show(-1) == "-1"
+    assert len(show("x" * 500)) == 60 and show("x" * 500).endswith("...")
+
+
+def test_the_check_reads_nothing_but_the_table_and_the_spec():
+    """No AWS client, no module: the check is plain Python over values (cheap on the controller)."""
+    source = (REPO / "plugins" / "module_utils" / "inputs.py").read_text()
+    assert not re.search(r"^\s*import boto|client\(", source, re.M)
