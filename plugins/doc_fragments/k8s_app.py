@@ -85,7 +85,7 @@ options:
     type: str
   lease_seconds:
     description:
-      - How long the lease lasts from when it is taken or renewed, in seconds (1 to 604800). Keep it short: a live
+      - How long the lease lasts from when it is taken or renewed, in seconds (1 to 604800). Keep it short - a live
         run renews it, a dead run's lease expires soon after its death.
     type: int
     default: 60

@@ -12,7 +12,7 @@ short_description: Record a deployment of an app on Kubernetes in its journal
 version_added: 0.1.0
 description:
   - Keeps one entry per deployment in the ConfigMap C(<app>-cutover-journal) of the app's namespace (one key per
-    deployment id, its value the entry as JSON): when it started, each step with its start, finish and seconds,
+    deployment id, its value the entry as JSON) - when it started, each step with its start, finish and seconds,
     the outcome, a summary, durations, and free-form data such as the colours and images it moved between. The
     newest 100 entries are kept.
   - O(state=started) opens a deployment and returns its id, which starts with its UTC start time
