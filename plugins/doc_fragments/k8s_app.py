@@ -33,7 +33,7 @@ options:
     type: str
   container:
     description:
-      - The container of the app in the pod template (default the first one): the one whose image a release sets.
+      - The container of the app in the pod template, the one whose image a release sets (default the first one).
     type: str
 """
 

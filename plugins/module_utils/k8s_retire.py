@@ -279,12 +279,12 @@ def _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, progress, fenc
                 services=selecting,
             )
         pods = items(kube.call("list", "pods", namespace, label_selector=selector))
-        ok, entry["drain"] = drained(pods, slices_of(kube, namespace, [name for name, _ in services]), color)
+        ok, entry["drain"] = drained(pods, slices_of(kube, namespace, [entry[0] for entry in services]), color)
         return ok
 
-    _, entry["drain_seconds"] = poll(
+    entry["drain_seconds"] = poll(
         check_drained, drain_timeout, "the %s pods of %s to be drained" % (color, app), progress=progress, clock=clock, sleep=sleep
-    )
+    )[1]
     k8s_lease.guard(fence, "scaling %s to 0" % view["name"])
     kube.call("patch", "apps/deployments", namespace, view["name"], body=teardown_patch(view["replicas"] or view_replicas_before(view)))
     if wait:
@@ -294,9 +294,9 @@ def _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, progress, fenc
             entry["pods_left"] = len(items(kube.call("list", "pods", namespace, label_selector=selector)))
             return entry["pods_left"] == 0
 
-        _, entry["stop_seconds"] = poll(
+        entry["stop_seconds"] = poll(
             gone, wait_timeout, "the %s pods of %s to stop" % (color, app), progress=progress, clock=clock, sleep=sleep
-        )
+        )[1]
 
 
 def view_replicas_before(view):

@@ -138,17 +138,21 @@ def rollback(
         raise
     finally:
         result["seconds"] = round(clock() - started, 3)
-        summary = result.get("message")
-        record = {"restored": result["restored"], "seconds": result["seconds"]}
-
-        def close():
-            return k8s_journal.finish(kube, app, namespace, entry["deployment_id"], outcome, summary, record, check_mode=check_mode)
-
-        try:
-            k8s_journal.close_under_lock(kube, app, namespace, token, close, check_mode=check_mode)
-        except CutoverError as exc:
-            if outcome == "succeeded":
-                raise
-            if progress:
-                progress("closing the journal entry %s failed: %s" % (entry["deployment_id"], exc.message))
+        _close(kube, app, namespace, token, entry["deployment_id"], outcome, result, check_mode, progress)
     return result
+
+
+def _close(kube, app, namespace, token, deployment_id, outcome, result, check_mode, progress):
+    """Close the rollback's journal entry and release the lock; a failure to do so fails only a rollback that succeeded."""
+
+    def close():
+        record = {"restored": result["restored"], "seconds": result["seconds"]}
+        return k8s_journal.finish(kube, app, namespace, deployment_id, outcome, result.get("message"), record, check_mode=check_mode)
+
+    try:
+        k8s_journal.close_under_lock(kube, app, namespace, token, close, check_mode=check_mode)
+    except CutoverError as exc:
+        if outcome == "succeeded":
+            raise
+        if progress:
+            progress("closing the journal entry %s failed: %s" % (deployment_id, exc.message))

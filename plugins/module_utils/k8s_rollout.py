@@ -238,7 +238,7 @@ def wait_ready(
             text += "; " + "; ".join(describe_problem(p) for p in state["problems"])
         return text
 
-    _, waited = poll(
+    waited = poll(
         look,
         timeout,
         "%s/%s to be rolled out with %d Ready pod(s)" % (namespace, deployment, replicas),
@@ -248,7 +248,7 @@ def wait_ready(
         describe=describe,
         clock=clock,
         sleep=sleep,
-    )
+    )[1]
     return {"seconds": waited, "looks": state["looks"], "message": state["why"]}
 
 

@@ -236,7 +236,7 @@ def verify_switch(kube, pair, to_color, required, timeout=60, progress=None, fen
         state["services"] = sorted(names)
         return ok
 
-    _, waited = poll(
+    waited = poll(
         look,
         timeout,
         "every production Service of %s to hold only %s endpoints" % (app, to_color),
@@ -246,7 +246,7 @@ def verify_switch(kube, pair, to_color, required, timeout=60, progress=None, fen
         describe=lambda: "; ".join(state["problems"]),
         clock=clock,
         sleep=sleep,
-    )
+    )[1]
     return {"seconds": waited, "services": state["services"]}
 
 

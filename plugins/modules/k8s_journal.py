@@ -60,7 +60,7 @@ options:
     type: str
   step:
     description:
-      - Name of the step (letters, digits, C(_ . : -), at most 64 characters). Required with O(state=step).
+      - "Name of the step (letters, digits, C(_ . : -), at most 64 characters). Required with O(state=step)."
     type: str
   status:
     description:

@@ -21,7 +21,7 @@ description:
     unchanged); otherwise it renews it.
   - A lease of another run that has expired (its run died and stopped renewing it) is taken over; one that is
     live is refused, naming its holder, what it is doing, since when and until when, and the exact O(takeover)
-    that takes it. A takeover is recorded in RV(lock.takeovers).
+    that takes it. A takeover is recorded in the C(takeovers) of RV(lock).
   - O(state=renewed) pushes this run's lease out by O(lease_seconds); O(state=checked) fails unless the lease is
     this run's and live. Both fail with C(lost the lock) when another run holds it.
   - O(state=released) gives the lease back only when O(token) holds it; releasing a lease nobody holds changes
