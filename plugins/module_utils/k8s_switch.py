@@ -321,7 +321,8 @@ def switch(
         deployment, pods = read_target(kube, pair, to)
         guarded = guard_switch(pair, plan, pods, min_ready, deployment)
     moving = bool(production_changes(plan))
-    marks = plan_marks(pair, old, to, moment, standby_ttl, retire_after)
+    # A switch that moves traffic starts the old colour's retire-after time again (as on AWS).
+    marks = plan_marks(pair, old, to, moment, standby_ttl, retire_after, reset=moving)
     if not moving:
         marks["standby"]["set"] = {}  # only a switch that moves production traffic makes a standby
     standby = apply_marks(kube, pair, dict(marks, clear=[]), check_mode, fence)

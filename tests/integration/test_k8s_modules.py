@@ -358,6 +358,10 @@ def test_bad_input_is_refused_before_anything_changes(kube, released):
 
 
 def test_teardown_never_touches_the_live_colour_and_rollback_brings_the_retired_one_back(kube, released):
+    # What a switch killed between marking the old colour and moving traffic leaves: the live colour marked standby,
+    # its retire-after time past. It is live all the same.
+    expired = {"cutover.bluegreen/state": "standby", "cutover.bluegreen/retire-after": "2026-01-01T00:00:00Z"}
+    kube.apps.patch_namespaced_deployment("shop-green", NS, {"metadata": {"annotations": expired}})
     results = run(
         kube,
         [
@@ -375,6 +379,7 @@ def test_teardown_never_touches_the_live_colour_and_rollback_brings_the_retired_
     assert not live_only["changed"] and live_only["decisions"][0]["reason"].startswith("green is the live colour; it is never torn down")
     early = ok(results["teardown before the TTL"])
     assert not early["changed"] and "blue is a standby until" in early["decisions"][0]["reason"]
+    assert early["decisions"][1]["reason"] == "green is the live colour; it is never torn down, even with force"
     checked = ok(results["teardown in check mode, forced"])
     assert checked["changed"] and checked["diff"] == {
         "before": {"blue": {"replicas": 2, "state": "standby"}},
@@ -382,6 +387,7 @@ def test_teardown_never_touches_the_live_colour_and_rollback_brings_the_retired_
     }
     torn = ok(results["teardown, forced"])
     assert [t["color"] for t in torn["torn_down"]] == ["blue"] and torn["torn_down"][0]["pods_left"] == 0
+    assert [d["action"] for d in torn["decisions"]] == ["teardown", "skip"]
     assert not ok(results["teardown again"])["changed"]
 
     rollback_check = ok(results["rollback in check mode"])
@@ -396,7 +402,9 @@ def test_teardown_never_touches_the_live_colour_and_rollback_brings_the_retired_
     for service in ("shop", "shop-internal"):
         assert endpoint_colors(kube, service) == ({"blue"}, 2)
     assert deployment_state(kube, "blue") == (2, V1, {})
-    assert deployment_state(kube, "green")[2]["cutover.bluegreen/state"] == "standby"
+    marks = deployment_state(kube, "green")[2]
+    assert marks["cutover.bluegreen/state"] == "standby"
+    assert marks["cutover.bluegreen/retire-after"] == rolled_back["switch"]["standby"]["retire_after"] > "2026-01-01T00:00:00Z"  # a new TTL
     entry = journal(kube)[rolled_back["deployment_id"]]
     assert (entry["outcome"], entry["record"]["kind"], entry["record"]["to_color"]) == ("succeeded", "rollback", "blue")
     assert kube.coordination.read_namespaced_lease("shop-cutover-lock", NS).spec.holder_identity is None
