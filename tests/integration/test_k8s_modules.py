@@ -14,6 +14,8 @@ import urllib.request
 
 import pytest
 import yaml
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_api, k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 
 from sandbox import server as aws_server
 from sandbox.k8s import control, server
@@ -218,6 +220,31 @@ def test_two_concurrent_lock_holders_one_is_refused(kube, tmp_path):
     # the winner lets go (its own token only)
     token = "run-carol-003" if winners[0] == "carol" else "run-dave-0004"
     assert ok(run(kube, [task("release", "k8s_lock", state="released", token=token)])["release"])["changed"]
+
+
+def test_a_run_that_lost_a_race_for_the_lease_reads_again_and_is_refused(kube):
+    """The library against the sandbox's API server: another run writes the Lease between this run's read and its
+    write, the API server refuses the stale update (409), and this run reads again and finds the lease taken."""
+    api = k8s_api.Kube(kube.api)
+    k8s_lease.acquire(api, "shop", NS, "setup", "run-setup-000", 30)  # the Lease exists and is free: a write is an update
+    k8s_lease.release(api, "shop", NS, "run-setup-000")
+
+    class Interleaved(k8s_api.Kube):
+        raced = False
+
+        def call(self, verb, *args, **kwargs):
+            if verb in ("create", "update") and not self.raced:
+                self.raced = True
+                k8s_lease.acquire(api, "shop", NS, "frank", "run-frank-006", 30)  # the other run gets in first
+            return super().call(verb, *args, **kwargs)
+
+    loser = Interleaved(kube.api)
+    with pytest.raises(CutoverError, match="app shop is locked by frank"):
+        k8s_lease.acquire(loser, "shop", NS, "grace", "run-grace-007", 30)
+    writes = [verb for verb, resource in loser.calls if resource == "coordination.k8s.io/leases" and verb in ("create", "update")]
+    assert writes == ["update"]  # its one write, refused
+    assert kube.coordination.read_namespaced_lease("shop-cutover-lock", NS).spec.holder_identity == "run-frank-006"
+    assert k8s_lease.release(api, "shop", NS, "run-frank-006")["changed"]
 
 
 # -- a release that must not go live -----------------------------------------------------------------------------
