@@ -146,7 +146,7 @@ def main():
         except CutoverError as exc:
             raise CutoverError("standby_ttl: %s" % exc.message) from None
         client = kube(module)
-        return k8s_rollback.rollback(
+        result = k8s_rollback.rollback(
             client,
             lambda: discover_pair(module, client),
             params["app"],
@@ -164,6 +164,15 @@ def main():
             check_mode=module.check_mode,
             progress=progress_of(module),
         )
+        if module._diff:
+            restored = result.get("restored") or {}
+            result["diff"] = dict(
+                before={"live_color": result["from_color"]},
+                after={"live_color": result["to_color"]},
+            )
+            if restored.get("scaled"):
+                result["diff"]["after"]["replicas"] = {restored["color"]: restored["replicas"]}
+        return result
 
     run(module, operation)
 

@@ -140,6 +140,7 @@ def test_the_lock_journal_fencing_and_refusals(kube):
             ),
             task("step", "k8s_journal", state="step", deployment_id=opened, step="rollout", status="started"),
             task("bob is refused", "k8s_lock", owner="bob", token=B, purpose="deploy v3"),
+            task("bob's takeover in check mode", "k8s_lock", check=True, diff=True, owner="bob", token=B, takeover=A),
             task("bob's rollout is fenced", "k8s_rollout", image=V2, lease={"token": B, "lease_seconds": 60}),
             task("bob takes over by name", "k8s_journal", state="started", lock="acquire", owner="bob", token=B, takeover="alice"),
             task(
@@ -171,6 +172,9 @@ def test_the_lock_journal_fencing_and_refusals(kube):
 
     refused = failed(results["bob is refused"], "app shop is locked by alice (deploy v2) since ", "until", f"takeover={A}")
     assert refused["holder"] == "alice" and refused["lock"]["purpose"] == "deploy v2"
+    checked_takeover = ok(results["bob's takeover in check mode"])
+    assert checked_takeover["operation"] == "take_over_named" and checked_takeover["diff"]["before"]["owner"] == "alice"
+    assert checked_takeover["diff"]["after"]["owner"] == "bob"
     failed(results["bob's rollout is fenced"], "lost the lock", "now held by alice", "patching Deployment shop-green")
     assert deployment_state(kube, "green")[:2] == (0, V1)  # fenced before its patch
 
@@ -397,7 +401,7 @@ def test_teardown_never_touches_the_live_colour_and_rollback_brings_the_retired_
             task("teardown in check mode, forced", "k8s_teardown", check=True, diff=True, force=True),
             task("teardown, forced", "k8s_teardown", force=True),
             task("teardown again", "k8s_teardown", force=True),
-            task("rollback in check mode", "k8s_rollback", check=True, owner="erin", token="run-erin-0005"),
+            task("rollback in check mode", "k8s_rollback", check=True, diff=True, owner="erin", token="run-erin-0005"),
             task("rollback", "k8s_rollback", owner="erin", token="run-erin-0005", standby_ttl="1h"),
             task("rollback again", "k8s_rollback", owner="erin", token="run-erin-0005", to="blue"),
         ],
@@ -419,6 +423,7 @@ def test_teardown_never_touches_the_live_colour_and_rollback_brings_the_retired_
 
     rollback_check = ok(results["rollback in check mode"])
     assert rollback_check["changed"] and rollback_check["restored"] == {"color": "blue", "replicas": 2, "scaled": True}
+    assert rollback_check["diff"] == {"before": {"live_color": "green"}, "after": {"live_color": "blue", "replicas": {"blue": 2}}}
     rolled_back = ok(results["rollback"])
     assert rolled_back["restored"]["scaled"] and rolled_back["to_color"] == "blue"
     assert rolled_back["switch"]["standby"]["color"] == "green"
