@@ -32,7 +32,7 @@ import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, isoformat, other_color, utcnow
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_not_found, items
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found, items
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import (
     SLOT_LABEL,
     app_selector,
@@ -52,6 +52,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_retire impor
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
 
 TO_COLOR_CHOICES = COLORS + ("idle",)
+ATTEMPTS = 3
 
 
 def validate_inputs(to_color, min_ready=None, verify_timeout=None):
@@ -164,7 +165,7 @@ def apply_switch(kube, namespace, changes, fence=None, clock=time.monotonic):
     started = clock()
     for change in changes:
         try:
-            kube.call("patch", "services", namespace, change["service"], body=selector_patch(change))
+            _patch_selector(kube, namespace, change)
         except CutoverError as exc:
             undone, failed = _undo(kube, namespace, applied)
             raise CutoverError(
@@ -176,6 +177,29 @@ def apply_switch(kube, namespace, changes, fence=None, clock=time.monotonic):
             ) from exc
         applied.append(change)
     return {"seconds": round(clock() - started, 4), "switched_at": isoformat(utcnow())}
+
+
+def _patch_selector(kube, namespace, change):
+    """Patch one Service, conditional on its resourceVersion.
+
+    When the Service changed since it was read (409) but its selector is still the
+    one planned from (a label, an annotation, its status changed), the patch is made
+    again against what it is now; a changed selector is refused, never overwritten.
+    """
+    for _attempt in range(ATTEMPTS):
+        try:
+            return kube.call("patch", "services", namespace, change["service"], body=selector_patch(change))
+        except CutoverError as exc:
+            if not is_conflict(exc):
+                raise
+            current = kube.call("get", "services", namespace, change["service"])
+            selector = (current.get("spec") or {}).get("selector") or {}
+            if selector != change["before"]:
+                raise CutoverError(
+                    "its selector changed since it was read (%s, planned from %s)" % (selector, change["before"]), status=409
+                ) from exc
+            change = dict(change, resource_version=(current.get("metadata") or {}).get("resourceVersion"))
+    raise CutoverError("it kept changing while it was being switched (%d attempts)" % ATTEMPTS)
 
 
 def _undo(kube, namespace, applied):

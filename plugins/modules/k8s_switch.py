@@ -74,7 +74,7 @@ extends_documentation_fragment:
   - cutover.bluegreen.k8s_app.lease
   - kubernetes.core.k8s_auth_options
 notes:
-  - Needs C(list) and C(patch) on Services, C(list) on Deployments, Pods and EndpointSlices, C(get) and C(patch) on
+  - Needs C(get), C(list) and C(patch) on Services, C(list) on Deployments, Pods and EndpointSlices, C(get) and C(patch) on
     the app's Deployments, C(get), C(update) (or C(create)) on the ConfigMap C(<app>-active-color).
   - In check mode nothing is changed; the guard still runs, so a switch that would be refused fails.
 """

@@ -143,7 +143,7 @@ def test_a_service_changed_since_it_was_read_is_refused_not_overwritten():
     pair = build_pair("shop", "shop", pair_objects(green={"replicas": 2})[0], [o for (_, _), o in sorted(kube.objects.items())])
     # someone edits the internal Service after the plan read it
     kube.interfere = lambda k: k.put("services", service("shop-internal", {"app": "shop", "slot": "blue", "tier": "api"}))
-    with pytest.raises(CutoverError, match=r"shop-internal failed .*409"):
+    with pytest.raises(CutoverError, match=r"shop-internal failed \(its selector changed since it was read"):
         apply_switch(kube, "shop", plan_switch(pair, "green")["changes"])
     assert kube.objects[("services", "shop-internal")]["spec"]["selector"]["tier"] == "api"
     assert kube.objects[("services", "shop")]["spec"]["selector"]["slot"] == "blue"
@@ -178,3 +178,16 @@ def test_publishing_the_active_colour_creates_or_updates_the_config_map():
     assert publish_active_color(kube, "shop", "shop", "shop-active-color", "green")["changed"] is False
     checked = publish_active_color(kube, "shop", "shop", "shop-active-color", "blue", check_mode=True)
     assert checked["changed"] and kube.objects[("configmaps", "shop-active-color")]["data"]["color"] == "green"
+
+
+def test_a_service_whose_selector_did_not_change_is_switched_though_its_version_did():
+    kube = fake_with_services()
+    pair = build_pair("shop", "shop", pair_objects(green={"replicas": 2})[0], [o for (_, _), o in sorted(kube.objects.items())])
+    # a controller writes the internal Service (its status, a label) after the plan read it: a new resourceVersion
+    kube.interfere = lambda k: k.put("services", dict(k.objects[("services", "shop-internal")], status={"loadBalancer": {}}))
+    apply_switch(kube, "shop", plan_switch(pair, "green")["changes"])
+    assert {name: obj["spec"]["selector"]["slot"] for (_, name), obj in kube.objects.items()} == {
+        "shop": "green",
+        "shop-internal": "green",
+        "shop-preview": "blue",
+    }

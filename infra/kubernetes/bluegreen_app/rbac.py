@@ -20,7 +20,7 @@ def deployer_rules(deployments: list[str], config_maps: list[str], lease: str) -
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": sorted(deployments), "verbs": ["get", "patch"]},
         # Every Service selecting the old colour is switched, also those added after the stack: no names.
-        {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "patch"]},
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "patch"]},
         {"apiGroups": [""], "resources": ["events", "pods"], "verbs": ["list"]},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
