@@ -17,7 +17,7 @@ In order, each step re-entrant:
 * :func:`guard_switch` — never to a colour with fewer Ready pods than required
   (by default the old colour's replicas), nor to one whose rollout is not complete;
 * :func:`apply_switch` — merge patches naming each Service's ``resourceVersion``
-  (a Service changed since it was read is refused with 409, not overwritten);
+  (a Service whose selector changed since it was read is refused, not overwritten);
   when one fails, the ones already changed are put back, so nothing is left half
   switched. Kubernetes has no transaction across objects: between two patches,
   for milliseconds, one Service has moved and another not yet;

@@ -17,7 +17,7 @@ description:
   - "Plan, guard, apply, verify: it refuses, before changing anything, a colour with fewer Ready pods than
     required (O(min_ready), by default the old colour's replicas) or whose rollout is not complete, and while a
     Service selects the app without a slot (both colours). Each Service is patched naming the C(resourceVersion)
-    read, so a Service changed meanwhile is refused (409) rather than overwritten; when one patch fails, the
+    read, so a Service whose selector changed meanwhile is refused rather than overwritten; when one patch fails, the
     Services already switched are put back. Then it reads back until every production Service selects the new
     colour and its EndpointSlices hold only new-colour pods, at least O(min_ready) of them Ready."
   - Kubernetes changes one object at a time; between two Services' patches, for milliseconds, one has moved and
