@@ -1,4 +1,4 @@
-"""Shared test setup: the repo root, infra/aws and the collection are importable.
+"""Shared test setup: the repo root, infra/aws, infra/kubernetes and the collection are importable.
 
 The collection is the repo root; Ansible imports it as
 ``ansible_collections.cutover.bluegreen``, so a link to the repo is laid out
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 COLLECTIONS = REPO / ".tmp" / "collections-link"  # where sandbox.playbooks.link_collection links the checkout
 
 
-for path in (REPO, REPO / "infra" / "aws", COLLECTIONS):
+for path in (REPO, REPO / "infra" / "aws", REPO / "infra" / "kubernetes", COLLECTIONS):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

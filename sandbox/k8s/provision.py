@@ -9,6 +9,8 @@ state is global): ``python -m sandbox provision --kubernetes`` runs it in its ow
 
 from __future__ import annotations
 
+import json
+import os
 import runpy
 import sys
 from collections.abc import Mapping
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 
 from ..provision import stack_config
 from ..server import REPO
@@ -37,9 +40,14 @@ def provision(
     if not (program / "__main__.py").is_file():
         raise ValueError(f"no Pulumi program at {program} (its __main__.py is missing)")
     config = stack_config(stack, overrides, program)
+    project = (yaml.safe_load((program / "Pulumi.yaml").read_text()) or {}).get("name", PROJECT)
     mocks = KubernetesMocks(kubeconfig, await_timeout=await_timeout)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+    # The config reaches the program as the CLI hands it over (PULUMI_CONFIG), so the program reads it
+    # the same way in both paths: pulumi.Config for values, get_config_env for the keys the stack sets.
+    pulumi.runtime.set_all_config({})
+    saved_config = os.environ.get("PULUMI_CONFIG")
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
     exports: dict[str, Any] = {}
     result: dict[str, Any] = {}
     real_export = pulumi.export
@@ -56,4 +64,8 @@ def provision(
     finally:
         pulumi.export = real_export
         sys.path.remove(str(program))
+        if saved_config is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = saved_config
     return result

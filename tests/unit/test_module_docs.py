@@ -1,4 +1,4 @@
-"""Every module of the collection renders with ansible-doc and is in the action group."""
+"""Every module of the collection renders with ansible-doc and is in its action group (aws, or k8s)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from tests.conftest import COLLECTIONS, REPO
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
 # Controller-side actions that make no AWS call: documented like modules, outside the aws group.
 CONTROLLER_ACTIONS = ["record_file", "validate_inputs"]
-AWS_MODULES = [module for module in MODULES if module not in CONTROLLER_ACTIONS]
+K8S_MODULES = [module for module in MODULES if module.startswith("k8s_")]
+AWS_MODULES = [module for module in MODULES if module not in CONTROLLER_ACTIONS + K8S_MODULES]
 
 
 def test_every_module_is_in_the_aws_action_group():
     group = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["action_groups"]["aws"]
     assert sorted(item for item in group if isinstance(item, str)) == AWS_MODULES
+    k8s = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["action_groups"]["k8s"]
+    assert sorted(item for item in k8s if isinstance(item, str)) == K8S_MODULES
+    assert {"metadata": {"extend_group": ["kubernetes.core.k8s"]}} in k8s
     for action in CONTROLLER_ACTIONS:  # each is backed by an action plugin that runs on the controller
         assert (REPO / "plugins" / "action" / f"{action}.py").is_file()
 
@@ -40,3 +44,5 @@ def test_ansible_doc_renders(module):
     assert doc["doc"]["short_description"] and doc["examples"] and doc["return"] is not None
     if module in AWS_MODULES:
         assert "service" in doc["doc"]["options"]  # every AWS module acts on one service's pair
+    if module in K8S_MODULES:  # every Kubernetes module acts on one app, connected by kubernetes.core's options
+        assert doc["doc"]["options"]["app"]["aliases"] == ["service"] and "kubeconfig" in doc["doc"]["options"]

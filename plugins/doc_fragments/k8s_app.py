@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # How a Kubernetes module finds the app; matches k8s_module.APP_ARGUMENT_SPEC.
+    DOCUMENTATION = r"""
+options:
+  app:
+    description:
+      - Name of the app whose blue-green pair to act on (1 to 40 of C(a-z 0-9 -), starting with a letter).
+      - The pair is the Deployments C(<app>-blue) and C(<app>-green), whose pods are labelled C(app=<app>) and
+        C(slot=blue|green); the live colour is the C(slot) the live Service selects.
+    type: str
+    required: true
+    aliases: [service]
+  namespace:
+    description:
+      - Namespace of the app.
+    type: str
+    default: default
+  live_service:
+    description:
+      - The live Service, whose selector says which colour is live (default C(<app>)).
+    type: str
+  preview_service:
+    description:
+      - The preview Service, which selects the idle colour for smoke tests and is never production
+        (default C(<app>-preview)).
+    type: str
+  container:
+    description:
+      - The container of the app in the pod template, the one whose image a release sets (default the first one).
+    type: str
+"""
+
+    # The lock a module's changes and waits run under (fencing); matches k8s_module.LEASE_ARGUMENT_SPEC.
+    LEASE = r"""
+options:
+  lease:
+    description:
+      - The deployment lock this task's run holds (see M(cutover.bluegreen.k8s_lock)). With it, the module checks
+        right before each change that the Lease C(<app>-cutover-lock) is still held by this run's token and live,
+        and renews it during its waits (every quarter of O(lease.lease_seconds)); otherwise it stops, failing with
+        C(lost the lock), before it changes anything more.
+      - Omitted, nothing is checked.
+    type: dict
+    suboptions:
+      token:
+        description: The token of the run that holds the lock.
+        type: str
+        required: true
+      lease_seconds:
+        description:
+          - The run's lease, in seconds. Given, the module renews the lease during its waits; omitted, it only
+            checks it.
+        type: int
+"""
+
+    # The identity options of a module that takes and releases the lock itself; matches k8s_module.IDENTITY_ARGUMENT_SPEC.
+    IDENTITY = r"""
+options:
+  owner:
+    description:
+      - A readable name of the run for people, such as C(alice@ci-1 pid 4242) or C(awx-job-42), shown to anyone the
+        lock refuses.
+      - Two runs may have the same owner; only O(token) tells runs apart.
+    type: str
+    required: true
+  token:
+    description:
+      - Unique to one run (a uuid). Only the run with this token renews, checks or releases its lease; a lease
+        with another token is another run's, even under the same O(owner).
+      - "8 to 128 letters, digits and C(_ . : -)."
+    type: str
+    required: true
+  takeover:
+    description:
+      - Take the lock from the run it names (that run's owner or token, as the refusal prints it) even though its
+        lease is live, for instance for an incident rollback while a killed run's lease has not expired yet.
+      - Refused when it does not name the current holder. An expired lease is taken over without it.
+    type: str
+  lease_seconds:
+    description:
+      - How long the lease lasts from when it is taken or renewed, in seconds (1 to 604800). Keep it short - a live
+        run renews it, a dead run's lease expires soon after its death.
+    type: int
+    default: 60
+"""

@@ -1,0 +1,370 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The deployment journal of an app on Kubernetes, kept in a ConfigMap.
+
+One ConfigMap per app, ``<app>-cutover-journal``, in the app's namespace. Each
+deployment is one key of its ``data``: the deployment id
+(``20260101T120000Z-1a2b3c4d``, its UTC start time first, so keys sort by time)
+-> the entry as JSON, the same entry the AWS journal keeps in DynamoDB::
+
+    deployment_id, service, owner, started_at, updated_at, finished_at (ISO 8601 UTC)
+    outcome          in_progress | succeeded | failed | rolled_back | interrupted
+    summary, duration_seconds, steps {name: {status, started, finished, seconds}}, step_order
+    record           free-form: colours, versions, images, durations of the phases...
+
+A ConfigMap rather than annotations on the Lease: the journal outlives the lock,
+is read by people with ``kubectl get configmap <app>-cutover-journal -o yaml``,
+and holds far more than annotations should (the newest ``MAX_ENTRIES`` entries
+are kept; a ConfigMap holds up to 1 MiB).
+
+Entries are planned by the pure functions of the AWS journal
+(:mod:`journal`: ids, steps, durations, views) and written as one update of the
+ConfigMap naming the ``resourceVersion`` read, so concurrent writers never lose
+each other's entries: the loser of a race (409) reads again and plans again.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease as leases
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import names
+
+IN_PROGRESS = journal.IN_PROGRESS
+INTERRUPTED = "interrupted"
+OUTCOMES = (IN_PROGRESS, "succeeded", "failed", "rolled_back", INTERRUPTED)
+FINAL_OUTCOMES = OUTCOMES[1:]
+MAX_ENTRIES = 100
+MAX_RECENT = 100
+ATTEMPTS = 3
+# What taking over a dead run's lease does to the journal entry that lease names.
+ADOPT = "adopt"
+INTERRUPT = "interrupt"
+LEAVE = "leave"
+
+
+# -- input -----------------------------------------------------------------------------------------
+def validate_outcome(outcome, final=True):
+    allowed = FINAL_OUTCOMES if final else OUTCOMES
+    if outcome not in allowed:
+        raise CutoverError("outcome %r is not one of %s" % (outcome, ", ".join(allowed)))
+
+
+def validate_record(record):
+    if record is None:
+        return {}
+    if not isinstance(record, dict):
+        raise CutoverError("record must be a dict, got %s" % type(record).__name__)
+    try:
+        json.dumps(record)
+    except (TypeError, ValueError) as exc:
+        raise CutoverError("record cannot be stored as JSON: %s" % exc) from None
+    return record
+
+
+# -- plans (pure) -------------------------------------------------------------------------------------
+def new_entry(app, deployment_id, now, owner=None, summary=None, record=None):
+    entry = journal.new_item(app, deployment_id, now, owner, summary, record)
+    for key in ("pk", "sk", "kind"):
+        entry.pop(key, None)
+    return entry
+
+
+def plan_finish(entry, outcome, now, summary=None, record=None):
+    """Changes closing an entry with ``outcome``; empty when it is already closed so (same summary and record)."""
+    validate_outcome(outcome)
+    changes = journal.plan_start_existing(entry, summary=summary, record=record)
+    if entry.get("outcome") != outcome:
+        stamp = isoformat(now)
+        changes[("outcome",)] = outcome
+        changes[("finished_at",)] = stamp
+        changes[("duration_seconds",)] = journal.seconds_between(entry.get("started_at"), stamp)
+    return changes
+
+
+def prune(entries, keep=MAX_ENTRIES):
+    """The entries to keep: the newest ``keep``, dropping the oldest closed ones first (open ones are kept)."""
+    if len(entries) <= keep:
+        return dict(entries)
+    ordered = sorted(entries)
+    closed = [key for key in ordered if entries[key].get("outcome") != IN_PROGRESS]
+    drop = set(closed[: len(entries) - keep])
+    return {key: value for key, value in entries.items() if key not in drop}
+
+
+def plan_settle(previous, entry, deployment_id):
+    """``(ADOPT | INTERRUPT | LEAVE, why)``: what taking over the lease ``previous`` does to the entry it names."""
+    named = (previous or {}).get("deployment_id")
+    if not named:
+        return LEAVE, "the lease named no journal entry"
+    if entry is None:
+        return LEAVE, "deployment %s is not in the journal" % named
+    if entry.get("outcome") != IN_PROGRESS:
+        return LEAVE, "deployment %s is already closed (%s)" % (named, entry.get("outcome"))
+    if named == deployment_id:
+        return ADOPT, "deployment %s is resumed by a re-run of the same release" % named
+    return INTERRUPT, "deployment %s was left unfinished by its run" % named
+
+
+def interrupted_summary(previous, owner, reason, purpose=None, deployment_id=None):
+    how = (
+        "took the lock from it by name"
+        if reason == "named"
+        else "took the lock over after its lease expired at %s" % (previous.get("expires_at"))
+    )
+    text = "interrupted: its run %s stopped; %s %s" % (previous.get("owner"), owner, how)
+    if purpose:
+        text += " for %s" % purpose
+    if deployment_id:
+        text += " (deployment %s)" % deployment_id
+    return text
+
+
+# -- the ConfigMap --------------------------------------------------------------------------------------
+def read_object(kube, app, namespace):
+    try:
+        return kube.call("get", "configmaps", namespace, names(app)["journal_config_map"])
+    except CutoverError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def entries_of(obj):
+    """Deployment id -> entry (unreadable values are skipped)."""
+    out = {}
+    for key, value in ((obj or {}).get("data") or {}).items():
+        try:
+            journal.validate_deployment_id(key)
+            entry = json.loads(value)
+        except (CutoverError, ValueError):
+            continue
+        if isinstance(entry, dict):
+            out[key] = entry
+    return out
+
+
+def _body(app, namespace, current, entries):
+    meta = dict((current or {}).get("metadata") or {})
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names(app)["journal_config_map"],
+            "namespace": namespace,
+            "labels": dict(meta.get("labels") or {"app": app}),
+        },
+        "data": {key: json.dumps(entry, sort_keys=True, separators=(",", ":")) for key, entry in sorted(entries.items())},
+    }
+    if meta.get("annotations"):
+        body["metadata"]["annotations"] = meta["annotations"]
+    if meta.get("resourceVersion"):
+        body["metadata"]["resourceVersion"] = meta["resourceVersion"]
+    return body
+
+
+def _write(kube, app, namespace, current, entries):
+    body = _body(app, namespace, current, prune(entries))
+    if current is None:
+        return kube.call("create", "configmaps", namespace, body=body)
+    return kube.call("update", "configmaps", namespace, body["metadata"]["name"], body=body)
+
+
+def change(kube, app, namespace, plan, check_mode=False, now=None):
+    """Read the journal, ``plan(entries, now) -> (deployment_id, before, after)``, write when ``after`` differs.
+
+    ``plan`` runs again on the newest journal when another writer got in first.
+    Returns ``{changed, deployment_id, before, after}``.
+    """
+    for _attempt in range(ATTEMPTS):
+        moment = now or utcnow()
+        current = read_object(kube, app, namespace)
+        entries = entries_of(current)
+        deployment_id, before, after = plan(entries, moment)
+        changed = after is not None and after != before
+        if changed and not check_mode:
+            try:
+                _write(kube, app, namespace, current, dict(entries, **{deployment_id: after}))
+            except CutoverError as exc:
+                if is_conflict(exc):
+                    continue
+                raise
+        return dict(changed=changed, deployment_id=deployment_id, before=before, after=after if after is not None else before)
+    raise CutoverError("the journal of app %s kept changing while writing it (%d attempts); try again" % (app, ATTEMPTS))
+
+
+def _updated(entry, changes, now):
+    if not changes:
+        return entry
+    after = journal.apply_changes(entry, changes)
+    after["updated_at"] = isoformat(now)
+    return after
+
+
+def start(kube, app, namespace, owner=None, summary=None, record=None, deployment_id=None, check_mode=False, now=None):
+    """Open a deployment (a new id unless ``deployment_id``); opening an existing one changes only what differs."""
+    record = validate_record(record)
+    if deployment_id is not None:
+        journal.validate_deployment_id(deployment_id)
+    chosen = {"id": deployment_id}
+
+    def plan(entries, moment):
+        key = chosen["id"] or journal.new_deployment_id(moment)
+        chosen["id"] = key
+        existing = entries.get(key)
+        if existing is not None:
+            return key, existing, _updated(existing, journal.plan_start_existing(existing, owner, summary, record), moment)
+        return key, None, new_entry(app, key, moment, owner, summary, record)
+
+    return change(kube, app, namespace, plan, check_mode, now)
+
+
+def _require(entries, app, deployment_id, check_mode):
+    entry = entries.get(deployment_id)
+    if entry is None and not check_mode:
+        raise CutoverError("deployment %s of app %s is not in the journal" % (deployment_id, app), deployment_id=deployment_id)
+    return entry
+
+
+def step(kube, app, namespace, deployment_id, name, status="finished", record=None, check_mode=False, now=None):
+    """Record step ``name`` of a deployment as ``status`` (see :func:`journal.plan_step`)."""
+    journal.validate_deployment_id(deployment_id)
+    journal.validate_step(name, status)
+    record = validate_record(record)
+
+    def plan(entries, moment):
+        entry = _require(entries, app, deployment_id, check_mode)
+        if entry is None:  # started in check mode: nothing was written
+            return deployment_id, None, None
+        return deployment_id, entry, _updated(entry, journal.plan_step(entry, name, status, moment, record), moment)
+
+    return change(kube, app, namespace, plan, check_mode, now)
+
+
+def finish(kube, app, namespace, deployment_id, outcome, summary=None, record=None, check_mode=False, now=None):
+    """Close a deployment with ``outcome``; closing again the same way changes nothing."""
+    journal.validate_deployment_id(deployment_id)
+    validate_outcome(outcome)
+    record = validate_record(record)
+
+    def plan(entries, moment):
+        entry = _require(entries, app, deployment_id, check_mode)
+        if entry is None:
+            return deployment_id, None, None
+        return deployment_id, entry, _updated(entry, plan_finish(entry, outcome, moment, summary, record), moment)
+
+    return change(kube, app, namespace, plan, check_mode, now)
+
+
+def recent(kube, app, namespace, limit=5):
+    """The newest ``limit`` entries, newest first."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_RECENT:
+        raise CutoverError("the number of deployments to read must be from 0 to %d, got %r" % (MAX_RECENT, limit))
+    entries = entries_of(read_object(kube, app, namespace))
+    return [entries[key] for key in sorted(entries, reverse=True)[:limit]]
+
+
+def get(kube, app, namespace, deployment_id):
+    journal.validate_deployment_id(deployment_id)
+    return entries_of(read_object(kube, app, namespace)).get(deployment_id)
+
+
+# -- under the lock -------------------------------------------------------------------------------------
+def settle_takeover(kube, app, namespace, locked, owner, purpose=None, deployment_id=None, check_mode=False, now=None):
+    """After :func:`k8s_lease.acquire` took a dead run's lease over: adopt or interrupt the entry it named."""
+    if locked["operation"] not in leases.TAKEOVERS:
+        return None
+    previous = locked["previous"] or {}
+    named = previous.get("deployment_id")
+    entry = get(kube, app, namespace, named) if named else None
+    action, why = plan_settle(previous, entry, deployment_id)
+    reason = "named" if locked["operation"] == leases.TAKE_OVER_NAMED else "expired"
+    if action == INTERRUPT:
+        moment = now or utcnow()
+        note = {"owner": owner, "purpose": purpose, "deployment_id": deployment_id, "at": isoformat(moment), "reason": reason}
+        finish(
+            kube,
+            app,
+            namespace,
+            named,
+            INTERRUPTED,
+            summary=interrupted_summary(previous, owner, reason, purpose, deployment_id),
+            record={"interrupted_by": note},
+            check_mode=check_mode,
+            now=moment,
+        )
+    return dict(deployment_id=named, action=action, reason=why)
+
+
+def open_under_lock(
+    kube,
+    app,
+    namespace,
+    owner,
+    token,
+    lease_seconds,
+    purpose=None,
+    takeover=None,
+    deployment_id=None,
+    summary=None,
+    record=None,
+    check_mode=False,
+    now=None,
+):
+    """Take the lock for the run ``token`` and open its entry, which the Lease names; returns ``(entry, lock, settled)``.
+
+    The refusals are :func:`k8s_lease.acquire`'s. A dead run's entry named by the
+    lease taken over is settled first (closed as ``interrupted``, or adopted by a
+    re-run of the same deployment id). When the entry cannot be opened the lock is
+    given back, so a run that could not open its entry holds nothing.
+    """
+    moment = now or utcnow()
+    record = dict(validate_record(record))
+    if deployment_id is not None:
+        journal.validate_deployment_id(deployment_id)
+    deployment_id = deployment_id or journal.new_deployment_id(moment)
+    locked = leases.acquire(
+        kube, app, namespace, owner, token, lease_seconds, takeover, purpose, deployment_id, check_mode=check_mode, now=now
+    )
+    try:
+        settled = settle_takeover(kube, app, namespace, locked, owner, purpose, deployment_id, check_mode, moment)
+        if settled is not None:
+            previous = locked["previous"]
+            record["took_over"] = {
+                "owner": previous.get("owner"),
+                "purpose": previous.get("purpose"),
+                "deployment_id": previous.get("deployment_id"),
+                "reason": "named" if locked["operation"] == leases.TAKE_OVER_NAMED else "expired",
+                "at": isoformat(moment),
+            }
+        entry = start(kube, app, namespace, owner, summary, record, deployment_id, check_mode, moment)
+    except Exception:
+        if locked["operation"] != leases.UNCHANGED:
+            leases.release(kube, app, namespace, token, check_mode=check_mode)
+        raise
+    return entry, locked, settled
+
+
+def close_under_lock(kube, app, namespace, token, write, check_mode=False, now=None):
+    """``write()`` the run's last journal change, then release its lock; returns ``(entry result, lock result)``.
+
+    A run that lost its lock writes nothing and raises :class:`k8s_lease.LostLock`.
+    When writing fails the lock is released all the same (the write's error is raised).
+    """
+    leases.validate_token(token)
+    moment = now or utcnow()
+    leases.plan_release(app, leases.read(kube, app, namespace, moment), token)  # refuses another run's lock
+    try:
+        entry = write()
+    except Exception:
+        try:
+            leases.release(kube, app, namespace, token, check_mode=check_mode)
+        except CutoverError:
+            pass  # the write's failure is what the caller must see
+        raise
+    return entry, leases.release(kube, app, namespace, token, check_mode=check_mode)

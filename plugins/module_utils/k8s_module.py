@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What every Kubernetes module of cutover.bluegreen shares: options, the client, error handling.
+
+Connection and authentication are kubernetes.core's: its ``AUTH_ARG_SPEC`` (with
+the doc fragment ``kubernetes.core.k8s_auth_options``), ``AnsibleK8SModule`` and
+``get_api_client``.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import Kube
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_lease import Fence
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import discover, validate_app, validate_service_name
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+# Matches doc fragment cutover.bluegreen.k8s_app.
+APP_ARGUMENT_SPEC = dict(
+    app=dict(type="str", required=True, aliases=["service"]),
+    namespace=dict(type="str", default="default"),
+    live_service=dict(type="str"),
+    preview_service=dict(type="str"),
+    container=dict(type="str"),
+)
+
+# Matches doc fragment cutover.bluegreen.k8s_app (fencing): the lock this run holds.
+LEASE_ARGUMENT_SPEC = dict(
+    lease=dict(
+        type="dict",
+        options=dict(
+            token=dict(type="str", required=True, no_log=False),
+            lease_seconds=dict(type="int"),
+        ),
+    ),
+)
+
+# Matches doc fragment cutover.bluegreen.k8s_app (identity): a module that takes the lock itself.
+IDENTITY_ARGUMENT_SPEC = dict(
+    owner=dict(type="str", required=True),
+    token=dict(type="str", required=True, no_log=False),
+    takeover=dict(type="str"),
+    lease_seconds=dict(type="int", default=60),
+)
+
+
+def app_module(argument_spec=None, **kwargs):
+    """An AnsibleK8SModule with kubernetes.core's connection options, the app options and the module's own."""
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(APP_ARGUMENT_SPEC)
+    spec.update(argument_spec or {})
+    return AnsibleK8SModule(argument_spec=spec, **kwargs)
+
+
+def validate_app_options(module):
+    """The app options, checked before anything is read (names the option)."""
+    params = module.params
+    validate_app(params["app"], params["namespace"])
+    validate_service_name("live_service", params.get("live_service"))
+    validate_service_name("preview_service", params.get("preview_service"))
+
+
+def kube(module):
+    """The collection's API client, configured by kubernetes.core from the module's connection options."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+
+    return Kube(get_api_client(module=module).client.client)
+
+
+def discover_pair(module, client, with_pods=True):
+    params = module.params
+    return discover(
+        client,
+        params["app"],
+        params["namespace"],
+        live_service=params.get("live_service"),
+        preview_service=params.get("preview_service"),
+        container=params.get("container"),
+        with_pods=with_pods,
+    )
+
+
+def fence_of(module, client):
+    """The fence the ``lease`` option describes, or None (no option, or check mode: nothing changes)."""
+    lease = module.params.get("lease")
+    if not lease or module.check_mode:
+        return None
+    return Fence(client, module.params["app"], module.params["namespace"], lease["token"], lease.get("lease_seconds"))
+
+
+def validate_lease_option(module):
+    from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_lease import validate
+
+    lease = module.params.get("lease")
+    if lease:
+        validate(token=lease["token"], lease_seconds=lease.get("lease_seconds"))
+
+
+def progress_of(module):
+    """Where a long wait reports progress: the module's log (AnsibleK8SModule wraps the AnsibleModule)."""
+    inner = getattr(module, "_module", module)
+    return inner.log
+
+
+def run(module, operation):
+    """Run ``operation()`` and exit with its result; a CutoverError fails naming the problem and its details."""
+    try:
+        result = operation()
+    except CutoverError as exc:
+        module.fail_json(msg=exc.message, **exc.details)
+    except Exception as exc:  # the client's configuration errors (no kubeconfig...) and the like
+        from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+
+        if isinstance(exc, CoreException) or type(exc).__name__ in ("ConfigException", "MaxRetryError", "NewConnectionError"):
+            module.fail_json(msg="could not reach the Kubernetes API: %s" % exc)
+        raise
+    module.exit_json(**result)

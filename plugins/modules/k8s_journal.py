@@ -1,0 +1,262 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_journal
+short_description: Record a deployment of an app on Kubernetes in its journal
+version_added: 0.1.0
+description:
+  - Keeps one entry per deployment in the ConfigMap C(<app>-cutover-journal) of the app's namespace (one key per
+    deployment id, its value the entry as JSON) - when it started, each step with its start, finish and seconds,
+    the outcome, a summary, durations, and free-form data such as the colours and images it moved between. The
+    newest 100 entries are kept.
+  - O(state=started) opens a deployment and returns its id, which starts with its UTC start time
+    (C(20260101T120000Z-1a2b3c4d)). O(state=step) records a step as started, finished, failed or skipped.
+    O(state=finished) closes the deployment with an outcome.
+  - Every write names the ConfigMap's C(resourceVersion), so concurrent writers never lose each other's entries.
+  - With O(lock=acquire) the deployment lock (see M(cutover.bluegreen.k8s_lock)) is taken for O(token) before the
+    deployment opens, and the Lease names the entry; when it takes over the lease of a run that died, that run's
+    unfinished entry is closed as V(interrupted), naming this run (or resumed, when O(deployment_id) is the same).
+    With O(lock=release) the lock is given back after the last write, in the same call.
+author:
+  - cutover maintainers (@cutover)
+options:
+  state:
+    description:
+      - V(started) opens a deployment, V(step) records a step, V(finished) closes it.
+    type: str
+    choices: [started, step, finished]
+    required: true
+  deployment_id:
+    description:
+      - The deployment. Required with O(state=step) and O(state=finished); with O(state=started), resumes that id
+        (opening an existing entry changes only what differs).
+    type: str
+  owner:
+    description:
+      - Who runs the deployment; required with O(lock).
+    type: str
+  token:
+    description:
+      - The run's token; required with O(lock).
+    type: str
+  takeover:
+    description:
+      - With O(lock=acquire), take the lock from the run it names (its owner or token) although its lease is live.
+    type: str
+  lease_seconds:
+    description:
+      - With O(lock=acquire), the length of the lease in seconds (1 to 604800).
+    type: int
+    default: 60
+  purpose:
+    description:
+      - With O(lock=acquire), what the run does, shown to anyone the lock refuses.
+    type: str
+  step:
+    description:
+      - "Name of the step (letters, digits, C(_ . : -), at most 64 characters). Required with O(state=step)."
+    type: str
+  status:
+    description:
+      - Status of the step.
+    type: str
+    choices: [started, finished, failed, skipped]
+    default: finished
+  outcome:
+    description:
+      - How the deployment ended. Required with O(state=finished).
+    type: str
+    choices: [succeeded, failed, rolled_back, interrupted]
+  summary:
+    description:
+      - A line for people (what went live, why it failed).
+    type: str
+  record:
+    description:
+      - Free-form data merged into the entry's C(record) (each top-level key replaces the stored one).
+    type: dict
+  lock:
+    description:
+      - V(acquire) takes the lock before opening the deployment (O(state=started)); V(release) gives it back after
+        the write (O(state=step) or O(state=finished)).
+    type: str
+    choices: [acquire, release]
+extends_documentation_fragment:
+  - cutover.bluegreen.k8s_app
+  - kubernetes.core.k8s_auth_options
+notes:
+  - Needs C(get), C(create) and C(update) on the journal ConfigMap, and with O(lock) on the app's Lease.
+  - In check mode nothing is written.
+"""
+
+EXAMPLES = r"""
+- name: Take the lock and open the deployment in one call
+  cutover.bluegreen.k8s_journal:
+    app: shop
+    namespace: shop
+    state: started
+    lock: acquire
+    owner: "awx-job-{{ awx_job_id }}"
+    token: "{{ run_token }}"
+    purpose: "deploy {{ image }}"
+    record:
+      to_image: "{{ image }}"
+  register: opened
+
+- name: Close it and give the lock back
+  cutover.bluegreen.k8s_journal:
+    app: shop
+    namespace: shop
+    state: finished
+    deployment_id: "{{ opened.deployment_id }}"
+    outcome: succeeded
+    lock: release
+    token: "{{ run_token }}"
+"""
+
+RETURN = r"""
+deployment_id:
+  description: The deployment.
+  returned: success
+  type: str
+  sample: 20260101T120000Z-1a2b3c4d
+deployment:
+  description: The entry after the task, with its C(durations).
+  returned: success
+  type: dict
+lock:
+  description: With O(lock=acquire), the lease after the task; with O(lock=release), null.
+  returned: when lock is given
+  type: dict
+settled:
+  description:
+    - With O(lock=acquire), when the lease was taken over from a dead run, what happened to the entry it named
+      (C(action) V(interrupt), V(adopt) or V(leave), C(reason), C(deployment_id)).
+  returned: when a lease was taken over
+  type: dict
+"""
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, kube, run, validate_app_options
+
+
+def shown(entry):
+    """What the diff shows of an entry."""
+    if not entry:
+        return {}
+    return {key: entry.get(key) for key in ("deployment_id", "outcome", "summary", "steps", "record")}
+
+
+def main():
+    module = app_module(
+        dict(
+            state=dict(type="str", choices=["started", "step", "finished"], required=True),
+            deployment_id=dict(type="str"),
+            owner=dict(type="str"),
+            token=dict(type="str", no_log=False),
+            takeover=dict(type="str"),
+            lease_seconds=dict(type="int", default=60),
+            purpose=dict(type="str"),
+            step=dict(type="str"),
+            status=dict(type="str", choices=list(journal.STEP_STATUSES), default="finished"),
+            outcome=dict(type="str", choices=list(k8s_journal.FINAL_OUTCOMES)),
+            summary=dict(type="str"),
+            record=dict(type="dict"),
+            lock=dict(type="str", choices=["acquire", "release"]),
+        ),
+        supports_check_mode=True,
+        required_if=[
+            ("state", "step", ["deployment_id", "step"]),
+            ("state", "finished", ["deployment_id", "outcome"]),
+            ("lock", "acquire", ["owner", "token"]),
+            ("lock", "release", ["token"]),
+        ],
+    )
+    params = module.params
+    app, namespace = params["app"], params["namespace"]
+
+    def operation():
+        # Bad input fails here, before anything is read.
+        validate_app_options(module)
+        if params["deployment_id"] is not None:
+            journal.validate_deployment_id(params["deployment_id"])
+        if params["state"] == "step":
+            journal.validate_step(params["step"], params["status"])
+        k8s_journal.validate_record(params["record"])
+        if params["lock"] == "acquire" and params["state"] != "started":
+            raise CutoverError("lock=acquire opens a deployment under the lock: it needs state=started, not %s" % params["state"])
+        if params["lock"] == "release" and params["state"] == "started":
+            raise CutoverError("lock=release gives the lock back after a step or a finish: it needs state=step or finished")
+        if params["lock"]:
+            k8s_lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"], params["purpose"])
+
+        client = kube(module)
+        now = utcnow()
+        common = dict(record=params["record"], check_mode=module.check_mode, now=now)
+
+        def write():
+            if params["state"] == "started":
+                return k8s_journal.start(
+                    client,
+                    app,
+                    namespace,
+                    owner=params["owner"],
+                    summary=params["summary"],
+                    deployment_id=params["deployment_id"],
+                    **common,
+                )
+            if params["state"] == "step":
+                return k8s_journal.step(client, app, namespace, params["deployment_id"], params["step"], params["status"], **common)
+            return k8s_journal.finish(
+                client, app, namespace, params["deployment_id"], params["outcome"], summary=params["summary"], **common
+            )
+
+        output = {}
+        locked = None
+        if params["lock"] == "acquire":
+            result, locked, settled = k8s_journal.open_under_lock(
+                client,
+                app,
+                namespace,
+                params["owner"],
+                params["token"],
+                params["lease_seconds"],
+                purpose=params["purpose"],
+                takeover=params["takeover"],
+                deployment_id=params["deployment_id"],
+                summary=params["summary"],
+                record=params["record"],
+                check_mode=module.check_mode,
+                now=now,
+            )
+            output["lock"] = locked["lock"]
+            if settled:
+                output["settled"] = settled
+        elif params["lock"] == "release":
+            result, locked = k8s_journal.close_under_lock(
+                client, app, namespace, params["token"], write, check_mode=module.check_mode, now=now
+            )
+            output["lock"] = None
+        else:
+            result = write()
+        output.update(
+            changed=result["changed"] or bool(locked and locked["changed"]),
+            deployment_id=result["deployment_id"],
+            deployment=journal.view(result["after"], now),
+        )
+        if module._diff:
+            output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
+        return output
+
+    run(module, operation)
+
+
+if __name__ == "__main__":
+    main()

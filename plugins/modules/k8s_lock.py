@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_lock
+short_description: Acquire, renew, check or release the deployment lock of an app on Kubernetes
+version_added: 0.1.0
+description:
+  - Holds the C(coordination.k8s.io/v1) Lease C(<app>-cutover-lock) in the app's namespace, so that two runs never
+    change one app at the same time. Every run holds it under an identity of its own, a readable O(owner) and a
+    O(token) unique to the run; only that run renews, checks or releases it.
+  - Every write names the C(resourceVersion) it read, so the API server refuses it (409 Conflict) when another run
+    wrote the Lease since; the loser of a race reads again and is refused, naming the holder.
+  - O(state=acquired) takes the lease (creating the Lease when there is none). Acquiring again with the same
+    O(token) changes nothing while more than half of the lease is left (and O(lease_seconds) and O(purpose) are
+    unchanged); otherwise it renews it.
+  - A lease of another run that has expired (its run died and stopped renewing it) is taken over; one that is
+    live is refused, naming its holder, what it is doing, since when and until when, and the exact O(takeover)
+    that takes it. A takeover is recorded in the C(takeovers) of RV(lock).
+  - O(state=renewed) pushes this run's lease out by O(lease_seconds); O(state=checked) fails unless the lease is
+    this run's and live. Both fail with C(lost the lock) when another run holds it.
+  - O(state=released) gives the lease back only when O(token) holds it; releasing a lease nobody holds changes
+    nothing; another run's lease is not released.
+author:
+  - cutover maintainers (@cutover)
+options:
+  state:
+    description:
+      - V(acquired) takes (or renews) the lease, V(renewed) renews this run's lease, V(checked) checks it,
+        V(released) gives it back.
+    type: str
+    choices: [acquired, renewed, checked, released]
+    default: acquired
+  owner:
+    description:
+      - A readable name of the run for people, such as C(alice@ci-1 pid 4242) or C(awx-job-42), shown to anyone the
+        lock refuses. Required with O(state=acquired).
+    type: str
+  token:
+    description:
+      - Unique to one run (a uuid). Only the run with this token renews, checks or releases its lease.
+      - "8 to 128 letters, digits and C(_ . : -)."
+    type: str
+    required: true
+  takeover:
+    description:
+      - Take the lock from the run it names (its owner or token, as the refusal prints it) even though its lease is
+        live. Refused when it does not name the current holder. An expired lease is taken over without it.
+    type: str
+  lease_seconds:
+    description:
+      - How long the lease lasts from when it is taken or renewed, in seconds (1 to 604800). Keep it short and renew
+        it while the run works, so that a dead run's lease expires soon after its death.
+    type: int
+    default: 60
+  purpose:
+    description:
+      - What the run does (V(deploy registry/shop:v2 to green)...), shown to anyone who finds the app locked.
+      - When omitted, a renewal keeps the stored purpose.
+    type: str
+  deployment_id:
+    description:
+      - The journal entry the run writes (see M(cutover.bluegreen.k8s_journal)), kept in the Lease so that a run
+        taking over a dead run's lease knows which entry it left unfinished.
+    type: str
+extends_documentation_fragment:
+  - cutover.bluegreen.k8s_app
+  - kubernetes.core.k8s_auth_options
+notes:
+  - Needs C(get), C(create) and C(update) on the app's Lease.
+  - Whether a lease has expired is judged by the clock of the machine running the module; keep clocks in sync.
+"""
+
+EXAMPLES = r"""
+- name: Lock the shop app for this run
+  cutover.bluegreen.k8s_lock:
+    app: shop
+    namespace: shop
+    owner: "awx-job-{{ awx_job_id }}"
+    token: "{{ run_token }}"
+    purpose: "deploy {{ image }}"
+
+- name: Unlock it again
+  cutover.bluegreen.k8s_lock:
+    app: shop
+    namespace: shop
+    token: "{{ run_token }}"
+    state: released
+"""
+
+RETURN = r"""
+operation:
+  description:
+    - What was done (or would be, in check mode) - V(acquire), V(renew), V(take_over) (an expired lease of another
+      run), V(take_over_named), V(unchanged), V(checked), V(release) or V(not_held).
+  returned: success
+  type: str
+  sample: acquire
+lock:
+  description:
+    - The lease after the task (null when released), with C(owner), C(token), C(purpose), C(deployment_id),
+      C(acquired_at), C(renewed_at), C(expires_at), C(lease_seconds), C(expired), C(seconds_left), C(transitions)
+      and C(takeovers) (the previous holders it was taken from, oldest first).
+    - On a refusal, the holder's lease.
+  returned: always
+  type: dict
+previous:
+  description: The lease before the task, or null when it was free.
+  returned: success
+  type: dict
+holder:
+  description: When another run holds the lock, its owner.
+  returned: failure
+  type: str
+  sample: awx-job-41
+takeover_hint:
+  description: When another run holds the lock, the option that takes it over.
+  returned: failure
+  type: str
+  sample: takeover=8d0c1f0e-5a53-4a55-9d8a-0a4a2b1c9e77
+"""
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, kube, run, validate_app_options
+
+
+def holder(lock):
+    """What the diff shows of a lease."""
+    if not lock:
+        return {}
+    return {key: lock.get(key) for key in ("owner", "token", "purpose", "acquired_at", "expires_at")}
+
+
+def main():
+    module = app_module(
+        dict(
+            state=dict(type="str", choices=["acquired", "renewed", "checked", "released"], default="acquired"),
+            owner=dict(type="str"),
+            token=dict(type="str", required=True, no_log=False),
+            takeover=dict(type="str"),
+            lease_seconds=dict(type="int", default=60),
+            purpose=dict(type="str"),
+            deployment_id=dict(type="str"),
+        ),
+        supports_check_mode=True,
+        required_if=[("state", "acquired", ("owner",))],
+    )
+    params = module.params
+    app, namespace, token = params["app"], params["namespace"], params["token"]
+
+    def operation():
+        validate_app_options(module)
+        k8s_lease.validate(params["owner"], token, params["lease_seconds"], params["takeover"], params["purpose"])
+        if params["deployment_id"] is not None:
+            from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import validate_deployment_id
+
+            validate_deployment_id(params["deployment_id"])
+        client = kube(module)
+        state = params["state"]
+        if state == "acquired":
+            result = k8s_lease.acquire(
+                client,
+                app,
+                namespace,
+                params["owner"],
+                token,
+                params["lease_seconds"],
+                takeover=params["takeover"],
+                purpose=params["purpose"],
+                deployment_id=params["deployment_id"],
+                check_mode=module.check_mode,
+            )
+        elif state == "released":
+            result = k8s_lease.release(client, app, namespace, token, check_mode=module.check_mode)
+        elif state == "checked":
+            lock = k8s_lease.check(client, app, namespace, token)
+            result = dict(changed=False, operation="checked", lock=lock, previous=lock)
+        else:
+            previous = k8s_lease.check(client, app, namespace, token) if module.check_mode else k8s_lease.read(client, app, namespace)
+            if module.check_mode:
+                result = dict(changed=True, operation="renew", lock=previous, previous=previous)
+            else:
+                lock = k8s_lease.renew(client, app, namespace, token, params["lease_seconds"])
+                result = dict(changed=True, operation="renew", lock=lock, previous=previous)
+        if module._diff:
+            result["diff"] = dict(before=holder(result["previous"]), after=holder(result["lock"]))
+        return result
+
+    run(module, operation)
+
+
+if __name__ == "__main__":
+    main()
