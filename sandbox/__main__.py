@@ -63,6 +63,8 @@ def _fault_rule(options: argparse.Namespace, prefix: str = "") -> dict:
         return getattr(options, prefix + name)
 
     rule = {"rate": get("rate"), "error": get("error"), "when": "after" if get("after") else "before", "writes": get("writes")}
+    if get("times") is not None:
+        rule["times"] = get("times")
     if get("service"):
         rule["service"] = get("service")
     if get("operation"):
@@ -98,6 +100,7 @@ def _add_fault_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         flag + "after", dest=prefix + "after", action="store_true", help="with --error 500: apply the request, then lose its response"
     )
     parser.add_argument(flag + "writes", dest=prefix + "writes", action="store_true", help="only operations that change something")
+    parser.add_argument(flag + "times", dest=prefix + "times", type=int, default=None, help="end the rule after it failed this many calls")
     parser.add_argument(flag + "seed", dest=prefix + "seed", type=int, default=None, help="seed of the random streams (default 0)")
 
 

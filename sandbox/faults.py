@@ -9,9 +9,11 @@ whose response was lost. The sandbox can do the same on purpose, reproducibly:
 ``DELETE /_sandbox/faults``  no more faults
 
 A rule: ``{"rate": 0.3, "service": "elbv2", "operation": "DescribeListeners",
-"error": "throttling" | "500", "when": "before" | "after", "writes": false}``.
-``service`` and ``operation`` are optional (every service, every operation;
-either may be a list). ``writes`` limits a rule to operations that change
+"error": "throttling" | "500", "when": "before" | "after", "writes": false,
+"times": null}``. ``service`` and ``operation`` are optional (every service,
+every operation; either may be a list). ``times`` ends a rule after it failed
+that many calls (``{"rate": 1, "times": 1}``: the next matching call fails, no
+other). ``writes`` limits a rule to operations that change
 something (every operation but Describe*, Get*, List*, Query, Scan and
 BatchGet*). A ``500`` is injected ``before`` the request is applied (nothing
 changed) or ``after`` it (the change is made and its response is lost, as when
@@ -102,9 +104,9 @@ def validate_rule(rule: Any) -> dict[str, Any]:
     """A rule with its defaults filled in, or a FaultError naming the bad field."""
     if not isinstance(rule, dict):
         raise FaultError(f"a rule must be an object, got {rule!r}")
-    unknown = sorted(set(rule) - {"rate", "service", "operation", "error", "when", "writes"})
+    unknown = sorted(set(rule) - {"rate", "service", "operation", "error", "when", "writes", "times"})
     if unknown:
-        raise FaultError(f"unknown rule fields: {', '.join(unknown)} (allowed: rate, service, operation, error, when, writes)")
+        raise FaultError(f"unknown rule fields: {', '.join(unknown)} (allowed: rate, service, operation, error, when, writes, times)")
     rate = rule.get("rate")
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         raise FaultError(f"rate must be a number from 0 to 1, got {rate!r}")
@@ -123,6 +125,9 @@ def validate_rule(rule: Any) -> dict[str, Any]:
     writes = rule.get("writes", False)
     if not isinstance(writes, bool):
         raise FaultError(f"writes must be true or false, got {writes!r}")
+    times = rule.get("times")
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+        raise FaultError(f"times must be a whole number of at least 1 (or absent: no limit), got {times!r}")
     return {
         "rate": float(rate),
         "service": sorted({SERVICES[service] for service in services}) if services else None,
@@ -130,6 +135,7 @@ def validate_rule(rule: Any) -> dict[str, Any]:
         "error": error,
         "when": when,
         "writes": writes,
+        "times": times,
     }
 
 
@@ -217,6 +223,7 @@ class Faults:
         self.seed = 0
         self.rules: list[dict[str, Any]] = []
         self._streams: dict[tuple[int, str, str], random.Random] = {}
+        self._fired: Counter[int] = Counter()
         self.injected: Counter[str] = Counter()
 
     def configure(self, rules: Any = None, seed: Any = None, add: bool = False) -> dict[str, Any]:
@@ -230,6 +237,7 @@ class Faults:
                 self.seed = validate_seed(seed)
             self.rules = (self.rules if add else []) + checked
             self._streams.clear()
+            self._fired.clear()
             self.injected.clear()
             return self._describe()
 
@@ -254,11 +262,14 @@ class Faults:
                     continue
                 if rule["writes"] and not is_write(operation):
                     continue
+                if rule["times"] is not None and self._fired[index] >= rule["times"]:
+                    continue
                 key = (index, service, operation)
                 stream = self._streams.get(key)
                 if stream is None:
                     stream = self._streams[key] = random.Random(f"{self.seed}:{index}:{service}:{operation}")  # noqa: S311 - reproducible on purpose
                 if stream.random() < rule["rate"]:
+                    self._fired[index] += 1
                     kind = "throttling" if rule["error"] == "throttling" else f"500-{rule['when']}"
                     self.injected[f"{service}:{operation}|{kind}"] += 1
                     return rule

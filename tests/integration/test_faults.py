@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from sandbox import ACCESS_KEY, REGION, SECRET_KEY
 from sandbox.dataplane.control import call, listener_urls, wait_settled
 
-from .ansible_harness import run_playbook_file
+from .ansible_harness import run_module, run_playbook_file
 from .conftest import cli
 
 SERVICES = ("elbv2", "autoscaling", "ec2", "cloudwatch", "dynamodb", "ssm")
@@ -158,6 +158,7 @@ def test_the_command_line_sets_shows_and_ends_faults(sandbox):
                 "error": "throttling",
                 "when": "before",
                 "writes": False,
+                "times": None,
             }
         ]
         added = json.loads(cli(*directory, "faults", "--rate", "0.1", "--error", "500", "--after", "--writes", "--add").stdout)
@@ -208,6 +209,51 @@ def test_a_launch_template_version_request_repeated_with_its_token_creates_one_v
     finally:
         faults_off(sandbox)
         ec2.delete_launch_template(LaunchTemplateId=template_id)
+
+
+def test_a_rule_can_end_after_a_number_of_faults(sandbox):
+    elbv2 = bare(sandbox, "elbv2")
+    try:
+        faults(sandbox, {"rate": 1.0, "service": "elbv2", "times": 2})
+        assert pattern(sandbox, elbv2.describe_target_groups, calls=5) == "xx..."
+    finally:
+        faults_off(sandbox)
+
+
+def test_lock_and_journal_writes_whose_responses_were_lost_take_effect_once(provisioned, sandbox):
+    """The next PutItem or DeleteItem is applied and its response lost: the retry meets our own write."""
+    _outputs, aws = provisioned
+    lost_once = {"rate": 1.0, "service": "dynamodb", "error": "500", "when": "after", "times": 1}
+    owner = {"service": "shop", "owner": "faults-test"}
+    entries = []
+    try:
+        faults(sandbox, dict(lost_once, operation="PutItem"))
+        taken = run_module("cutover.bluegreen.lock", dict(owner, lease_seconds=60), sandbox.endpoint)
+        assert not taken.get("failed"), taken.get("msg")
+        assert (taken["changed"], taken["operation"], taken["lock"]["owner"]) == (True, "acquire", "faults-test")
+        assert call(sandbox.endpoint, "faults")["injected"] == {"dynamodb:PutItem": {"500-after": 1}}
+
+        faults(sandbox, dict(lost_once, operation="PutItem"))
+        started = run_module("cutover.bluegreen.journal", dict(owner, state="started"), sandbox.endpoint)
+        assert not started.get("failed"), started.get("msg")
+        assert call(sandbox.endpoint, "faults")["injected"] == {"dynamodb:PutItem": {"500-after": 1}}
+        entries = aws.dynamodb.query(
+            TableName="cutover-shop",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": "service#shop"}, ":prefix": {"S": "deploy#"}},
+        )["Items"]
+        assert [entry["deployment_id"]["S"] for entry in entries] == [started["deployment_id"]]
+
+        faults(sandbox, dict(lost_once, operation="DeleteItem"))
+        released = run_module("cutover.bluegreen.lock", dict(owner, state="released"), sandbox.endpoint)
+        assert not released.get("failed"), released.get("msg")
+        assert (released["changed"], released["operation"]) == (True, "release")
+        assert call(sandbox.endpoint, "faults")["injected"] == {"dynamodb:DeleteItem": {"500-after": 1}}
+    finally:
+        faults_off(sandbox)
+        for entry in entries:
+            aws.dynamodb.delete_item(TableName="cutover-shop", Key={"pk": entry["pk"], "sk": entry["sk"]})
+    assert "Item" not in aws.dynamodb.get_item(TableName="cutover-shop", Key={"pk": {"S": "service#shop"}, "sk": {"S": "lock"}})
 
 
 # -- the playbooks on a busy AWS ------------------------------------------------------------------
