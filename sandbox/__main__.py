@@ -72,6 +72,20 @@ def _fault_rule(options: argparse.Namespace, prefix: str = "") -> dict:
     return rule
 
 
+def _require_rate(options: argparse.Namespace, prefix: str = "") -> None:
+    """Rule options without a rate would be silently ignored: refuse them."""
+    flag = "--" + prefix.replace("_", "-")
+    given = [
+        flag + name
+        for name in ("service", "operation", "after", "writes", "times")
+        if getattr(options, prefix + name) not in (None, False, [])
+    ]
+    if getattr(options, prefix + "error") != "throttling":
+        given.append(flag + "error")
+    if given and getattr(options, prefix + "rate") is None:
+        raise ValueError(f"{', '.join(given)} belong to a fault rule: give its {flag}rate (0..1) too")
+
+
 def _add_fault_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     flag = "--" + prefix.replace("_", "-")
     parser.add_argument(flag + "rate", dest=prefix + "rate", type=float, help="share of matching calls that fail (0..1)")
@@ -106,6 +120,7 @@ def _add_fault_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
 
 def cmd_start(options: argparse.Namespace) -> int:
     began = time.monotonic()
+    _require_rate(options, "fault_")
     faults = None
     if options.fault_rate is not None:
         faults = {"rules": [_fault_rule(options, "fault_")], "seed": options.fault_seed or 0}
@@ -201,6 +216,8 @@ def cmd_faults(options: argparse.Namespace) -> int:
     """Show, set, extend (--add) or end (--off) fault injection in the running sandbox."""
     from .dataplane import control
 
+    if not options.off:
+        _require_rate(options)
     sandbox = _require(server.state_dir(options.dir))
     if options.off:
         result = control.call(sandbox.endpoint, "faults", method="DELETE")

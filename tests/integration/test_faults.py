@@ -15,7 +15,7 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from sandbox import ACCESS_KEY, REGION, SECRET_KEY
+from sandbox import ACCESS_KEY, REGION, SECRET_KEY, server
 from sandbox.dataplane.control import call, listener_urls, wait_settled
 
 from .ansible_harness import run_module, run_playbook_file
@@ -170,6 +170,8 @@ def test_the_command_line_sets_shows_and_ends_faults(sandbox):
         assert refused.returncode == 1 and "service 's3' is not one of" in refused.stderr
         refused = cli(*directory, "faults", "--rate", "0.5", "--after", check=False)
         assert refused.returncode == 1 and "when=after" in refused.stderr
+        refused = cli(*directory, "faults", "--service", "elbv2", "--writes", check=False)
+        assert refused.returncode == 2 and "--service, --writes belong to a fault rule: give its --rate (0..1) too" in refused.stderr
         assert json.loads(cli(*directory, "faults").stdout)["rules"] == added["rules"]  # a refused change changes nothing
     finally:
         assert json.loads(cli(*directory, "faults", "--off").stdout)["rules"] == []
@@ -185,6 +187,9 @@ def test_faults_from_the_start(tmp_path):
         cli("--dir", str(tmp_path), "stop")
     refused = cli("--dir", str(tmp_path), "start", "--port", "0", "--fault-rate", "2", check=False)
     assert refused.returncode == 2 and "rate must be a number from 0 to 1, got 2.0" in refused.stderr
+    refused = cli("--dir", str(tmp_path), "start", "--port", "0", "--fault-service", "ec2", check=False)
+    assert refused.returncode == 2 and "--fault-service belong to a fault rule: give its --fault-rate (0..1) too" in refused.stderr
+    assert server.current(tmp_path) is None  # nothing was started
 
 
 def test_a_launch_template_version_request_repeated_with_its_token_creates_one_version(sandbox):
