@@ -1,4 +1,4 @@
-"""python -m sandbox {start,stop,status,env,provision,up,urls,instance,pod,image,demo}"""
+"""python -m sandbox {start,stop,status,env,provision,up,urls,instance,pod,image,faults,demo}"""
 
 from __future__ import annotations
 
@@ -62,6 +62,68 @@ def _kubernetes():
     return k8s_server
 
 
+def _fault_rule(options: argparse.Namespace, prefix: str = "") -> dict:
+    """One fault rule from the options (``--rate`` ... or, for start, ``--fault-rate`` ...)."""
+
+    def get(name: str):
+        return getattr(options, prefix + name)
+
+    rule = {"rate": get("rate"), "error": get("error"), "when": "after" if get("after") else "before", "writes": get("writes")}
+    if get("times") is not None:
+        rule["times"] = get("times")
+    if get("service"):
+        rule["service"] = get("service")
+    if get("operation"):
+        rule["operation"] = get("operation")
+    return rule
+
+
+def _require_rate(options: argparse.Namespace, prefix: str = "") -> None:
+    """Rule options without a rate would be silently ignored: refuse them."""
+    flag = "--" + prefix.replace("_", "-")
+    given = [
+        flag + name
+        for name in ("service", "operation", "after", "writes", "times")
+        if getattr(options, prefix + name) not in (None, False, [])
+    ]
+    if getattr(options, prefix + "error") != "throttling":
+        given.append(flag + "error")
+    if given and getattr(options, prefix + "rate") is None:
+        raise ValueError(f"{', '.join(given)} belong to a fault rule: give its {flag}rate (0..1) too")
+
+
+def _add_fault_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    flag = "--" + prefix.replace("_", "-")
+    parser.add_argument(flag + "rate", dest=prefix + "rate", type=float, help="share of matching calls that fail (0..1)")
+    parser.add_argument(
+        flag + "service",
+        dest=prefix + "service",
+        action="append",
+        metavar="SERVICE",
+        help="only this service (elbv2, autoscaling, ec2, cloudwatch, dynamodb, ssm); repeatable; default every service",
+    )
+    parser.add_argument(
+        flag + "operation",
+        dest=prefix + "operation",
+        action="append",
+        metavar="OPERATION",
+        help="only this API operation, e.g. DescribeListeners; repeatable; default every operation",
+    )
+    parser.add_argument(
+        flag + "error",
+        dest=prefix + "error",
+        choices=["throttling", "500"],
+        default="throttling",
+        help="the service's throttling error (default) or a 500 server error",
+    )
+    parser.add_argument(
+        flag + "after", dest=prefix + "after", action="store_true", help="with --error 500: apply the request, then lose its response"
+    )
+    parser.add_argument(flag + "writes", dest=prefix + "writes", action="store_true", help="only operations that change something")
+    parser.add_argument(flag + "times", dest=prefix + "times", type=int, default=None, help="end the rule after it failed this many calls")
+    parser.add_argument(flag + "seed", dest=prefix + "seed", type=int, default=None, help="seed of the random streams (default 0)")
+
+
 def cmd_start(options: argparse.Namespace) -> int:
     began = time.monotonic()
     if options.kubernetes:
@@ -71,8 +133,14 @@ def cmd_start(options: argparse.Namespace) -> int:
             print(f"export {key}={value}")
         print("# Services' loopback URLs: python -m sandbox urls")
         return 0
-    sandbox = server.start(port=options.port, directory=options.dir)
+    _require_rate(options, "fault_")
+    faults = None
+    if options.fault_rate is not None:
+        faults = {"rules": [_fault_rule(options, "fault_")], "seed": options.fault_seed or 0}
+    sandbox = server.start(port=options.port, directory=options.dir, faults=faults)
     print(f"sandbox up at {sandbox.endpoint} (pid {sandbox.pid}, {time.monotonic() - began:.1f} s); use it with:")
+    if faults:
+        print(f"# fault injection on: {json.dumps(faults)} (python -m sandbox faults --off to stop it)")
     _print_env(sandbox)
     from .dataplane.control import read_state
 
@@ -236,6 +304,26 @@ def cmd_instance(options: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faults(options: argparse.Namespace) -> int:
+    """Show, set, extend (--add) or end (--off) fault injection in the running sandbox."""
+    from .dataplane import control
+
+    if not options.off:
+        _require_rate(options)
+    sandbox = _require(server.state_dir(options.dir))
+    if options.off:
+        result = control.call(sandbox.endpoint, "faults", method="DELETE")
+    elif options.rate is not None:
+        body = {"rules": [_fault_rule(options)], "add": options.add}
+        if options.seed is not None:
+            body["seed"] = options.seed
+        result = control.call(sandbox.endpoint, "faults", body)
+    else:
+        result = control.call(sandbox.endpoint, "faults")
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
 def cmd_demo(options: argparse.Namespace) -> int:
     from . import demo
 
@@ -280,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         ("instance", cmd_instance, "show or change one instance's process: health, errors, latency, kill, restart"),
         ("pod", cmd_pod, "Kubernetes sandbox: show or change one pod's process: health, errors, latency, kill"),
         ("image", cmd_image, "Kubernetes sandbox: what pods of an image do (fail health, errors, latency, crash, pull error)"),
+        ("faults", cmd_faults, "answer a share of AWS API calls with throttling or a 500, seeded (no options: show)"),
         ("demo", cmd_demo, "the main job: a release, a rollback and a teardown under load, with a timeline picture"),
     ):
         sub = commands.add_parser(name, help=help_text)
@@ -294,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--kubernetes", action="store_true", help="the Kubernetes sandbox (an API, pods, Services) instead of AWS")
         if name == "provision":
             sub.add_argument("--program", default=None, help="with --kubernetes: the Pulumi program directory (default infra/kubernetes)")
+        if name == "start":
+            _add_fault_options(sub, "fault_")
+        if name == "faults":
+            _add_fault_options(sub)
+            sub.add_argument("--add", action="store_true", help="add this rule to the rules in force instead of replacing them")
+            sub.add_argument("--off", action="store_true", help="no more faults")
         if name in ("provision", "up"):
             sub.add_argument("--stack", default="sandbox", help="stack file infra/aws/Pulumi.<stack>.yaml (default sandbox)")
             sub.add_argument("--config", action="append", default=[], metavar="cutover:KEY=VALUE", help="override a config value")

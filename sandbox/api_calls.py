@@ -1,7 +1,9 @@
-"""Count the AWS API calls the sandbox answers, by service and action (for the benchmarks).
+"""Count the AWS API calls the sandbox answers, by service and action (for the benchmarks and tests).
 
-``GET /_sandbox/api-calls`` returns ``{"total": n, "calls": {"elasticloadbalancing:ModifyListener": k, ...}}``;
-``DELETE /_sandbox/api-calls`` resets the counters.
+``GET /_sandbox/api-calls`` returns ``{"total": n, "calls": {"elasticloadbalancing:ModifyListener": k, ...},
+"applied": {...}}``: ``calls`` counts every request, ``applied`` those that reached the backend, that is all
+but the ones the fault injector (:mod:`sandbox.faults`) rejected unprocessed (throttling, a 500 before
+applying). ``DELETE /_sandbox/api-calls`` resets the counters.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .faults import ENVIRON_KEY
+
 ROUTE = "/_sandbox/api-calls"
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/")
+_RPC_V2 = re.compile(r"^/service/[^/]+/operation/([^/]+)$")
+REJECTED = ("throttling", "500-before")
 
 
 def action_of(environ: dict[str, Any], body: bytes) -> str:
-    """``service:Action`` of one AWS API request (query, JSON 1.x or REST protocols)."""
+    """``service:Action`` of one AWS API request (query, JSON 1.x, RPC v2 or REST protocols)."""
     service = "unknown"
     match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     if match:
@@ -28,6 +34,9 @@ def action_of(environ: dict[str, Any], body: bytes) -> str:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return f"{service}:{target.rsplit('.', 1)[-1]}"
+    rpc = _RPC_V2.match(environ.get("PATH_INFO", ""))
+    if rpc:
+        return f"{service}:{rpc.group(1)}"
     fields = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
     if body and "json" not in environ.get("CONTENT_TYPE", ""):
         fields.update(urllib.parse.parse_qs(body.decode("utf-8", "replace")))
@@ -38,6 +47,7 @@ def action_of(environ: dict[str, Any], body: bytes) -> str:
 
 def counting(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
     counts: Counter[str] = Counter()
+    applied: Counter[str] = Counter()
     lock = threading.Lock()
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -46,15 +56,24 @@ def counting(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[byte
             with lock:
                 if environ.get("REQUEST_METHOD") == "DELETE":
                     counts.clear()
-                body = json.dumps({"total": sum(counts.values()), "calls": dict(sorted(counts.items()))}).encode()
+                    applied.clear()
+                body = json.dumps(
+                    {"total": sum(counts.values()), "calls": dict(sorted(counts.items())), "applied": dict(sorted(applied.items()))}
+                ).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        if not path.startswith(("/_sandbox/", "/moto-api")):
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
-            environ["wsgi.input"] = io.BytesIO(body)
+        if path.startswith(("/_sandbox/", "/moto-api")):
+            return app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = action_of(environ, body)
+        with lock:
+            counts[action] += 1
+        result = app(environ, start_response)
+        if environ.get(ENVIRON_KEY) not in REJECTED:
             with lock:
-                counts[action_of(environ, body)] += 1
-        return app(environ, start_response)
+                applied[action] += 1
+        return result
 
     return application

@@ -9,6 +9,7 @@ and is stopped with it.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -21,11 +22,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", default=".sandbox", help="where the data plane writes dataplane.json and its files")
+    parser.add_argument("--faults", default=None, help='fault injection from the start: {"seed": 7, "rules": [...]} (see sandbox.faults)')
     options = parser.parse_args(argv)
     if not options.host.startswith("127.") and options.host != "localhost":
         parser.error("the sandbox listens on loopback only (127.0.0.0/8)")
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    from .faults import FaultError, Faults
+
+    faults = Faults()
+    if options.faults:
+        try:
+            document = json.loads(options.faults)
+            if not isinstance(document, dict):
+                raise FaultError("--faults must be a JSON object")
+            faults.configure(document.get("rules"), document.get("seed"))
+        except (ValueError, FaultError) as exc:
+            parser.error(f"--faults: {exc}")
 
     from . import moto_fixes
 
@@ -72,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             controller.start()
             running.append(controller)
             app = controller.wsgi(app)
-        from .api_calls import counting
+        from .api_calls import action_of, counting
+        from .faults import faulting
 
-        server = make_server(options.host, options.port, counting(app), threaded=True, request_handler=MotoRequestHandler)
+        app = counting(faulting(app, faults, action_of))
+        server = make_server(options.host, options.port, app, threaded=True, request_handler=MotoRequestHandler)
         thread = threading.Thread(target=server.serve_forever, name="aws-api", daemon=True)
         thread.start()
         print(f"sandbox listening on http://{options.host}:{options.port}", flush=True)

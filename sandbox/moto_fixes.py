@@ -5,6 +5,10 @@ Installed in the sandbox process before its server starts:
 - ``CreateLaunchTemplateVersion`` honours ``SourceVersion`` (the new version
   holds the source's data under the keys sent) and stores ``UserData`` the way
   ``CreateLaunchTemplate`` does, so instances can launch from it.
+- ``CreateLaunchTemplateVersion`` honours ``ClientToken``: a request repeated
+  with the same token (a retry whose first response was lost) returns the
+  version the first one created instead of creating another; the same token
+  with other parameters fails with ``IdempotentParameterMismatch``, as in AWS.
 - DynamoDB writes are atomic: moto checks a write's condition and then writes
   without holding a lock, so two conditional writes could both succeed; AWS
   never lets that happen, and the deployment lock relies on it.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import threading
 
 _INSTALLED = False
@@ -53,6 +58,47 @@ def _launch_template_versions() -> None:
     LaunchTemplates._get_param = _get_param
 
 
+def _launch_template_client_tokens() -> None:
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+
+    original = LaunchTemplates.create_launch_template_version
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def create_launch_template_version(self):
+        token = self._get_param("ClientToken")
+        if not token:
+            return original(self)
+        name = self._get_param("LaunchTemplateName")
+        template_id = self._get_param("LaunchTemplateId")
+        template = self.ec2_backend.get_launch_template(template_id) if template_id else self.ec2_backend.get_launch_template_by_name(name)
+        request = json.dumps({key: value for key, value in self.querystring.items() if key != "ClientToken"}, sort_keys=True, default=str)
+        with lock:
+            tokens = template.__dict__.setdefault("_cutover_client_tokens", {})
+            known = tokens.get(token)
+            if known is not None and known[0] != request:
+                raise EC2ClientError(
+                    "IdempotentParameterMismatch",
+                    f"The client token {token} was already used with different parameters for launch template {template.id}.",
+                )
+            create = template.create_version
+            created = []
+            if known is not None:
+                template.create_version = lambda data, description: template.get_version(known[1])
+            else:
+                template.create_version = lambda data, description: created.append(create(data, description)) or created[-1]
+            try:
+                result = original(self)
+            finally:
+                del template.create_version  # back to the class's method
+            if created:
+                tokens[token] = (request, created[0].number)
+            return result
+
+    LaunchTemplates.create_launch_template_version = create_launch_template_version
+
+
 def _atomic_dynamodb_writes() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -76,5 +122,6 @@ def install() -> None:
     if _INSTALLED:
         return
     _launch_template_versions()
+    _launch_template_client_tokens()
     _atomic_dynamodb_writes()
     _INSTALLED = True

@@ -100,8 +100,16 @@ def start(
     host: str = "127.0.0.1",
     directory: str | os.PathLike[str] | None = None,
     timeout: float = 30.0,
+    faults: dict | None = None,
 ) -> Sandbox:
-    """Start a sandbox with clean state (a running one is stopped first) and wait until it answers."""
+    """Start a sandbox with clean state (a running one is stopped first) and wait until it answers.
+
+    ``faults`` (``{"seed": 7, "rules": [...]}``, see :mod:`sandbox.faults`) are in force from the first call.
+    """
+    if faults:
+        from .faults import Faults
+
+        Faults().configure(faults.get("rules"), faults.get("seed"))  # bad rules fail here, before anything starts
     folder = state_dir(directory)
     folder.mkdir(parents=True, exist_ok=True)
     if current(folder) is not None:
@@ -117,7 +125,8 @@ def start(
     log = folder / "sandbox.log"
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.daemon", "--host", host, "--port", str(port), "--state-dir", str(folder)],
+            [sys.executable, "-m", "sandbox.daemon", "--host", host, "--port", str(port), "--state-dir", str(folder)]
+            + (["--faults", json.dumps(faults)] if faults else []),
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+
 COLORS = ("blue", "green")
 
 TAG_SERVICE = "cutover:service"
@@ -16,20 +18,21 @@ TAG_LISTENER = "cutover:listener"
 TAG_STATE = "cutover:state"
 TAG_RETIRE_AFTER = "cutover:retire-after"
 
-THROTTLING_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException")
 
-
-class CutoverError(Exception):
+class CutoverError(AnsibleAWSError):
     """A blue-green operation cannot go on; the message names the problem.
 
     ``details`` carries structured context (unhealthy targets, the lock holder,
-    ...) that modules return next to the message.
+    ...) that modules return next to the message: amazon.aws's ``kwargs`` of an
+    ``AnsibleAWSError``, which ``modules.run`` passes on to ``fail_json``.
     """
 
     def __init__(self, message, **details):
-        super().__init__(message)
-        self.message = message
-        self.details = details
+        super().__init__(message=message, **details)
+
+    @property
+    def details(self):
+        return self.kwargs
 
 
 def other_color(color):
@@ -61,7 +64,3 @@ def parse_time(text):
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment
-
-
-def tag_dict(tags, key_name="Key", value_name="Value"):
-    return {tag[key_name]: tag[value_name] for tag in tags or []}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import paginate
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import forward_weights, target_health
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
@@ -102,10 +103,7 @@ def read_forwarders(elbv2, pair):
     The test listener's rules are not read (it never carries production traffic).
     """
     roles = {listener["arn"]: listener["role"] for listener in pair.listeners}
-    listeners = []
-    paginator = elbv2.get_paginator("describe_listeners")
-    for page in paginator.paginate(LoadBalancerArn=pair.load_balancer_arn):
-        listeners.extend(page["Listeners"])
+    listeners = paginate(elbv2, "describe_listeners", LoadBalancerArn=pair.load_balancer_arn)["Listeners"]
     forwarders = []
     for listener in listeners:
         arn = listener["ListenerArn"]

@@ -44,6 +44,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
     table_errors,
     to_attribute,
     to_item,
+    write_conditionally,
 )
 
 IN_PROGRESS = "in_progress"
@@ -295,8 +296,14 @@ def start(dynamodb, table, service, owner=None, summary=None, record=None, deplo
     if not check_mode:
         expression = Expression()
         condition = expression.arguments(ConditionExpression="attribute_not_exists(%s)" % expression.name("pk"))
-        with table_errors(table, service):
-            dynamodb.put_item(TableName=table, Item=to_item(item), aws_retry=True, **condition)
+        write_conditionally(
+            dynamodb,
+            table,
+            service,
+            sort_key(deployment_id),
+            lambda: dynamodb.put_item(TableName=table, Item=to_item(item), aws_retry=True, **condition),
+            lambda stored: stored == item,
+        )
     return dict(changed=True, deployment_id=deployment_id, before=None, after=item)
 
 

@@ -47,18 +47,13 @@ import math
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
     TTL_ATTRIBUTE,
+    ConditionFailed,
     Expression,
     get_item,
-    is_condition_failure,
     partition_key,
-    table_errors,
     to_item,
+    write_conditionally,
 )
-
-try:
-    import botocore
-except ImportError:
-    pass  # the modules report a missing botocore
 
 LOCK_SORT_KEY = "lock"
 MAX_LEASE_SECONDS = 7 * 24 * 3600
@@ -278,22 +273,30 @@ def acquire(
     validate(owner, lease_seconds)
     if not service:
         raise CutoverError("a service name is required")
+    current = get_item(dynamodb, table, service, LOCK_SORT_KEY)
     for _attempt in range(ATTEMPTS):
         moment = now or utcnow()
-        current = get_item(dynamodb, table, service, LOCK_SORT_KEY)
         action = plan_acquire(service, current, owner, lease_seconds, moment, takeover, force_takeover, purpose)
         previous = view(current, moment)
         if action == UNCHANGED:
             return dict(changed=False, operation=action, lock=previous, previous=previous)
         item = lease_item(service, action, current, owner, lease_seconds, moment, purpose)
         if not check_mode:
+            condition = acquire_condition(action, current, moment)
             try:
-                with table_errors(table, service):
-                    dynamodb.put_item(TableName=table, Item=to_item(item), aws_retry=True, **acquire_condition(action, current, moment))
-            except botocore.exceptions.ClientError as exc:
-                if is_condition_failure(exc):
-                    continue  # the lease changed since it was read: decide again
-                raise
+                write_conditionally(
+                    dynamodb,
+                    table,
+                    service,
+                    LOCK_SORT_KEY,
+                    lambda item=item, condition=condition: dynamodb.put_item(
+                        TableName=table, Item=to_item(item), aws_retry=True, **condition
+                    ),
+                    lambda stored, item=item: stored == item,
+                )
+            except ConditionFailed as exc:
+                current = exc.current  # the lease changed since it was read: decide again on what is there now
+                continue
         return dict(changed=True, operation=action, lock=view(item, moment), previous=previous)
     raise CutoverError("the lock of service %s kept changing while acquiring it (%d attempts); try again" % (service, ATTEMPTS))
 
@@ -303,20 +306,25 @@ def release(dynamodb, table, service, owner, check_mode=False, now=None):
     validate(owner)
     if not service:
         raise CutoverError("a service name is required")
+    current = get_item(dynamodb, table, service, LOCK_SORT_KEY)
     for _attempt in range(ATTEMPTS):
         moment = now or utcnow()
-        current = get_item(dynamodb, table, service, LOCK_SORT_KEY)
         action = plan_release(service, current, owner, moment)
         previous = view(current, moment)
         if action == NOT_HELD:
             return dict(changed=False, operation=action, lock=None, previous=None)
         if not check_mode:
             try:
-                with table_errors(table, service):
-                    dynamodb.delete_item(TableName=table, Key=_key(service), aws_retry=True, **release_condition(owner))
-            except botocore.exceptions.ClientError as exc:
-                if is_condition_failure(exc):
-                    continue
-                raise
+                write_conditionally(
+                    dynamodb,
+                    table,
+                    service,
+                    LOCK_SORT_KEY,
+                    lambda: dynamodb.delete_item(TableName=table, Key=_key(service), aws_retry=True, **release_condition(owner)),
+                    lambda stored: stored is None,
+                )
+            except ConditionFailed as exc:
+                current = exc.current
+                continue
         return dict(changed=True, operation=action, lock=None, previous=previous)
     raise CutoverError("the lock of service %s kept changing while releasing it (%d attempts); try again" % (service, ATTEMPTS))

@@ -9,15 +9,24 @@ and ``cutover:color`` tags; explicit target-group ARNs and ASG names may
 override. The live colour is what the production listener forwards to: AWS
 decides it, nothing stored elsewhere does.
 
+Discovery takes the same few calls however many other target groups and
+Auto Scaling groups the account holds: Auto Scaling finds the service's groups
+by tag (a filter AWS applies), the groups name the target groups they are
+attached to, and those name their load balancer. Nothing lists every target
+group of the region.
+
 The clients are boto3 clients, optionally wrapped by amazon.aws's
 ``RetryingBotoClientWrapper`` (``module.client(..., retry_decorator=...)``):
-every call passes ``aws_retry=True``, which :func:`plain_client` accepts too.
+every call passes ``aws_retry=True``, which :func:`plain_client` accepts too;
+paginated calls go through ``aws.paginate``.
 """
 
 from __future__ import annotations
 
 import base64
 
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, paginate
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
     TAG_COLOR,
@@ -27,13 +36,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     TAG_STATE,
     CutoverError,
     other_color,
-    tag_dict,
 )
-
-try:
-    import botocore
-except ImportError:
-    pass  # the modules report a missing botocore
 
 HEALTHY = "healthy"
 
@@ -82,8 +85,12 @@ def elb_tags(elbv2, arns):
     found = {}
     for chunk in _chunks(list(arns), 20):
         for description in elbv2.describe_tags(ResourceArns=chunk, aws_retry=True)["TagDescriptions"]:
-            found[description["ResourceArn"]] = tag_dict(description.get("Tags"))
+            found[description["ResourceArn"]] = boto3_tag_list_to_ansible_dict(description.get("Tags"))
     return found
+
+
+def _listeners(elbv2, load_balancer_arn):
+    return paginate(elbv2, "describe_listeners", LoadBalancerArn=load_balancer_arn)["Listeners"]
 
 
 def target_health(elbv2, target_group_arn):
@@ -116,28 +123,43 @@ def summarize_targets(targets):
     }
 
 
-def _find_target_groups(elbv2, service, explicit):
-    """``{color: target_group}`` from tags, or from explicit ARNs checked against the tags."""
+def attached_target_groups(group):
+    """ARNs of the target groups an Auto Scaling group is attached to (``TargetGroupARNs`` and traffic sources)."""
+    arns = list(group.get("TargetGroupARNs") or [])
+    for source in group.get("TrafficSources") or []:
+        identifier = source.get("Identifier") or ""
+        if source.get("Type") in (None, "elbv2") and ":targetgroup/" in identifier:
+            arns.append(identifier)
+    return list(dict.fromkeys(arns))
+
+
+def _read_target_groups(elbv2, service, explicit, asgs):
+    """The target groups to choose the pair's from: the explicit ones, or those the colours' groups are attached to."""
     if explicit:
         missing = [color for color in COLORS if not explicit.get(color)]
         if missing:
             raise CutoverError("target_group_arns must name both colours; missing: %s" % ", ".join(missing))
         arns = [explicit[color] for color in COLORS]
-        try:
-            groups = elbv2.describe_target_groups(TargetGroupArns=arns, aws_retry=True)["TargetGroups"]
-        except botocore.exceptions.ClientError as exc:  # TargetGroupNotFound, ValidationError (a malformed ARN)
-            raise CutoverError("target groups %s could not be read: %s" % (", ".join(arns), exc)) from exc
     else:
-        groups = []
-        paginator = elbv2.get_paginator("describe_target_groups")
-        for page in paginator.paginate():
-            groups.extend(page["TargetGroups"])
-    tags = elb_tags(elbv2, [group["TargetGroupArn"] for group in groups]) if groups else {}
+        arns = list(dict.fromkeys(arn for color in COLORS for arn in attached_target_groups(asgs[color])))
+        if not arns:
+            raise CutoverError(
+                "no target groups tagged %s=%s were found: neither Auto Scaling group of the service (%s) is attached to a target "
+                "group; attach each to its colour's target group, or pass target_group_arns"
+                % (TAG_SERVICE, service, ", ".join(asgs[color]["AutoScalingGroupName"] for color in COLORS))
+            )
+    try:
+        return paginate(elbv2, "describe_target_groups", TargetGroupArns=arns)["TargetGroups"]
+    except call_errors() as exc:  # TargetGroupNotFound, ValidationError (a malformed ARN)
+        raise CutoverError("target groups %s could not be read: %s" % (", ".join(arns), exc)) from exc
 
+
+def _pair_target_groups(service, groups, tags, explicit, asgs):
+    """``{color: target_group}``: the explicit groups checked against their tags, or each colour's group tagged so."""
     found = {}
-    for group in groups:
-        group_tags = tags.get(group["TargetGroupArn"], {})
-        if explicit:
+    if explicit:
+        for group in groups:
+            group_tags = tags.get(group["TargetGroupArn"], {})
             if group_tags.get(TAG_SERVICE) != service:
                 raise CutoverError(
                     "target group %s belongs to service %r, not %r (tag %s)"
@@ -149,32 +171,47 @@ def _find_target_groups(elbv2, service, explicit):
                     "target group %s is tagged %s=%s but was given as the %s one"
                     % (group["TargetGroupName"], TAG_COLOR, group_tags.get(TAG_COLOR), color)
                 )
-        else:
+            found[color] = dict(group, Tags=group_tags)
+        return found
+    by_arn = {group["TargetGroupArn"]: group for group in groups}
+    for color in COLORS:
+        asg = asgs[color]["AutoScalingGroupName"]
+        for arn in attached_target_groups(asgs[color]):
+            group, group_tags = by_arn[arn], tags.get(arn, {})
             if group_tags.get(TAG_SERVICE) != service:
-                continue
-            color = group_tags.get(TAG_COLOR)
-            if color not in COLORS:
+                continue  # attached to another load balancer of the group, not the pair's
+            tagged = group_tags.get(TAG_COLOR)
+            if tagged not in COLORS:
                 raise CutoverError(
                     "target group %s of service %r has %s=%r; expected blue or green"
-                    % (group["TargetGroupName"], service, TAG_COLOR, color)
+                    % (group["TargetGroupName"], service, TAG_COLOR, tagged)
+                )
+            if tagged != color:
+                raise CutoverError(
+                    "target group %s is tagged %s=%s but attached to the %s Auto Scaling group %s"
+                    % (group["TargetGroupName"], TAG_COLOR, tagged, color, asg)
                 )
             if color in found:
                 raise CutoverError(
                     "service %r has two %s target groups: %s and %s"
                     % (service, color, found[color]["TargetGroupName"], group["TargetGroupName"])
                 )
-        found[color] = dict(group, Tags=group_tags)
+            found[color] = dict(group, Tags=group_tags)
     if not found:
         raise CutoverError(
-            "no target groups tagged %s=%s were found; is the service name right and its stack provisioned?" % (TAG_SERVICE, service)
+            "no target groups tagged %s=%s were found attached to its Auto Scaling groups (%s); is the stack provisioned?"
+            % (TAG_SERVICE, service, ", ".join(asgs[color]["AutoScalingGroupName"] for color in COLORS))
         )
     missing = [color for color in COLORS if color not in found]
     if missing:
-        raise CutoverError("service %r has no %s target group (tag %s)" % (service, " or ".join(missing), TAG_COLOR))
+        raise CutoverError(
+            "service %r has no %s target group (tag %s) attached to its %s Auto Scaling group"
+            % (service, " or ".join(missing), TAG_COLOR, " or ".join(missing))
+        )
     return found
 
 
-def _find_asgs(autoscaling, service, explicit):
+def _find_asgs(autoscaling, service, explicit, explicit_target_groups=False):
     if explicit:
         missing = [color for color in COLORS if not explicit.get(color)]
         if missing:
@@ -188,20 +225,25 @@ def _find_asgs(autoscaling, service, explicit):
             group = by_name.get(explicit[color])
             if group is None:
                 raise CutoverError("Auto Scaling group %s (%s) does not exist" % (explicit[color], color))
-            tags = tag_dict(group.get("Tags"))
+            tags = boto3_tag_list_to_ansible_dict(group.get("Tags"))
             if tags.get(TAG_SERVICE) != service:
                 raise CutoverError(
                     "Auto Scaling group %s belongs to service %r, not %r" % (group["AutoScalingGroupName"], tags.get(TAG_SERVICE), service)
                 )
             found[color] = group
         return found
-    groups = []
-    paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
-    for page in paginator.paginate(Filters=[{"Name": "tag:%s" % TAG_SERVICE, "Values": [service]}]):
-        groups.extend(page["AutoScalingGroups"])
+    # AWS filters by tag before it pages: one call whatever else the account holds.
+    groups = paginate(autoscaling, "describe_auto_scaling_groups", Filters=[{"Name": "tag:%s" % TAG_SERVICE, "Values": [service]}])[
+        "AutoScalingGroups"
+    ]
+    if not groups and not explicit_target_groups:
+        raise CutoverError(
+            "no target groups tagged %s=%s were found: cutover finds them through the service's Auto Scaling groups, and none is "
+            "tagged so; is the service name right and its stack provisioned?" % (TAG_SERVICE, service)
+        )
     found = {}
     for group in groups:
-        color = tag_dict(group.get("Tags")).get(TAG_COLOR)
+        color = boto3_tag_list_to_ansible_dict(group.get("Tags")).get(TAG_COLOR)
         if color not in COLORS:
             raise CutoverError(
                 "Auto Scaling group %s of service %r has %s=%r; expected blue or green"
@@ -220,7 +262,7 @@ def _find_asgs(autoscaling, service, explicit):
 
 
 def summarize_asg(group):
-    tags = tag_dict(group.get("Tags"))
+    tags = boto3_tag_list_to_ansible_dict(group.get("Tags"))
     template = group.get("LaunchTemplate") or (group.get("MixedInstancesPolicy") or {}).get("LaunchTemplate", {}).get(
         "LaunchTemplateSpecification", {}
     )
@@ -362,8 +404,15 @@ def discover(
     """
     if not service:
         raise CutoverError("a service name is required")
-    groups = _find_target_groups(elbv2, service, target_group_arns)
-    asgs = _find_asgs(autoscaling, service, asg_names)
+    asgs = _find_asgs(autoscaling, service, asg_names, explicit_target_groups=bool(target_group_arns))
+    candidates = _read_target_groups(elbv2, service, target_group_arns, asgs)
+    # Usually every candidate is on the pair's load balancer: its listeners' tags are then read with the groups'.
+    candidate_balancers = {arn for group in candidates for arn in group.get("LoadBalancerArns") or []}
+    raw_listeners = _listeners(elbv2, next(iter(candidate_balancers))) if len(candidate_balancers) == 1 else None
+    tags = elb_tags(
+        elbv2, [group["TargetGroupArn"] for group in candidates] + [listener["ListenerArn"] for listener in raw_listeners or []]
+    )
+    groups = _pair_target_groups(service, candidates, tags, target_group_arns, asgs)
 
     load_balancers = set()
     for group in groups.values():
@@ -376,11 +425,10 @@ def discover(
         raise CutoverError("neither target group of %r is attached to a load balancer listener" % service)
     load_balancer_arn = load_balancers.pop()
 
-    raw_listeners = []
-    paginator = elbv2.get_paginator("describe_listeners")
-    for page in paginator.paginate(LoadBalancerArn=load_balancer_arn):
-        raw_listeners.extend(page["Listeners"])
-    listener_tags = elb_tags(elbv2, [listener["ListenerArn"] for listener in raw_listeners])
+    if raw_listeners is None or load_balancer_arn not in candidate_balancers:
+        raw_listeners = _listeners(elbv2, load_balancer_arn)
+        tags.update(elb_tags(elbv2, [listener["ListenerArn"] for listener in raw_listeners]))
+    listener_tags = tags
     pair_arns = {group["TargetGroupArn"] for group in groups.values()}
 
     listeners = []
@@ -430,14 +478,7 @@ def discover(
         )
         if not rules:
             continue
-        listener_rules = []
-        rule_pages = elbv2.get_paginator("describe_rules") if elbv2.can_paginate("describe_rules") else None
-        if rule_pages:
-            for page in rule_pages.paginate(ListenerArn=listener["arn"]):
-                listener_rules.extend(page["Rules"])
-        else:
-            listener_rules = elbv2.describe_rules(ListenerArn=listener["arn"], aws_retry=True)["Rules"]
-        for rule in listener_rules:
+        for rule in paginate(elbv2, "describe_rules", ListenerArn=listener["arn"])["Rules"]:
             if rule.get("IsDefault"):
                 continue
             rule_weights = forward_weights(rule.get("Actions"))

@@ -10,12 +10,8 @@ production listener forwards to. It is written only when it differs.
 
 from __future__ import annotations
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, error_code
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
-
-try:
-    import botocore
-except ImportError:
-    pass  # the modules report a missing botocore
 
 DEFAULT_NAME = "/cutover/%s/active-color"
 
@@ -28,8 +24,8 @@ def read_parameter(ssm, name):
     """The parameter's value, or None if it does not exist."""
     try:
         return ssm.get_parameter(Name=name, aws_retry=True)["Parameter"]["Value"]
-    except botocore.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+    except call_errors() as exc:
+        if error_code(exc) == "ParameterNotFound":
             return None
         raise
 

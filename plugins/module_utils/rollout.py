@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
     TAG_RETIRE_AFTER,
@@ -40,11 +43,6 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     utcnow,
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
-
-try:
-    import botocore
-except ImportError:
-    pass  # the modules report a missing botocore
 
 # Launch-template data keys a rollout may change, with the option that sets each.
 MANAGED_KEYS = {"ImageId": "image_id", "InstanceType": "instance_type", "UserData": "user_data"}
@@ -244,6 +242,17 @@ def plan_launch_template(idle_template, live_template, versions, image_id=None, 
     return plan
 
 
+def client_token(plan, description=None):
+    """The idempotency token of the version :func:`create_version` makes: the same for the same request.
+
+    A retry of a request whose response was lost then gets the version its
+    first attempt created instead of a second one (AWS keeps the token's
+    result), so a release makes one version however often its call is retried.
+    """
+    request = json.dumps([plan["template_id"], plan["base_version"], plan["data"], description], sort_keys=True)
+    return hashlib.sha256(request.encode("utf-8")).hexdigest()  # 64 characters; AWS takes up to 128
+
+
 def create_version(ec2, plan, description=None):
     """Create the planned version (only the changed keys, on top of the base); returns its number."""
     extra = {"VersionDescription": description} if description else {}
@@ -251,6 +260,7 @@ def create_version(ec2, plan, description=None):
         LaunchTemplateId=plan["template_id"],
         SourceVersion=str(plan["base_version"]),
         LaunchTemplateData=plan["data"],
+        ClientToken=client_token(plan, description),
         aws_retry=True,
         **extra,
     )["LaunchTemplateVersion"]
@@ -404,7 +414,7 @@ def wait_in_service(
     def fail(message, **details):
         try:
             activities = failed_activities(autoscaling, name, since)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        except call_errors():
             activities = []  # only context for the message
         if activities:
             message += "; recent failed scaling activities: %s" % "; ".join(a["message"] or a["status"] for a in activities[:3])

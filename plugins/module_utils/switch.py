@@ -20,7 +20,9 @@ call fails, so that nothing is left half switched. :func:`verify_switch` reads
 the forwarders back. :func:`switch` does all of that in order.
 
 Every client call passes ``aws_retry=True`` (retries of throttling when the
-client is amazon.aws's ``RetryingBotoClientWrapper``; see ``pair.plain_client``).
+client is amazon.aws's ``RetryingBotoClientWrapper``; see ``pair.plain_client``);
+listeners and rules are modified through ``aws.write_once``, so that a retried
+modification never applies twice.
 """
 
 from __future__ import annotations
@@ -29,14 +31,10 @@ import copy
 import time
 from fractions import Fraction
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, write_once
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import HEALTHY, Pair, forward_weights
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
-
-try:
-    import botocore
-except ImportError:
-    pass  # the modules report a missing botocore
 
 MAX_WEIGHT = 999  # what an ALB forward action accepts per target group
 TO_COLOR_CHOICES = COLORS + ("idle",)
@@ -377,10 +375,20 @@ def _modify_args(actions):
 
 
 def _modify(elbv2, change, actions):
+    """Make one forwarder forward as ``actions`` say, modifying it once.
+
+    A retry after a failure that may have come after the change (a lost
+    response) first reads the forwarder back: if it already forwards as wanted,
+    it is not modified again.
+    """
+
+    def applied():
+        return not _mismatches([dict(change, after=actions)], read_actions(elbv2, [change]))
+
     if change["kind"] == "listener":
-        elbv2.modify_listener(ListenerArn=change["arn"], DefaultActions=_modify_args(actions), aws_retry=True)
+        write_once(elbv2, "modify_listener", applied, ListenerArn=change["arn"], DefaultActions=_modify_args(actions))
     else:
-        elbv2.modify_rule(RuleArn=change["arn"], Actions=_modify_args(actions), aws_retry=True)
+        write_once(elbv2, "modify_rule", applied, RuleArn=change["arn"], Actions=_modify_args(actions))
 
 
 def _roll_back(elbv2, applied):
@@ -389,7 +397,7 @@ def _roll_back(elbv2, applied):
     for change in reversed(applied):
         try:
             _modify(elbv2, change, change["before"])
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except call_errors() as exc:
             failed.append((change, exc))
         else:
             restored.append(change)
@@ -408,7 +416,7 @@ def apply_switch(elbv2, changes):
     for change in ordered:
         try:
             _modify(elbv2, change, change["after"])
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except call_errors() as exc:
             restored, failed = _roll_back(elbv2, applied)
             message = "switch failed at %s (%s): %s" % (change["label"], change["arn"], exc)
             if failed:

@@ -12,21 +12,26 @@ time-to-live on ``expires_at`` (epoch seconds). Every item of a service has
 ``expires_at``: journal items are kept.
 
 The clients are low-level boto3 DynamoDB clients; items travel as attribute
-values (``{"S": ...}``), converted here from and to plain Python without boto3's
-``Decimal`` numbers.
+values (``{"S": ...}``), converted from and to plain Python by boto3's own
+``TypeSerializer``/``TypeDeserializer``, with numbers as ``int`` or ``float``
+instead of ``Decimal`` (JSON and Ansible take those).
 """
 
 from __future__ import annotations
 
 import contextlib
+import decimal
 import math
 
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import error_code
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 
 try:
     import botocore
+    from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 except ImportError:
-    pass  # the modules report a missing botocore
+    pass  # the modules report a missing boto3 or botocore
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -48,56 +53,56 @@ def partition_key(service):
     return "service#%s" % service
 
 
-def to_attribute(value):
-    """Plain Python -> DynamoDB attribute value (str, int, float, bool, None, dict, list)."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+def _storable(value):
+    """``value`` as boto3's TypeSerializer takes it: floats as ``Decimal`` (it refuses floats), tuples as lists.
+
+    What an item of ours never holds (sets, bytes, NaN, infinity, other types) is refused here.
+    """
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
             raise CutoverError("%r cannot be stored in the deployment table" % value)
-        return {"N": repr(value) if isinstance(value, float) else str(value)}
-    if isinstance(value, str):
-        return {"S": value}
+        return decimal.Decimal(repr(value))
     if isinstance(value, dict):
-        return {"M": {str(key): to_attribute(item) for key, item in value.items()}}
+        return {str(key): _storable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return {"L": [to_attribute(item) for item in value]}
+        return [_storable(item) for item in value]
     raise CutoverError("a value of type %s cannot be stored in the deployment table: %r" % (type(value).__name__, value))
 
 
-def _number(text):
-    """An integer when DynamoDB's number is written without a fraction or exponent, else a float."""
-    if any(mark in text for mark in ".eE"):
-        return float(text)
-    return int(text)
+def to_attribute(value):
+    """Plain Python -> DynamoDB attribute value (str, int, float, bool, None, dict, list)."""
+    try:
+        return TypeSerializer().serialize(_storable(value))
+    except (TypeError, decimal.DecimalException) as exc:  # e.g. a number beyond DynamoDB's 38 digits
+        raise CutoverError("%r cannot be stored in the deployment table: %s" % (value, exc)) from exc
+
+
+def _plain(value):
+    """What TypeDeserializer returns, as plain Python: a ``Decimal`` written without fraction or exponent is an
+    ``int``, any other a ``float``; sets are sorted lists; binary is ``bytes``."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value.as_tuple().exponent == 0 else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(item) for item in value)
+    if isinstance(value, Binary):
+        return value.value
+    return value
 
 
 def from_attribute(attribute):
     """DynamoDB attribute value -> plain Python (numbers come back as int when whole, else float)."""
-    if len(attribute) != 1:
+    if not isinstance(attribute, dict) or len(attribute) != 1:
         raise CutoverError("malformed DynamoDB attribute value %r" % (attribute,))
-    kind, value = next(iter(attribute.items()))
-    if kind == "S":
-        return value
-    if kind == "N":
-        return _number(value)
-    if kind == "BOOL":
-        return value
-    if kind == "NULL":
-        return None
-    if kind == "M":
-        return {key: from_attribute(item) for key, item in value.items()}
-    if kind == "L":
-        return [from_attribute(item) for item in value]
-    if kind in ("SS", "BS"):
-        return sorted(value)
-    if kind == "NS":
-        return sorted(_number(item) for item in value)
-    if kind == "B":
-        return value
-    raise CutoverError("unknown DynamoDB attribute type %r" % kind)
+    try:
+        return _plain(TypeDeserializer().deserialize(attribute))
+    except TypeError as exc:
+        raise CutoverError("unknown DynamoDB attribute type %r" % next(iter(attribute))) from exc
 
 
 def to_item(values):
@@ -148,16 +153,18 @@ class Expression:
         return arguments
 
 
-def error_code(exc):
-    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
-
-
 def is_condition_failure(exc):
-    return isinstance(exc, botocore.exceptions.ClientError) and error_code(exc) == "ConditionalCheckFailedException"
+    return error_code(exc) == "ConditionalCheckFailedException"
 
 
 class MissingTable(CutoverError):
     """The deployment table does not exist (the stack is not provisioned, or the name is wrong)."""
+
+
+class ConditionFailed(CutoverError):
+    """A conditional write found the item changed since it was read; ``current`` is the item as read then."""
+
+    current = None
 
 
 def missing_table_error(table, service=None):
@@ -167,12 +174,16 @@ def missing_table_error(table, service=None):
     )
 
 
+def _failed_calls():
+    return (botocore.exceptions.ClientError, AnsibleAWSError)
+
+
 @contextlib.contextmanager
 def table_errors(table, service=None):
     """Turn "the table does not exist" from any call in the block into :class:`MissingTable`."""
     try:
         yield
-    except botocore.exceptions.ClientError as exc:
+    except _failed_calls() as exc:
         if error_code(exc) == "ResourceNotFoundException":
             raise missing_table_error(table, service) from exc
         raise
@@ -184,3 +195,29 @@ def get_item(dynamodb, table, service, sort_key):
     with table_errors(table, service):
         response = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True, aws_retry=True)
     return from_item(response["Item"]) if response.get("Item") else None
+
+
+def write_conditionally(dynamodb, table, service, sort_key, write, written):
+    """Make the conditional ``write()`` of item ``(service#<service>, sort_key)`` take effect once.
+
+    The client retries a write that failed with a server error, and the first
+    attempt may have been applied with only its response lost: the retry then
+    fails its condition against our own write. So when the condition fails, the
+    item is read again, and if ``written(item)`` (the item as read, None when
+    there is none) says it is what the write makes, the write took effect: no
+    error, and nothing written twice. Otherwise :class:`ConditionFailed`.
+    """
+    try:
+        with table_errors(table, service):
+            write()
+    except _failed_calls() as exc:
+        if not is_condition_failure(exc):
+            raise
+        current = get_item(dynamodb, table, service, sort_key)
+        if written(current):
+            return
+        failed = ConditionFailed(
+            "the %s item of service %s in table %s changed while it was being written" % (sort_key, service, table), table_name=table
+        )
+        failed.current = current
+        raise failed from exc

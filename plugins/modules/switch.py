@@ -294,6 +294,7 @@ pair:
 """
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name, publish_active_color
@@ -304,11 +305,6 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
     validate_min_healthy,
     validate_weights,
 )
-
-try:
-    import botocore
-except ImportError:
-    pass  # AnsibleAWSModule reports a missing botocore
 
 ARGUMENT_SPEC = dict(
     to_color=dict(type="str", choices=["blue", "green", "idle"]),
@@ -378,7 +374,7 @@ def main():
                     check_mode=module.check_mode,
                     description="cutover %s: the colour the production listener forwards to" % pair.service,
                 )
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            except call_errors() as exc:
                 done = (
                     "traffic of %s now goes to %s, but " % (pair.service, result["live_color"])
                     if result["changed"] and not module.check_mode
@@ -401,7 +397,7 @@ def main():
                     standby_ttl=params["standby_ttl"] if result["changed"] else None,
                     check_mode=module.check_mode,
                 )
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, CutoverError) as exc:
+            except call_errors() + (CutoverError,) as exc:
                 raise CutoverError(
                     "traffic of %s now goes to %s, but tagging the standby failed: %s" % (pair.service, result["live_color"], exc),
                     changes=[_change_result(change) for change in result["changes"]],

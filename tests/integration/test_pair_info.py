@@ -132,3 +132,43 @@ def test_discovery_without_rules_or_health_makes_fewer_calls_and_finds_the_same_
     assert [f["kind"] for f in light.forwarders] == ["listener", "listener"]
     assert sorted(f["kind"] for f in full.forwarders) == ["listener", "listener", "rule"]
     assert light.colors["blue"]["health"] is None and full.colors["blue"]["health"]["registered"] == 2
+
+
+# Last: it fills the account with groups of other services.
+def test_discovery_makes_as_many_calls_in_a_crowded_account(provisioned, sandbox):
+    from sandbox.dataplane.control import call
+
+    outputs, aws = provisioned
+
+    def calls_of_pair_info():
+        call(sandbox.endpoint, "api-calls", method="DELETE")
+        result = run_module("cutover.bluegreen.pair_info", {"service": "shop"}, sandbox.endpoint)
+        assert not result.get("failed"), result
+        return call(sandbox.endpoint, "api-calls")["calls"], result["pair"]
+
+    empty, pair = calls_of_pair_info()
+    # More target groups than one DescribeTags call takes, more Auto Scaling groups than one page holds,
+    # tagged as the pairs of other services (a look-alike "shop" would rather be an error).
+    for index in range(45):
+        aws.elbv2.create_target_group(
+            Name=f"other-{index}",
+            Protocol="HTTP",
+            Port=8080,
+            VpcId=outputs["vpc_id"],
+            Tags=[{"Key": "cutover:service", "Value": f"other-{index % 5}"}, {"Key": "cutover:color", "Value": "blue"}],
+        )
+    template = aws.ec2.create_launch_template(LaunchTemplateName="other", LaunchTemplateData={"ImageId": "ami-0b5c0de0000000009"})
+    for index in range(55):
+        aws.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=f"other-{index}",
+            LaunchTemplate={"LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=",".join(outputs["subnet_ids"]),
+            Tags=[{"Key": "cutover:service", "Value": f"other-{index % 5}", "PropagateAtLaunch": False}],
+        )
+    crowded, crowded_pair = calls_of_pair_info()
+    assert crowded == empty
+    assert crowded_pair["colors"]["blue"]["target_group"] == pair["colors"]["blue"]["target_group"]
+    assert sum(empty.values()) <= 16, empty

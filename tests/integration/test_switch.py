@@ -5,7 +5,8 @@ from __future__ import annotations
 import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import THROTTLING_CODES, CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import EXTRA_RETRY_CODES
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import discover, forward_weights, plain_client
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import switch
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
@@ -237,7 +238,7 @@ def boto(sandbox, service):
 
 @pytest.mark.parametrize(
     ("code", "extra_codes"),
-    [("Throttling", None), ("ThrottlingException", list(THROTTLING_CODES))],
+    [("Throttling", None), ("ThrottlingException", list(EXTRA_RETRY_CODES))],
 )
 def test_throttling_mid_switch_is_retried_and_verified(provisioned, sandbox, code, extra_codes):
     outputs, aws = provisioned

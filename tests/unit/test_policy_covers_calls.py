@@ -1,9 +1,10 @@
 """The deployer policy lists every AWS action the collection calls, and nothing more.
 
-Every AWS call in plugins/ passes ``aws_retry=True`` (or goes through a
-paginator); the client's variable name says which service it is. The actions
-found that way must be exactly the policy's, so a new call without a policy
-change, or a policy entry nothing uses, fails here.
+Every AWS call in plugins/ passes ``aws_retry`` (or goes through a paginator,
+``aws.paginate`` or ``aws.write_once``, which name the operation as a string
+after the client); the client's variable name says which service it is. The
+actions found that way must be exactly the policy's, so a new call without a
+policy change, or a policy entry nothing uses, fails here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ SERVICES = {
 # Not called directly, but required by UpdateAutoScalingGroup with a launch template.
 IMPLIED = {"ec2:RunInstances", "ec2:CreateTags"}
 NOT_AN_ACTION = {"get_paginator", "can_paginate", "get_waiter", "paginate"}
+# Helpers called as helper(client, "operation", ...).
+CALLING_HELPERS = {"paginate", "write_once", "paginated_query_with_retries"}
 
 
 def camel(method: str) -> str:
@@ -47,7 +50,17 @@ def called_actions() -> tuple[set[str], list[str]]:
     for path in sorted((REPO / "plugins").rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            if not isinstance(node, ast.Call):
+                continue
+            helper = node.func.id if isinstance(node.func, ast.Name) else None
+            if helper in CALLING_HELPERS and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+                service = client_service(node.args[0])
+                if service is None:
+                    unknown.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+                else:
+                    actions.add(f"{service}:{camel(node.args[1].value)}")
+                continue
+            if not isinstance(node.func, ast.Attribute):
                 continue
             method = node.func.attr
             retried = any(k.arg == "aws_retry" for k in node.keywords)
@@ -79,4 +92,6 @@ def test_every_call_is_in_the_policy_and_every_policy_action_is_called():
 def test_scan_sees_a_known_call():
     actions, _ = called_actions()
     assert "elasticloadbalancing:DescribeTargetHealth" in actions
+    assert "autoscaling:DescribeAutoScalingGroups" in actions  # aws.paginate(autoscaling, ...)
+    assert "elasticloadbalancing:ModifyRule" in actions  # aws.write_once(elbv2, ...)
     assert re.match(r"^[a-z0-9]+:[A-Z][A-Za-z0-9]+$", sorted(actions)[0])

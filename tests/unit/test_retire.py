@@ -331,10 +331,14 @@ class FakeElbv2:
         assert name == "describe_listeners"
         fake = self
 
+        class Pages:  # what botocore's paginate() returns, as far as amazon.aws's paginated query uses it
+            def build_full_result(self):
+                return {"Listeners": fake.listeners}
+
         class Paginator:
             def paginate(self, **kwargs):
                 fake.calls.append(("describe_listeners", kwargs))
-                yield {"Listeners": fake.listeners}
+                return Pages()
 
         return Paginator()
 
