@@ -325,7 +325,10 @@ def check_color(pair, color, min_healthy=None):
             % (asg["name"], asg["desired_capacity"], asg["in_service"])
         )
     if not registered:
-        problems.append("target group %s has no registered targets (0 healthy, %d required)" % (group["name"], required))
+        problem = "target group %s has no registered targets (0 healthy, %d required)" % (group["name"], required)
+        if unhealthy:  # all of them draining: leaving the group, not counted
+            problem += "; leaving: %s" % ", ".join(describe_target(target) for target in unhealthy)
+        problems.append(problem)
     elif assessment["capacity"] < required:
         problem = "target group %s has %d healthy targets, %d required" % (group["name"], assessment["capacity"], required)
         if unhealthy:

@@ -320,7 +320,7 @@ def test_draining_targets_are_not_registered_targets():
     pair = make_pair(green=color("green", desired=2, target_list=targets(0, leaving), instances=["i-x0", "i-x1"]))
     with pytest.raises(CutoverError) as caught:
         guard_switch(pair, plan_switch(pair, "green"))
-    assert "target group shop-green has no registered targets (0 healthy, 2 required)" in caught.value.message
+    assert "target group shop-green has no registered targets (0 healthy, 2 required); leaving: i-x0:8080 draining" in caught.value.message
     checked = caught.value.details["guard"]["checked"]["green"]
     assert checked["registered"] == 0 and checked["draining_targets"] == ["i-x0:8080", "i-x1:8080"]
 
