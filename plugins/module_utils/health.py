@@ -27,6 +27,9 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import Cu
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg, target_health
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
 
+# Looks at the targets between two reads of the Auto Scaling group while nothing is decided.
+GROUP_READ_EVERY = 3
+
 # ALB defaults: a 30 s interval and 5 healthy checks in a row.
 DEFAULT_INTERVAL = 30
 DEFAULT_HEALTHY_THRESHOLD = 5
@@ -37,14 +40,6 @@ def default_unhealthy_timeout(interval=None, healthy_threshold=None):
     interval = interval or DEFAULT_INTERVAL
     threshold = healthy_threshold or DEFAULT_HEALTHY_THRESHOLD
     return max(30, interval * (threshold + 2))
-
-
-def evaluate(asg, targets, min_healthy, version=None):
-    """``(ready, problems)`` of a colour: :func:`capacity.assess` in short."""
-    if min_healthy < 0:
-        raise CutoverError("min_healthy must not be negative, got %s" % min_healthy)
-    assessment = capacity.assess(asg, targets, min_healthy, version)
-    return assessment["ready"], assessment["problems"]
 
 
 def summarize(asg, targets, min_healthy, version=None):
@@ -148,8 +143,13 @@ def wait_healthy(
 
     Returns ``(summary, waited_seconds)``; the summary is :func:`summarize`'s plus
     ``deregistered`` (foreign targets deregistered) and ``registered_again``
-    (instances registered again). Each look reads the targets first, then the group, so an
-    instance the group launched and registered meanwhile is already its member.
+    (instances registered again). A look reads the targets first, then the group,
+    so an instance the group launched and registered meanwhile is already its
+    member.
+
+    The group is read on the first look, before anything is decided (ready, a
+    foreign, stale, missing or failing target) and every ``GROUP_READ_EVERY``
+    looks in between; while only health checks are pending the targets suffice.
 
     A target that stays in a bad state (unhealthy, unused, unavailable) for
     ``unhealthy_timeout`` seconds ends the wait at once, naming every such target
@@ -166,14 +166,26 @@ def wait_healthy(
     sleep = sleep or time.sleep
     label = "target group %s" % (name or target_group_arn)
     bad_since = {}
-    seen = {"targets": [], "asg": None}
+    seen = {"targets": [], "asg": None, "looks": 0, "read_at": 0}
     done = {"deregistered": [], "registered_again": []}
+
+    def decisive(assessment):
+        return bool(
+            assessment["ready"] or capacity.blocking_targets(assessment) or assessment["failing"] or (repair and assessment["unregistered"])
+        )
 
     def check():
         targets = target_health(elbv2, target_group_arn)
-        asg = read_group(autoscaling, asg_name)
-        seen.update(targets=targets, asg=asg)
-        assessment = capacity.assess(asg, targets, min_healthy, version)
+        seen["looks"] += 1
+        fresh = seen["asg"] is None or seen["looks"] - seen["read_at"] >= GROUP_READ_EVERY
+        if fresh:
+            seen.update(asg=read_group(autoscaling, asg_name), read_at=seen["looks"])
+        seen["targets"] = targets
+        assessment = capacity.assess(seen["asg"], targets, min_healthy, version)
+        if not fresh and decisive(assessment):  # decide on the group as it is now
+            seen.update(asg=read_group(autoscaling, asg_name), read_at=seen["looks"])
+            assessment = capacity.assess(seen["asg"], targets, min_healthy, version)
+        asg = seen["asg"]
         if deregister_foreign and assessment["foreign"]:
             deregister(elbv2, target_group_arn, assessment["foreign"])
             done["deregistered"].extend(target_key(t) for t in assessment["foreign"])

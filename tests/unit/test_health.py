@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import assess
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.health import (
     default_unhealthy_timeout,
     describe_target,
-    evaluate,
     wait_healthy,
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg
@@ -100,6 +100,12 @@ def asg(*instances):
     return summarize_asg(FakeAutoscaling(*instances).describe_auto_scaling_groups(["shop-green"], aws_retry=True)["AutoScalingGroups"][0])
 
 
+def evaluate(asg, targets, min_healthy):
+    """What the wait decides on each look: ``capacity.assess`` in short."""
+    assessment = assess(asg, targets, min_healthy)
+    return assessment["ready"], assessment["problems"]
+
+
 # --- evaluate -----------------------------------------------------------------------------------
 def test_all_healthy_and_enough_is_ready():
     assert evaluate(asg("i-1", "i-2"), [target("i-1"), target("i-2")], 2) == (True, [])
@@ -141,7 +147,7 @@ def test_too_few_registered_is_not_ready():
 
 def test_min_healthy_zero_with_no_targets_is_ready_and_negative_is_refused():
     assert evaluate(asg(), [], 0) == (True, [])
-    with pytest.raises(CutoverError, match="min_healthy must not be negative"):
+    with pytest.raises(CutoverError, match="must be a whole number, 0 or more, got -1"):
         evaluate(asg(), [], -1)
 
 
@@ -164,10 +170,12 @@ def test_initial_then_healthy_returns_counts_and_the_time_waited():
         [target("i-1"), target("i-2", "initial")],
         [target("i-1"), target("i-2")],
     )
-    summary, waited = wait(elbv2, min_healthy=2, timeout=60, progress=messages.append, clock=clock, sleep=clock.sleep, delay=1)
+    autoscaling = FakeAutoscaling("i-1", "i-2")
+    summary, waited = wait(elbv2, autoscaling, min_healthy=2, timeout=60, progress=messages.append, clock=clock, sleep=clock.sleep, delay=1)
     assert (summary["registered"], summary["healthy"], summary["ready"], summary["capacity"]) == (2, 2, True, 2)
     assert [t["id"] for t in summary["targets"]] == ["i-1", "i-2"]
     assert elbv2.calls == 3
+    assert autoscaling.calls == 2  # the first look, and the one that found it ready: not while checks were pending
     assert waited == clock.now == 2.5  # 1 s, then 1.5 s
 
 
@@ -287,3 +295,32 @@ def test_repair_registers_draining_and_missing_instances_again_instead_of_waitin
     summary, _ = wait(elbv2, min_healthy=2, timeout=60, repair=True, clock=clock, sleep=clock.sleep)
     assert elbv2.writes == [("register", [{"Id": "i-1", "Port": 8081}, {"Id": "i-2"}])]
     assert summary["registered_again"] == ["i-1", "i-2"] and summary["capacity"] == 2
+
+
+class GrowingAutoscaling(FakeAutoscaling):
+    """The group launches i-3 after the first read."""
+
+    def describe_auto_scaling_groups(self, AutoScalingGroupNames, aws_retry=False):
+        if self.calls == 1:
+            self.instances = (*self.instances, "i-3")
+        return super().describe_auto_scaling_groups(AutoScalingGroupNames, aws_retry)
+
+
+def test_the_group_is_read_again_before_a_target_is_called_foreign():
+    clock = FakeClock()
+    elbv2 = FakeElbv2(
+        [target("i-1"), target("i-2", "initial")],
+        [target("i-1"), target("i-2", "initial"), target("i-3", "initial")],
+        [target("i-1"), target("i-2"), target("i-3")],
+    )
+    autoscaling = GrowingAutoscaling("i-1", "i-2")
+    summary, _ = wait(elbv2, autoscaling, min_healthy=2, timeout=60, clock=clock, sleep=clock.sleep)
+    assert summary["capacity"] == 3 and summary["foreign"] == [] and autoscaling.calls == 3
+
+
+def test_a_long_wait_reads_the_group_every_few_looks_only():
+    clock = FakeClock()
+    elbv2 = FakeElbv2(*([[target("i-1"), target("i-2", "initial")]] * 9), [target("i-1"), target("i-2")])
+    autoscaling = FakeAutoscaling("i-1", "i-2")
+    wait(elbv2, autoscaling, min_healthy=2, timeout=600, clock=clock, sleep=clock.sleep)
+    assert elbv2.calls == 10 and autoscaling.calls == 4  # looks 1, 4, 7 and 10 (which found it ready)

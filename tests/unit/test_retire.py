@@ -634,7 +634,8 @@ def test_restore_waits_in_service_then_healthy_then_clears_tags():
     result = restore(client, autoscaling, pair, "blue", clock=clock.clock, sleep=clock.sleep)
     assert result["capacity"] == 2  # the live colour's desired capacity
     names = [name for name, _ in autoscaling.calls]
-    assert names == ["update_auto_scaling_group"] + ["describe_auto_scaling_groups"] * 7 + ["delete_tags"]
+    # Three looks until InService; the health wait reads the group on its first look and on the deciding one.
+    assert names == ["update_auto_scaling_group"] + ["describe_auto_scaling_groups"] * 5 + ["delete_tags"]
     assert autoscaling.calls[0][1] == {"AutoScalingGroupName": "shop-blue", "MinSize": 2, "DesiredCapacity": 2}
     assert {t["Key"] for t in autoscaling.calls[-1][1]["Tags"]} == {TAG_STATE, TAG_RETIRE_AFTER}
     # The first health read found nothing registered: both InService instances were registered again.
