@@ -25,6 +25,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils import capacity
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import describe_target, target_key
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg, target_health
+from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import describe_group
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
 
 # Looks at the targets between two reads of the Auto Scaling group while nothing is decided.
@@ -82,7 +83,7 @@ def register(elbv2, target_group_arn, targets):
         elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=[_target_ref(t) for t in targets], aws_retry=True)
 
 
-def refuse_blocking(assessment, label, asg_name, option="deregister_foreign"):
+def refuse_blocking(assessment, label, asg_name):
     """Fail naming the targets that must not take the colour's traffic and will not go away by waiting."""
     blocking = capacity.blocking_targets(assessment)
     if not blocking:
@@ -98,7 +99,12 @@ def refuse_blocking(assessment, label, asg_name, option="deregister_foreign"):
             "%d instance(s) on another launch-template version than %s: %s"
             % (len(assessment["stale"]), assessment["version"], ", ".join(describe_target(t) for t in assessment["stale"]))
         )
-    advice = "deregister them, or pass %s=true to deregister the foreign ones" % option if assessment["foreign"] else "replace them"
+    advice = (
+        "deregister them, or let cutover deregister the foreign ones (deregister_foreign=true; in the roles "
+        "deploy_deregister_foreign or rollback_deregister_foreign)"
+        if assessment["foreign"]
+        else "replace them (a rollout of the colour does)"
+    )
     raise CutoverError(
         "%s has %s; they would take its traffic and are never counted as its capacity: %s" % (label, "; and ".join(parts), advice),
         foreign_targets=[target_key(t) for t in assessment["foreign"]],
@@ -115,10 +121,7 @@ def validate_wait(min_healthy=None, timeout=None, unhealthy_timeout=None):
 
 def read_group(autoscaling, name):
     """The Auto Scaling group summary (``pair.summarize_asg``) as it is now."""
-    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name], aws_retry=True)["AutoScalingGroups"]
-    if not groups:
-        raise CutoverError("Auto Scaling group %s does not exist" % name)
-    return summarize_asg(groups[0])
+    return summarize_asg(describe_group(autoscaling, name))
 
 
 def wait_healthy(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import assess, counts
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
     TAG_COLOR,
@@ -34,8 +35,6 @@ try:
     import botocore
 except ImportError:
     pass  # the modules report a missing botocore
-
-HEALTHY = "healthy"
 
 
 class plain_client:
@@ -102,18 +101,6 @@ def target_health(elbv2, target_group_arn):
             }
         )
     return sorted(targets, key=lambda target: (target["id"], target["port"] or 0))
-
-
-def summarize_targets(targets):
-    counts = {}
-    for target in targets:
-        counts[target["state"]] = counts.get(target["state"], 0) + 1
-    return {
-        "registered": len(targets),
-        "healthy": counts.get(HEALTHY, 0),
-        "unhealthy": len(targets) - counts.get(HEALTHY, 0),
-        "by_state": counts,
-    }
 
 
 def _find_target_groups(elbv2, service, explicit):
@@ -459,6 +446,7 @@ def discover(
     for color in COLORS:
         group = groups[color]
         targets = target_health(elbv2, group["TargetGroupArn"]) if health else []
+        asg = summarize_asg(asgs[color])
         colors[color] = {
             "target_group": {
                 "arn": group["TargetGroupArn"],
@@ -468,9 +456,10 @@ def discover(
                 "health_check_interval": group.get("HealthCheckIntervalSeconds"),
                 "healthy_threshold": group.get("HealthyThresholdCount"),
             },
-            "asg": summarize_asg(asgs[color]),
+            "asg": asg,
             "targets": targets,
-            "health": summarize_targets(targets) if health else None,
+            # healthy: the colour's capacity, its own instances only (capacity.py); draining targets are not registered
+            "health": counts(assess(asg, targets, 0), targets) if health else None,
         }
     return Pair(service, load_balancer_arn, colors, listeners, forwarders)
 

@@ -102,13 +102,13 @@ def test_a_deploy_stops_before_the_switch_naming_a_foreign_target(pair):
     with LoadLoop(pair.production, rate=RATE, threads=4, max_seconds=240) as load:
         run = pair.play("deploy", **V2)
         time.sleep(2)
+    summary = summarize(load.samples)
+    assert summary["failed"] == 0 and summary["by_version"] == {"v1": summary["requests"]}, summary  # none answered by it
     assert not run.ok
     failure = run.failure()
     assert f"1 target(s) that are not instances of Auto Scaling group shop-green: {pair.foreign}:8080 healthy" in failure
     assert "production was not touched" in failure
     assert pair.live() == {"blue": 1} and pair.lock() is None
-    summary = summarize(load.samples)
-    assert summary["failed"] == 0 and summary["by_version"] == {"v1": summary["requests"]}, summary
 
 
 def test_a_deploy_with_deregister_foreign_goes_live_without_it(pair):

@@ -255,7 +255,7 @@ def test_a_foreign_target_fails_the_wait_at_once_naming_it():
     assert error.value.message.startswith(
         "target group shop-green has 1 target(s) that are not instances of Auto Scaling group shop-green: i-foreign:8080 healthy"
     )
-    assert "pass deregister_foreign=true" in error.value.message
+    assert "deregister_foreign=true; in the roles deploy_deregister_foreign or rollback_deregister_foreign" in error.value.message
     assert error.value.details["foreign_targets"] == ["i-foreign:8080"] and elbv2.writes == []
 
 

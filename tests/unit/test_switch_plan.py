@@ -7,7 +7,7 @@ import copy
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, forward_weights, plain_client, summarize_targets
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, forward_weights, plain_client
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import publish_active_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
     apply_switch,
@@ -70,7 +70,6 @@ def color(name, desired=2, in_service=None, target_list=None, instances=None):
             ],
         },
         "targets": target_list,
-        "health": summarize_targets(target_list),
     }
 
 
