@@ -9,6 +9,12 @@ Installed in the sandbox process before its server starts:
   with the same token (a retry whose first response was lost) returns the
   version the first one created instead of creating another; the same token
   with other parameters fails with ``IdempotentParameterMismatch``, as in AWS.
+- Each Auto Scaling instance reports the launch template it was launched
+  with (``DescribeAutoScalingGroups`` and ``DescribeAutoScalingInstances``:
+  ``Instances[].LaunchTemplate``), the group's specification at that moment,
+  as AWS does; moto reports the template's default version for every instance,
+  so a group pointed at a new version would seem to run it at once. An
+  instance attached to a group, not launched by it, reports none.
 - DynamoDB writes are atomic: moto checks a write's condition and then writes
   without holding a lock, so two conditional writes could both succeed; AWS
   never lets that happen, and the deployment lock relies on it.
@@ -99,6 +105,30 @@ def _launch_template_client_tokens() -> None:
     LaunchTemplates.create_launch_template_version = create_launch_template_version
 
 
+def _instance_launch_templates() -> None:
+    from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
+
+    original = FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+    @functools.wraps(original)
+    def replace_autoscaling_group_instances(self, count_needed, propagated_tags):
+        before = {id(state) for state in self.instance_states}
+        original(self, count_needed, propagated_tags)
+        launched_with = None
+        if self.ec2_launch_template is not None:
+            launched_with = dict(self.launch_template, Version=str(self.provided_launch_template_version or "$Default"))
+        for state in self.instance_states:
+            if id(state) not in before:
+                state.launched_with = launched_with
+
+    def launch_template(self):
+        spec = getattr(self, "launched_with", None)
+        return dict(spec) if spec else None
+
+    FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+    InstanceState.launch_template = property(launch_template)
+
+
 def _atomic_dynamodb_writes() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -123,5 +153,6 @@ def install() -> None:
         return
     _launch_template_versions()
     _launch_template_client_tokens()
+    _instance_launch_templates()
     _atomic_dynamodb_writes()
     _INSTALLED = True

@@ -2,29 +2,34 @@
 # Copyright: cutover contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Wait until a target group is healthy: every target, not just the first.
+"""Wait until a colour can serve: enough of its own instances healthy, nothing else in its target group.
 
-:func:`evaluate` is the pure predicate: ready when every registered target is
-``healthy`` and at least ``min_healthy`` are registered. Targets in ``initial``
-are waited on; ``draining`` targets are leaving the group, so they are reported
-but neither counted nor waited on; ``unhealthy``, ``unused`` and ``unavailable``
-targets are waited on for at most ``unhealthy_timeout`` seconds each, after
-which :func:`wait_healthy` fails naming every such target with its reason.
+:func:`capacity.assess` is the predicate (what counts as capacity is defined
+there, once, for every step); :func:`wait_healthy` polls the colour's targets
+and Auto Scaling group until it says ready. Targets in ``initial`` and the
+group's instances still on their way in are waited on; ``draining`` targets
+are leaving, so they are reported but neither counted nor waited on;
+``unhealthy``, ``unused`` and ``unavailable`` targets of the group's instances
+are waited on for at most ``unhealthy_timeout`` seconds each, after which the
+wait fails naming every such target with its reason. A target that is not an
+instance of the group (foreign), or an instance on another launch-template
+version (stale), cannot become capacity by waiting: the wait fails at once
+naming it, or, with ``deregister_foreign``, deregisters the foreign ones.
 """
 
 from __future__ import annotations
 
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import capacity
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import describe_target, target_key
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_targets, target_health
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg, target_health
+from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import describe_group
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
 
-HEALTHY = "healthy"
-WAITING_STATES = ("initial",)
-LEAVING_STATES = ("draining",)
-# States a target may pass through briefly but should not stay in.
-BAD_STATES = ("unhealthy", "unused", "unavailable", "unknown")
+# Looks at the targets between two reads of the Auto Scaling group while nothing is decided.
+GROUP_READ_EVERY = 3
 
 # ALB defaults: a 30 s interval and 5 healthy checks in a row.
 DEFAULT_INTERVAL = 30
@@ -38,56 +43,73 @@ def default_unhealthy_timeout(interval=None, healthy_threshold=None):
     return max(30, interval * (threshold + 2))
 
 
-def target_key(target):
-    return "%s:%s" % (target["id"], target["port"]) if target.get("port") is not None else target["id"]
-
-
-def describe_target(target):
-    """``i-0abc:8080 unhealthy (Target.ResponseCodeMismatch: Health checks failed with these codes: [502])``."""
-    text = "%s %s" % (target_key(target), target["state"])
-    why = ": ".join(part for part in (target.get("reason"), target.get("description")) if part)
-    return "%s (%s)" % (text, why) if why else text
-
-
-def evaluate(targets, min_healthy):
-    """``(ready, problems)`` for a target group's targets (as :func:`pair.target_health` lists them).
-
-    Ready when at least ``min_healthy`` targets are registered (draining ones do
-    not count) and every one of them is healthy. ``problems`` describes each
-    target that is not healthy, draining ones included, and a shortfall.
-    """
-    if min_healthy < 0:
-        raise CutoverError("min_healthy must not be negative, got %s" % min_healthy)
-    counted = [t for t in targets if t["state"] not in LEAVING_STATES]
-    healthy = [t for t in counted if t["state"] == HEALTHY]
-    problems = []
-    for target in targets:
-        if target["state"] == HEALTHY:
-            continue
-        text = describe_target(target)
-        if target["state"] in LEAVING_STATES:
-            text += " - leaving the group, not counted"
-        problems.append(text)
-    if len(counted) < min_healthy:
-        problems.append("only %d target(s) registered, at least %d wanted" % (len(counted), min_healthy))
-    ready = len(healthy) >= min_healthy and len(healthy) == len(counted)
-    return ready, problems
-
-
-def summarize(targets, min_healthy):
-    ready, problems = evaluate(targets, min_healthy)
-    summary = summarize_targets(targets)
+def summarize(asg, targets, min_healthy, version=None):
+    """What a wait returns about a colour: counts (healthy = capacity), readiness, problems, every target."""
+    assessment = capacity.assess(asg, targets, min_healthy, version)
+    summary = capacity.counts(assessment, targets)
     summary.update(
         {
             "min_healthy": min_healthy,
-            "ready": ready,
-            "problems": problems,
-            "draining": [target_key(t) for t in targets if t["state"] in LEAVING_STATES],
-            "unused": [target_key(t) for t in targets if t["state"] == "unused"],
+            "ready": assessment["ready"],
+            "capacity": assessment["capacity"],
+            "version": assessment["version"],
+            "problems": assessment["problems"],
+            "draining": assessment["draining"],
+            "unused": assessment["unused"],
+            "foreign": [target_key(t) for t in assessment["foreign"]],
+            "stale": [target_key(t) for t in assessment["stale"]],
             "targets": targets,
         }
     )
     return summary
+
+
+def _target_ref(target):
+    ref = {"Id": target["id"]}
+    if target.get("port") is not None:
+        ref["Port"] = target["port"]
+    return ref
+
+
+def deregister(elbv2, target_group_arn, targets):
+    """Deregister ``targets`` (each by id and port) from a target group; they drain for its deregistration delay."""
+    if targets:
+        elbv2.deregister_targets(TargetGroupArn=target_group_arn, Targets=[_target_ref(t) for t in targets], aws_retry=True)
+
+
+def register(elbv2, target_group_arn, targets):
+    """Register ``targets`` (``{"id", "port"}``; a draining one comes back, its drain cancelled)."""
+    if targets:
+        elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=[_target_ref(t) for t in targets], aws_retry=True)
+
+
+def refuse_blocking(assessment, label, asg_name):
+    """Fail naming the targets that must not take the colour's traffic and will not go away by waiting."""
+    blocking = capacity.blocking_targets(assessment)
+    if not blocking:
+        return
+    parts = []
+    if assessment["foreign"]:
+        parts.append(
+            "%d target(s) that are not instances of Auto Scaling group %s: %s"
+            % (len(assessment["foreign"]), asg_name, ", ".join(describe_target(t) for t in assessment["foreign"]))
+        )
+    if assessment["stale"]:
+        parts.append(
+            "%d instance(s) on another launch-template version than %s: %s"
+            % (len(assessment["stale"]), assessment["version"], ", ".join(describe_target(t) for t in assessment["stale"]))
+        )
+    advice = (
+        "deregister them, or let cutover deregister the foreign ones (deregister_foreign=true; in the roles "
+        "deploy_deregister_foreign or rollback_deregister_foreign)"
+        if assessment["foreign"]
+        else "replace them (a rollout of the colour does)"
+    )
+    raise CutoverError(
+        "%s has %s; they would take its traffic and are never counted as its capacity: %s" % (label, "; and ".join(parts), advice),
+        foreign_targets=[target_key(t) for t in assessment["foreign"]],
+        stale_targets=[target_key(t) for t in assessment["stale"]],
+    )
 
 
 def validate_wait(min_healthy=None, timeout=None, unhealthy_timeout=None):
@@ -97,12 +119,22 @@ def validate_wait(min_healthy=None, timeout=None, unhealthy_timeout=None):
             raise CutoverError("%s must not be negative, got %s" % (option, value))
 
 
+def read_group(autoscaling, name):
+    """The Auto Scaling group summary (``pair.summarize_asg``) as it is now."""
+    return summarize_asg(describe_group(autoscaling, name))
+
+
 def wait_healthy(
     elbv2,
+    autoscaling,
     target_group_arn,
+    asg_name,
     min_healthy=1,
     timeout=600,
     unhealthy_timeout=None,
+    version=None,
+    deregister_foreign=False,
+    repair=False,
     progress=None,
     name=None,
     clock=None,
@@ -110,12 +142,25 @@ def wait_healthy(
     delay=1.0,
     max_delay=5.0,
 ):
-    """Poll DescribeTargetHealth until :func:`evaluate` says ready; returns ``(summary, waited_seconds)``.
+    """Poll the targets and the Auto Scaling group until :func:`capacity.assess` says ready.
+
+    Returns ``(summary, waited_seconds)``; the summary is :func:`summarize`'s plus
+    ``deregistered`` (foreign targets deregistered) and ``registered_again``
+    (instances registered again). A look reads the targets first, then the group,
+    so an instance the group launched and registered meanwhile is already its
+    member.
+
+    The group is read on the first look, before anything is decided (ready, a
+    foreign, stale, missing or failing target) and every ``GROUP_READ_EVERY``
+    looks in between; while only health checks are pending the targets suffice.
 
     A target that stays in a bad state (unhealthy, unused, unavailable) for
     ``unhealthy_timeout`` seconds ends the wait at once, naming every such target
-    with its state, reason and description. Running out of ``timeout`` fails with
-    what is still missing.
+    with its state, reason and description; so does a foreign or stale target
+    (:func:`refuse_blocking`), unless ``deregister_foreign`` deregisters the
+    foreign ones. With ``repair`` (a restore), InService instances of the group
+    whose target is draining or missing are registered again instead of waited
+    on. Running out of ``timeout`` fails with what is still missing.
     """
     validate_wait(min_healthy, timeout, unhealthy_timeout)
     if unhealthy_timeout is None:
@@ -124,13 +169,43 @@ def wait_healthy(
     sleep = sleep or time.sleep
     label = "target group %s" % (name or target_group_arn)
     bad_since = {}
-    seen = {"targets": []}
+    seen = {"targets": [], "asg": None, "looks": 0, "read_at": 0}
+    done = {"deregistered": [], "registered_again": []}
+
+    def decisive(assessment):
+        return bool(
+            assessment["ready"] or capacity.blocking_targets(assessment) or assessment["failing"] or (repair and assessment["unregistered"])
+        )
 
     def check():
         targets = target_health(elbv2, target_group_arn)
+        seen["looks"] += 1
+        fresh = seen["asg"] is None or seen["looks"] - seen["read_at"] >= GROUP_READ_EVERY
+        if fresh:
+            seen.update(asg=read_group(autoscaling, asg_name), read_at=seen["looks"])
         seen["targets"] = targets
+        assessment = capacity.assess(seen["asg"], targets, min_healthy, version)
+        if not fresh and decisive(assessment):  # decide on the group as it is now
+            seen.update(asg=read_group(autoscaling, asg_name), read_at=seen["looks"])
+            assessment = capacity.assess(seen["asg"], targets, min_healthy, version)
+        asg = seen["asg"]
+        if deregister_foreign and assessment["foreign"]:
+            deregister(elbv2, target_group_arn, assessment["foreign"])
+            done["deregistered"].extend(target_key(t) for t in assessment["foreign"])
+            if progress:
+                progress("%s: deregistered foreign target(s) %s" % (label, ", ".join(target_key(t) for t in assessment["foreign"])))
+            return None
+        refuse_blocking(assessment, label, asg_name)
+        if repair and assessment["unregistered"]:
+            leaving = {t["id"]: t for t in assessment["unregistered_targets"]}
+            again = [leaving.get(member, {"id": member}) for member in assessment["unregistered"]]
+            register(elbv2, target_group_arn, again)
+            done["registered_again"].extend(assessment["unregistered"])
+            if progress:
+                progress("%s: registered %s again" % (label, ", ".join(assessment["unregistered"])))
+            return None
         now = clock()
-        bad = {target_key(t): t for t in targets if t["state"] in BAD_STATES}
+        bad = {target_key(t): t for t in assessment["failing"]}
         for key in list(bad_since):
             if key not in bad:
                 del bad_since[key]
@@ -143,14 +218,19 @@ def wait_healthy(
                 % (label, len(stuck), unhealthy_timeout, "; ".join(describe_target(t) for t in stuck)),
                 unhealthy_targets=stuck,
                 targets=targets,
-                health=summarize_targets(targets),
+                health=capacity.counts(assessment, targets),
             )
-        ready, _problems = evaluate(targets, min_healthy)
-        return {"targets": targets} if ready else None  # truthy even with no targets (min_healthy 0)
+        return {"targets": targets, "asg": asg} if assessment["ready"] else None  # truthy even with no targets (min_healthy 0)
 
     def describe():
-        _ready, problems = evaluate(seen["targets"], min_healthy)
-        return "; ".join(problems)
+        if seen["asg"] is None:
+            return None
+        return "; ".join(capacity.assess(seen["asg"], seen["targets"], min_healthy, version)["problems"])
+
+    def counted():
+        if seen["asg"] is None:
+            return {"registered": len(seen["targets"]), "healthy": 0, "unhealthy": len(seen["targets"]), "by_state": {}}
+        return capacity.counts(capacity.assess(seen["asg"], seen["targets"], min_healthy, version), seen["targets"])
 
     try:
         result, waited = poll(
@@ -165,34 +245,58 @@ def wait_healthy(
             sleep=sleep,
         )
     except WaitTimeout as exc:
-        raise WaitTimeout(exc.message, targets=seen["targets"], health=summarize_targets(seen["targets"]), **exc.details) from exc
-    return summarize(result["targets"], min_healthy), waited
+        raise WaitTimeout(exc.message, targets=seen["targets"], health=counted(), **dict(exc.details, **done)) from exc
+    except CutoverError as exc:
+        exc.details.update(done)
+        raise
+    summary = summarize(result["asg"], result["targets"], min_healthy, version)
+    summary.update(done)
+    return summary, waited
 
 
-def color_health(elbv2, pair, color, min_healthy=None, timeout=600, unhealthy_timeout=None, check_mode=False, progress=None):
-    """Wait until every target of ``color``'s target group is healthy; what a module returns about it.
+def color_health(
+    elbv2,
+    autoscaling,
+    pair,
+    color,
+    min_healthy=None,
+    timeout=600,
+    unhealthy_timeout=None,
+    version=None,
+    deregister_foreign=False,
+    check_mode=False,
+    progress=None,
+):
+    """Wait until ``color`` can serve (:func:`wait_healthy`); what a module returns about it.
 
-    ``min_healthy`` defaults to the colour's desired capacity (at least 1) and
-    ``unhealthy_timeout`` to what the group's health check needs to recover. In
-    check mode nothing is waited on: the targets ``pair`` was read with are
-    judged as they are.
+    ``min_healthy`` defaults to the colour's desired capacity (at least 1),
+    ``unhealthy_timeout`` to what the group's health check needs to recover and
+    ``version`` to the launch-template version the colour's group points at. In
+    check mode nothing is waited on or deregistered: the colour as ``pair`` read
+    it is judged as it is.
     """
     validate_wait(min_healthy, timeout, unhealthy_timeout)
     group = pair.colors[color]["target_group"]
+    asg = pair.colors[color]["asg"]
     if min_healthy is None:
-        min_healthy = max(1, pair.colors[color]["asg"]["desired_capacity"])
+        min_healthy = max(1, asg["desired_capacity"])
     if unhealthy_timeout is None:
         unhealthy_timeout = default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold"))
     if check_mode:
-        summary, waited = summarize(pair.colors[color]["targets"], min_healthy), 0.0
+        summary, waited = summarize(asg, pair.colors[color]["targets"], min_healthy, version), 0.0
+        summary.update(deregistered=[], registered_again=[])
     else:
         try:
             summary, waited = wait_healthy(
                 elbv2,
+                autoscaling,
                 group["arn"],
+                asg["name"],
                 min_healthy=min_healthy,
                 timeout=timeout,
                 unhealthy_timeout=unhealthy_timeout,
+                version=version,
+                deregister_foreign=deregister_foreign,
                 progress=progress,
                 name=group["name"],
             )
@@ -203,11 +307,43 @@ def color_health(elbv2, pair, color, min_healthy=None, timeout=600, unhealthy_ti
     return dict(
         color=color,
         target_group_arn=group["arn"],
+        asg_name=asg["name"],
         min_healthy=min_healthy,
         ready=summary.pop("ready"),
+        capacity=summary.pop("capacity"),
+        launch_template_version=summary.pop("version"),
         waited_seconds=waited,
         problems=summary.pop("problems"),
         draining=summary.pop("draining"),
+        foreign=summary.pop("foreign"),
+        stale=summary.pop("stale"),
+        unused=summary.pop("unused"),
+        deregistered=summary.pop("deregistered"),
         health={key: summary[key] for key in ("registered", "healthy", "unhealthy", "by_state")},
         targets=targets,
     )
+
+
+def deregister_foreign(elbv2, pair, colors, check_mode=False):
+    """Deregister the foreign targets of ``colors`` (targets that are not instances of the colour's group).
+
+    Returns ``(pair, {color: [target keys]})``: a pair whose foreign targets read
+    as ``draining`` (as they are once deregistered), and what was (in check mode:
+    would be) deregistered.
+    """
+    found = {}
+    colors_after = dict(pair.colors)
+    for color in colors:
+        info = pair.colors[color]
+        foreign = capacity.assess(info["asg"], info["targets"], 0)["foreign"]
+        if not foreign:
+            continue
+        if not check_mode:
+            deregister(elbv2, info["target_group"]["arn"], foreign)
+        found[color] = [target_key(t) for t in foreign]
+        leaving = {target_key(t) for t in foreign}
+        targets = [dict(t, state=capacity.DRAINING) if target_key(t) in leaving else t for t in info["targets"]]
+        colors_after[color] = dict(info, targets=targets)
+    if not found:
+        return pair, found
+    return type(pair)(pair.service, pair.load_balancer_arn, colors_after, pair.listeners, pair.forwarders), found

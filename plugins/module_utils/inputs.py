@@ -157,6 +157,7 @@ RULES = {
     "deploy_verify_timeout": TIMEOUT,
     "deploy_standby_ttl": TTL,
     "deploy_record_dir": RECORD_DIR,
+    "deploy_deregister_foreign": TYPE_ONLY,
     # rollback
     "rollback_service": SERVICE,
     "rollback_to": TYPE_ONLY,
@@ -167,6 +168,7 @@ RULES = {
     "rollback_lease_seconds": CHECKED_BY_THE_LOCK,
     "rollback_table_name": TABLE,
     "rollback_record_dir": RECORD_DIR,
+    "rollback_deregister_foreign": TYPE_ONLY,
     # teardown
     "teardown_services": SERVICES,
     "teardown_force": TYPE_ONLY,

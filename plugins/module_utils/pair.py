@@ -27,6 +27,7 @@ import base64
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, paginate
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import assess, counts
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
     TAG_COLOR,
@@ -37,8 +38,6 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     CutoverError,
     other_color,
 )
-
-HEALTHY = "healthy"
 
 
 class plain_client:
@@ -109,18 +108,6 @@ def target_health(elbv2, target_group_arn):
             }
         )
     return sorted(targets, key=lambda target: (target["id"], target["port"] or 0))
-
-
-def summarize_targets(targets):
-    counts = {}
-    for target in targets:
-        counts[target["state"]] = counts.get(target["state"], 0) + 1
-    return {
-        "registered": len(targets),
-        "healthy": counts.get(HEALTHY, 0),
-        "unhealthy": len(targets) - counts.get(HEALTHY, 0),
-        "by_state": counts,
-    }
 
 
 def attached_target_groups(group):
@@ -500,6 +487,7 @@ def discover(
     for color in COLORS:
         group = groups[color]
         targets = target_health(elbv2, group["TargetGroupArn"]) if health else []
+        asg = summarize_asg(asgs[color])
         colors[color] = {
             "target_group": {
                 "arn": group["TargetGroupArn"],
@@ -509,9 +497,10 @@ def discover(
                 "health_check_interval": group.get("HealthCheckIntervalSeconds"),
                 "healthy_threshold": group.get("HealthyThresholdCount"),
             },
-            "asg": summarize_asg(asgs[color]),
+            "asg": asg,
             "targets": targets,
-            "health": summarize_targets(targets) if health else None,
+            # healthy: the colour's capacity, its own instances only (capacity.py); draining targets are not registered
+            "health": counts(assess(asg, targets, 0), targets) if health else None,
         }
     return Pair(service, load_balancer_arn, colors, listeners, forwarders)
 

@@ -23,6 +23,7 @@ import datetime
 import re
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import assess, counts, group_version, target_key
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
     TAG_RETIRE_AFTER,
@@ -40,8 +41,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.drain import (
     resolve_color,
     traffic_forwarders,
 )
-from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import HEALTHY, summarize_targets, target_health
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import default_unhealthy_timeout, refuse_blocking, wait_healthy
+from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import wait_in_service
 
 STANDBY = "standby"
 RETIRED = "retired"
@@ -402,26 +403,29 @@ def teardown(
 def plan_restore(asg, targets, capacity):
     """What restoring a group to ``capacity`` changes: the ASG update, tags to clear, instances to register.
 
-    ``ready`` says the group is already at capacity, InService, registered and
-    healthy (nothing to wait for).
+    ``register`` lists the group's InService instances (on its launch-template
+    version) whose target is draining or missing: they are registered again.
+    ``ready`` says the colour can serve already (:func:`capacity.assess`: enough
+    healthy instances of its own, nothing foreign registered, no size to change).
+    ``refusal`` says why the group cannot be restored at all, or None.
     """
     update = {}
     if asg["min_size"] != capacity:
         update["MinSize"] = capacity
     if asg["desired_capacity"] != capacity:
         update["DesiredCapacity"] = capacity
-    if asg["max_size"] < capacity:
+    if 0 < asg["max_size"] < capacity:
         update["MaxSize"] = capacity
-    in_service = [i["id"] for i in asg["instances"] if i["lifecycle_state"] == "InService"]
-    registered = {t["id"] for t in targets}
-    unregistered = [instance for instance in in_service if instance not in registered]
+    assessment = assess(asg, targets, capacity)
     untag = [key for key in STATE_TAGS if key in asg["tags"]]
-    ready = not update and len(in_service) >= capacity and not unregistered and targets_ready(targets, capacity)
     return {
         "update": update,
         "untag": untag,
-        "register": unregistered,
-        "ready": ready,
+        "register": assessment["unregistered"],
+        "foreign": [target_key(t) for t in assessment["foreign"]],
+        "ready": not update and assessment["ready"],
+        "refusal": cannot_restore(asg, capacity, assessment),
+        "assessment": assessment,
         "size_before": _size(asg),
         "size_after": {
             "min_size": update.get("MinSize", asg["min_size"]),
@@ -433,68 +437,25 @@ def plan_restore(asg, targets, capacity):
     }
 
 
-def targets_ready(targets, capacity):
-    """Every target healthy, and at least ``capacity`` of them."""
-    return len(targets) >= capacity and all(t["state"] == HEALTHY for t in targets)
+def cannot_restore(asg, capacity, assessment):
+    """Why ``asg`` cannot be brought to ``capacity`` whatever we wait for, or None.
 
-
-def _describe_instances(instances):
-    return ", ".join("%s (%s)" % (i["InstanceId"], i["LifecycleState"]) for i in instances) or "no instances"
-
-
-def wait_in_service(autoscaling, name, capacity, timeout, progress=None, clock=time.monotonic, sleep=time.sleep):
-    """Wait until ``capacity`` instances of the group are InService; returns (instance ids, seconds)."""
-    last = {"instances": []}
-
-    def check():
-        groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name], aws_retry=True)["AutoScalingGroups"]
-        if not groups:
-            raise CutoverError("Auto Scaling group %s disappeared" % name)
-        instances = groups[0].get("Instances") or []
-        last["instances"] = instances
-        in_service = sorted(i["InstanceId"] for i in instances if i["LifecycleState"] == "InService")
-        return in_service if len(in_service) >= capacity else None
-
-    return poll(
-        check,
-        timeout,
-        "%d InService instances in %s" % (capacity, name),
-        delay=2.0,
-        max_delay=15.0,
-        progress=progress,
-        describe=lambda: _describe_instances(last["instances"]),
-        clock=clock,
-        sleep=sleep,
-    )
-
-
-def wait_targets_healthy(elbv2, target_group_arn, capacity, timeout, progress=None, clock=time.monotonic, sleep=time.sleep):
-    """Wait until every target of the group is healthy and at least ``capacity`` are; returns (targets, seconds)."""
-    last = {"targets": []}
-
-    def check():
-        targets = target_health(elbv2, target_group_arn)
-        last["targets"] = targets
-        return targets if targets_ready(targets, capacity) else None
-
-    def describe():
-        targets = last["targets"]
-        return "%d registered: %s" % (
-            len(targets),
-            ", ".join("%s %s%s" % (t["id"], t["state"], " (%s)" % t["reason"] if t.get("reason") else "") for t in targets),
+    A maximum size of 0 switches a group off on purpose (a lower maximum is
+    raised); with its Launch process suspended a group that needs instances
+    never launches them.
+    """
+    if asg["max_size"] == 0:
+        return (
+            "Auto Scaling group %s has a maximum size of 0, so it can run no instance; raise its maximum size "
+            "(to at least %d) and roll back again" % (asg["name"], capacity)
         )
-
-    return poll(
-        check,
-        timeout,
-        "%d healthy targets in %s" % (capacity, target_group_arn.split(":")[-1]),
-        delay=2.0,
-        max_delay=15.0,
-        progress=progress,
-        describe=describe,
-        clock=clock,
-        sleep=sleep,
-    )
+    missing = capacity - len(assessment["members"])
+    if missing > 0 and "Launch" in (asg.get("suspended_processes") or []):
+        return (
+            "the Launch process of Auto Scaling group %s is suspended, so it cannot launch the %d instance(s) it lacks "
+            "(%d of %d InService); resume it and roll back again" % (asg["name"], missing, len(assessment["members"]), capacity)
+        )
+    return None
 
 
 def restore(
@@ -504,6 +465,7 @@ def restore(
     color,
     capacity=None,
     wait_timeout=600,
+    deregister_foreign=False,
     check_mode=False,
     progress=None,
     clock=time.monotonic,
@@ -512,8 +474,12 @@ def restore(
     """Bring a retired or standby colour back to ``capacity`` for a rollback, healthy, with its state tags cleared.
 
     ``capacity`` defaults to the live colour's desired capacity; the group's
-    minimum is set to it too (its maximum is raised only if below). Refuses the
-    live colour.
+    minimum is set to it too (its maximum is raised only if below). Its InService
+    instances whose targets are draining (a drain in flight) or gone are
+    registered again. Refuses the live colour; fails before changing anything
+    when the colour cannot be restored (:func:`cannot_restore`) or has targets
+    that are not its instances (unless ``deregister_foreign``), and fails early,
+    with the reasons, when its instances cannot launch or stay unhealthy.
     """
     if wait_timeout is None or wait_timeout < 0:
         raise CutoverError("wait_timeout must be zero or more seconds, got %s" % wait_timeout)
@@ -530,7 +496,12 @@ def restore(
     asg = pair.colors[color]["asg"]
     group = pair.colors[color]["target_group"]
     plan = plan_restore(asg, pair.colors[color]["targets"], capacity)
-    changed = bool(plan["update"] or plan["untag"] or plan["register"])
+    label = "target group %s of %s" % (group["name"], color)
+    if plan["refusal"]:
+        raise CutoverError("cannot restore %s of %r: %s. Nothing was changed." % (color, pair.service, plan["refusal"]), color=color)
+    # Foreign or stale targets cannot become capacity by waiting: refuse before scaling anything.
+    refuse_blocking(dict(plan["assessment"], foreign=[]) if deregister_foreign else plan["assessment"], label, asg["name"])
+    changed = bool(plan["update"] or plan["untag"] or plan["register"] or plan["foreign"])
     result = {
         "changed": changed,
         "color": color,
@@ -543,8 +514,9 @@ def restore(
         "tags_before": plan["tags_before"],
         "tags_after": plan["tags_after"],
         "registered": plan["register"],
+        "deregistered": plan["foreign"],
         "waited": {"in_service": 0, "healthy": 0},
-        "health": pair.colors[color]["health"],
+        "health": counts(plan["assessment"], pair.colors[color]["targets"]),
         "ready": plan["ready"],
         "diff": {
             "before": {"asg": asg["name"], "size": plan["size_before"], "tags": plan["tags_before"]},
@@ -553,22 +525,45 @@ def restore(
     }
     if check_mode or (plan["ready"] and not changed):
         return result
+    started = clock()
+    since = utcnow()
     if plan["update"]:
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=asg["name"], aws_retry=True, **plan["update"])
-    started = clock()
-    in_service, waited = wait_in_service(autoscaling, asg["name"], capacity, wait_timeout, progress=progress, clock=clock, sleep=sleep)
+    version = group_version(asg)
+    _group, waited = wait_in_service(
+        autoscaling,
+        asg["name"],
+        capacity,
+        version,
+        wait_timeout,
+        stale=[i["id"] for i in asg["instances"] if version is not None and str(i.get("launch_template_version")) != version],
+        known=[i["id"] for i in asg["instances"]],
+        progress=progress,
+        since=since,
+        clock=clock,
+        sleep=sleep,
+    )
     result["waited"]["in_service"] = waited
-    # A drained standby's instances are running but no longer registered: put them back.
-    registered = {t["id"] for t in target_health(elbv2, group["arn"])}
-    missing = [instance for instance in in_service if instance not in registered]
-    if missing:
-        elbv2.register_targets(TargetGroupArn=group["arn"], Targets=[{"Id": instance} for instance in missing], aws_retry=True)
-        result["registered"] = missing
-        result["changed"] = True
-    remaining = max(0.0, wait_timeout - (clock() - started))
-    targets, waited = wait_targets_healthy(elbv2, group["arn"], capacity, remaining, progress=progress, clock=clock, sleep=sleep)
+    summary, waited = wait_healthy(
+        elbv2,
+        autoscaling,
+        group["arn"],
+        asg["name"],
+        min_healthy=capacity,
+        timeout=max(0.0, wait_timeout - (clock() - started)),
+        unhealthy_timeout=default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold")),
+        deregister_foreign=deregister_foreign,
+        repair=True,
+        progress=progress,
+        name=group["name"],
+        clock=clock,
+        sleep=sleep,
+    )
     result["waited"]["healthy"] = waited
-    result["health"] = summarize_targets(targets)
+    result["registered"] = summary["registered_again"]
+    result["deregistered"] = summary["deregistered"]
+    result["changed"] = bool(result["changed"] or summary["registered_again"] or summary["deregistered"])
+    result["health"] = {key: summary[key] for key in ("registered", "healthy", "unhealthy", "by_state")}
     result["ready"] = True
     if plan["untag"]:
         _delete_asg_tags(autoscaling, asg["name"], plan["untag"])

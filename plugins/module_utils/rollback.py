@@ -79,6 +79,7 @@ def rollback(
     capacity=None,
     wait_timeout=600,
     parameter_name=None,
+    deregister_foreign=False,
     check_mode=False,
     progress=None,
     clock=time.monotonic,
@@ -122,6 +123,7 @@ def rollback(
                     target,
                     capacity=capacity,
                     wait_timeout=wait_timeout,
+                    deregister_foreign=deregister_foreign,
                     check_mode=check_mode,
                     progress=progress,
                 )
@@ -132,14 +134,22 @@ def rollback(
             # In check mode nothing is restored or waited on, so a colour a real run would first bring
             # up and wait for cannot pass the switch's health guard yet: the guard is the real run's.
             waits = check_mode and result["restored"] is not None and not result["restored"]["ready"]
-            switched = switch(clients["elbv2"], pair, to_color=target, force=waits, check_mode=check_mode, progress=progress)
+            switched = switch(
+                clients["elbv2"],
+                pair,
+                to_color=target,
+                force=waits,
+                check_mode=check_mode,
+                deregister_foreign=deregister_foreign,
+                progress=progress,
+            )
             if parameter_name:
                 publish_active_color(clients["ssm"], parameter_name, target, check_mode=check_mode)
             marks = after_switch(clients["autoscaling"], switched["pair"], away, target, standby_ttl=standby_ttl, check_mode=check_mode)
             standby = marks["standby"]
             result.update(
                 changed=True,
-                switch={k: switched[k] for k in ("changes", "switch_seconds", "switched_at", "verified")},
+                switch={k: switched[k] for k in ("changes", "switch_seconds", "switched_at", "verified", "deregistered")},
                 standby=standby,
                 message="%s is live again; %s is the standby until %s" % (target, away, standby["retire_after"]),
             )

@@ -283,11 +283,11 @@ def asg_view(asg):
     }
 
 
-def plan_asg(asg, version, capacity, preparation_capacity=None, suspend_processes=DEFAULT_SUSPEND_PROCESSES, current_version=None):
+def plan_asg(asg, version, capacity, preparation_capacity=None, suspend_processes=DEFAULT_SUSPEND_PROCESSES):
     """The updates that bring group summary ``asg`` to ``capacity`` instances of ``version``.
 
-    ``current_version`` is the group's version resolved to a number (the group may
-    say ``$Latest``). Returns ``{steps, suspend, stale, before, after, changed}``;
+    Instances whose own launch-template version is another one are ``stale``
+    (replaced first). Returns ``{steps, suspend, stale, before, after, changed}``;
     each step is ``{name, update (UpdateAutoScalingGroup arguments, may be empty),
     wait_for}`` with ``name`` one of ``replace`` (scale to zero to get rid of
     instances of another version), ``prepare`` and ``scale``.
@@ -297,9 +297,10 @@ def plan_asg(asg, version, capacity, preparation_capacity=None, suspend_processe
         raise CutoverError("capacity must not be negative, got %s" % capacity)
     if preparation_capacity is not None and not 0 <= preparation_capacity < capacity:
         raise CutoverError("preparation_capacity (%s) must be at least 0 and smaller than capacity (%s)" % (preparation_capacity, capacity))
-    resolved = str(current_version if current_version is not None else asg["launch_template"]["version"])
     active = [instance for instance in asg["instances"] if _active(instance)]
-    stale = sorted(instance["id"] for instance in active) if resolved != version else []
+    # Each instance's own launch-template version decides, not the group's: a group pointed at the
+    # version may still run instances launched from an earlier one.
+    stale = sorted(instance["id"] for instance in active if str(instance.get("launch_template_version")) != version)
     template_id = asg["launch_template"]["id"]
     max_size = max(asg["max_size"], capacity)
 
@@ -375,7 +376,13 @@ def failed_activities(autoscaling, name, since):
 
 
 def _describe_instances(instances):
-    return ", ".join("%s %s/%s" % (i["InstanceId"], i["LifecycleState"], i.get("HealthStatus")) for i in instances) or "no instances"
+    return (
+        ", ".join(
+            "%s %s/%s v%s" % (i["InstanceId"], i["LifecycleState"], i.get("HealthStatus"), (i.get("LaunchTemplate") or {}).get("Version"))
+            for i in instances
+        )
+        or "no instances"
+    )
 
 
 def wait_in_service(
@@ -396,15 +403,15 @@ def wait_in_service(
 ):
     """Wait until group ``name`` has ``capacity`` InService, healthy instances of ``version`` and no more.
 
-    The group's own version is trusted for every instance except those in
-    ``stale`` (instances there before the group was pointed at ``version``);
-    emulators do not report each instance's version faithfully, and a rollout
-    replaces the instances of other versions before it scales. Instances not in
-    ``known`` (launched during the wait) that go to Terminating or Unhealthy are
-    failures; ``failure_limit`` of them, or as many failed scaling activities,
-    end the wait early with their reasons. Returns ``(group, waited_seconds)``.
+    Each instance counts only when its own launch-template version is
+    ``version`` (``None``: any), whatever the group points at; ``stale``
+    instances (of another version, there before the wait) never count. Instances
+    not in ``known`` (launched during the wait) that go to Terminating or
+    Unhealthy are failures; ``failure_limit`` of them, or as many failed scaling
+    activities, end the wait early with their reasons. Returns ``(group,
+    waited_seconds)``.
     """
-    version = str(version)
+    version = None if version is None else str(version)
     stale, known = set(stale), set(known)
     failures = {}
     seen = {"group": None, "activity_check": None}
@@ -423,7 +430,6 @@ def wait_in_service(
     def check():
         group = describe_group(autoscaling, name)
         seen["group"] = group
-        group_version = str((group.get("LaunchTemplate") or {}).get("Version"))
         instances = group.get("Instances") or []
         for instance in instances:
             if instance["InstanceId"] in known or instance["InstanceId"] in stale:
@@ -443,7 +449,7 @@ def wait_in_service(
             if i["LifecycleState"] == IN_SERVICE
             and i.get("HealthStatus", "Healthy") == "Healthy"
             and i["InstanceId"] not in stale
-            and group_version == version
+            and (version is None or str((i.get("LaunchTemplate") or {}).get("Version")) == version)
         ]
         if len(good) >= capacity and len(active) <= capacity:
             return group
@@ -474,7 +480,8 @@ def wait_in_service(
     return poll(
         check,
         timeout,
-        "Auto Scaling group %s to have %s instance(s) InService on launch-template version %s" % (name, capacity, version),
+        "Auto Scaling group %s to have %s instance(s) InService%s"
+        % (name, capacity, "" if version is None else " on launch-template version %s" % version),
         delay=delay,
         max_delay=max_delay,
         progress=progress,
@@ -542,7 +549,7 @@ def plan_rollout(
     template = plan_launch_template(idle_template, live_template, versions, image_id, instance_type, user_data)
     # A version still to be created gets the next number; plan with a placeholder.
     version = template["version"] if template["version"] is not None else template["latest_version"] + 1
-    group = plan_asg(asg, version, capacity, preparation_capacity, suspend_processes, current_version=template["current_version"])
+    group = plan_asg(asg, version, capacity, preparation_capacity, suspend_processes)
     clear_tags = sorted(tag for tag in (TAG_STATE, TAG_RETIRE_AFTER) if tag in (asg.get("tags") or {}))
     return {
         "color": color,

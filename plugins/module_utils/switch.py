@@ -31,9 +31,11 @@ import copy
 import time
 from fractions import Fraction
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import capacity, health
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, write_once
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import HEALTHY, describe_target, target_key
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
-from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import HEALTHY, Pair, forward_weights
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, forward_weights
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
 
 MAX_WEIGHT = 999  # what an ALB forward action accepts per target group
@@ -299,44 +301,57 @@ def receiving_colors(pair, changes):
     return [color for color in COLORS if color in gaining]
 
 
-def _target_text(target):
-    text = "%s%s %s" % (target["id"], ":%s" % target["port"] if target.get("port") else "", target["state"])
-    reason = ": ".join(part for part in (target.get("reason"), target.get("description")) if part)
-    return text + (" (%s)" % reason if reason else "")
-
-
 def check_color(pair, color, min_healthy=None):
-    """Whether ``color`` may receive traffic: counts, the required number and every problem."""
+    """Whether ``color`` may receive traffic (:func:`capacity.assess`): counts, the required number and every problem.
+
+    It may when at least the required number of its own Auto Scaling group's
+    instances are InService on the group's launch-template version with a healthy
+    target, and nothing else - a foreign, stale or unused target - is registered
+    in its target group (draining targets are leaving and do not count).
+    """
     info = pair.colors[color]
     group = info["target_group"]
     asg = info["asg"]
-    health = info["health"]
-    wanted = asg["desired_capacity"] if min_healthy is None else min_healthy
-    required = max(1, wanted)  # an empty or wholly unhealthy group never takes traffic unforced
-    unhealthy = [target for target in info["targets"] if target["state"] != HEALTHY]
+    required = capacity.required_capacity(asg, min_healthy)  # an empty or wholly unhealthy group never takes traffic unforced
+    assessment = capacity.assess(asg, info["targets"], required)
+    registered = assessment["registered"]
+    unhealthy = [target for target in info["targets"] if target["state"] != HEALTHY]  # draining ones included
     problems = []
     if asg["desired_capacity"] == 0 or asg["in_service"] == 0:
         problems.append(
             "Auto Scaling group %s has desired capacity %d and %d instances InService"
             % (asg["name"], asg["desired_capacity"], asg["in_service"])
         )
-    if health["registered"] == 0:
-        problems.append("target group %s has no registered targets (0 healthy, %d required)" % (group["name"], required))
-    elif health["healthy"] < required:
-        problem = "target group %s has %d healthy targets, %d required" % (group["name"], health["healthy"], required)
-        if unhealthy:
-            problem += "; not healthy: %s" % ", ".join(_target_text(target) for target in unhealthy)
+    if not registered:
+        problem = "target group %s has no registered targets (0 healthy, %d required)" % (group["name"], required)
+        if unhealthy:  # all of them draining: leaving the group, not counted
+            problem += "; leaving: %s" % ", ".join(describe_target(target) for target in unhealthy)
         problems.append(problem)
+    elif assessment["capacity"] < required:
+        problem = "target group %s has %d healthy targets, %d required" % (group["name"], assessment["capacity"], required)
+        if unhealthy:
+            problem += "; not healthy: %s" % ", ".join(describe_target(target) for target in unhealthy)
+        problems.append(problem)
+    for target in assessment["foreign"]:
+        problems.append("%s is not an instance of Auto Scaling group %s" % (describe_target(target), asg["name"]))
+    for target in assessment["stale"]:
+        problems.append("%s runs another launch-template version than %s" % (describe_target(target), assessment["version"]))
+    for key in assessment["unused"]:
+        problems.append("target %s of %s is unused" % (key, group["name"]))
     return {
         "color": color,
         "target_group": group["name"],
         "asg": asg["name"],
         "desired_capacity": asg["desired_capacity"],
         "in_service": asg["in_service"],
-        "registered": health["registered"],
-        "healthy": health["healthy"],
+        "registered": len(registered),
+        "healthy": assessment["capacity"],
         "required": required,
         "unhealthy_targets": unhealthy,
+        "foreign_targets": [target_key(t) for t in assessment["foreign"]],
+        "stale_targets": [target_key(t) for t in assessment["stale"]],
+        "unused_targets": assessment["unused"],
+        "draining_targets": assessment["draining"],
         "problems": problems,
     }
 
@@ -345,8 +360,9 @@ def guard_switch(pair, changes, min_healthy=None, force=False):
     """Refuse changes that would send traffic to a colour that cannot take it, unless ``force``.
 
     A colour receiving more traffic needs at least ``min_healthy`` healthy
-    targets (default: its Auto Scaling group's desired capacity), never fewer
-    than one, and an Auto Scaling group with instances in service.
+    instances of its own (default: its Auto Scaling group's desired capacity),
+    never fewer than one, and no foreign, stale or unused target registered
+    (:func:`check_color`).
     """
     min_healthy = validate_min_healthy(min_healthy)
     checks = {color: check_color(pair, color, min_healthy) for color in receiving_colors(pair, changes)}
@@ -354,10 +370,17 @@ def guard_switch(pair, changes, min_healthy=None, force=False):
     guard = {"checked": checks, "forced": bool(problems) and bool(force), "warnings": problems if force else []}
     if problems and not force:
         colors = " and ".join(checks[color]["color"] for color in checks if checks[color]["problems"])
+        foreign = any(check["foreign_targets"] for check in checks.values())
         raise CutoverError(
-            "refusing to move traffic of %s to %s: %s; bring it up and wait until its targets are healthy "
-            "(cutover.bluegreen.rollout, cutover.bluegreen.wait_healthy), or pass force=true to switch anyway"
-            % (pair.service, colors, "; ".join(problems)),
+            "refusing to move traffic of %s to %s: %s; %s, or pass force=true to switch anyway"
+            % (
+                pair.service,
+                colors,
+                "; ".join(problems),
+                "deregister the targets that are not its instances (deregister_foreign=true does)"
+                if foreign
+                else "bring it up and wait until its targets are healthy (cutover.bluegreen.rollout, cutover.bluegreen.wait_healthy)",
+            ),
             guard=guard,
         )
     return guard
@@ -532,14 +555,17 @@ def switch(
     verify=True,
     check_mode=False,
     verify_timeout=30.0,
+    deregister_foreign=False,
     progress=None,
     clock=time.monotonic,
 ):
     """Plan, guard, apply and verify a switch; returns a result dict (``pair`` is the :class:`Pair` after).
 
     ``to_color`` is blue, green or idle (the colour idle now); ``weights`` a
-    canary split instead. In check mode nothing is written and the result is
-    the plan.
+    canary split instead. With ``deregister_foreign``, targets of a colour about
+    to receive traffic that are not instances of its Auto Scaling group are
+    deregistered before the guard (``deregistered``). In check mode nothing is
+    written and the result is the plan.
     """
     if (to_color is None) == (weights is None):
         raise CutoverError("give either to_color or weights")
@@ -552,6 +578,9 @@ def switch(
     from_color = pair.live_color
     target = None if weights is not None else resolve_color(pair, to_color)
     changes = plan_switch(pair, target, weights=weights, swap_test_listener=swap_test_listener)
+    deregistered = {}
+    if deregister_foreign:
+        pair, deregistered = health.deregister_foreign(elbv2, pair, receiving_colors(pair, changes), check_mode=check_mode)
     guard = guard_switch(pair, changes, min_healthy=min_healthy, force=force)
 
     apply_seconds = verify_seconds = 0.0
@@ -578,6 +607,7 @@ def switch(
         "weights": after.production_weights,
         "changes": changes,
         "guard": guard,
+        "deregistered": deregistered,
         "verified": verified,
         "apply_seconds": round(apply_seconds, 3),
         "verify_seconds": round(verify_seconds, 3),

@@ -15,8 +15,14 @@ description:
     colour (the standby a release left warm), keeps the colour it rolls away from warm as the new standby
     with a TTL, records the rollback in the journal and releases the lock, in one call.
   - A colour that teardown retired (scaled to zero) is first scaled back up, and the switch waits until
-    every one of its targets is healthy; a colour with fewer healthy targets than its capacity is never
-    switched to.
+    every one of its targets is healthy; a colour with fewer healthy instances of its own than its capacity,
+    or with a target that is not one of its instances, is never switched to.
+  - A colour whose targets were deregistered (still draining, or gone) while its instances run gets those
+    instances registered again, so a rollback right after a drain or a teardown's drain returns at once.
+  - A colour that cannot be restored fails at once with the reason, before anything changes (its Auto Scaling
+    group's maximum size is 0, or its Launch process is suspended while instances are missing); instances that
+    cannot launch, or whose targets stay unhealthy, fail the rollback early with their reasons, not at the end
+    of O(wait_timeout).
   - Refuses a colour that never served production (neither standby nor retired) - nothing to roll back to.
   - Naming the colour that is already live changes nothing.
   - While production traffic is split (a canary run waits for promotion), a rollback ends the canary. All
@@ -65,6 +71,7 @@ options:
     type: str
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.capacity
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -113,7 +120,8 @@ deployment_id:
   type: str
 restored:
   description:
-    - When the colour had been retired, how it was scaled back up (sizes, waits, health).
+    - When the colour had been retired, how it was scaled back up (sizes, waits, health), the instances
+      registered again (C(registered)) and the foreign targets deregistered (C(deregistered)).
     - C(ready) says whether it was ready to serve. In check mode a colour that is not ready yet passes the
       switch's health guard, since a real run waits for it before switching.
   returned: always
@@ -133,6 +141,7 @@ seconds:
   sample: 0.9
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import parse_ttl
@@ -151,6 +160,7 @@ def main():
             capacity=dict(type="int"),
             wait_timeout=dict(type="int", default=600),
             publish_parameter=dict(type="str"),
+            **CAPACITY_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )
@@ -176,6 +186,7 @@ def main():
             capacity=params["capacity"],
             wait_timeout=params["wait_timeout"],
             parameter_name=default_parameter_name(params["service"]) if parameter is None else parameter,
+            deregister_foreign=params["deregister_foreign"],
             check_mode=module.check_mode,
             progress=module.log,
         )

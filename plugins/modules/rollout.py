@@ -20,7 +20,8 @@ description:
     with only the changed keys.
   - Points the idle colour's Auto Scaling group at that version and scales it to O(capacity) (by default the live
     colour's desired capacity), with the minimum size equal to the capacity and the maximum size raised if needed.
-    Instances launched from another version are replaced first, by scaling the idle colour to zero.
+    Instances launched from another version (each instance's own launch-template version counts, not the
+    group's) are replaced first, by scaling the idle colour to zero.
   - With O(preparation_capacity), scales to that smaller capacity first, waits until it is InService, then scales
     to the full capacity.
   - Suspends the scaling processes in O(suspend_processes) while it scales and resumes exactly those that were
@@ -77,8 +78,8 @@ options:
     default: 600
   wait_healthy:
     description:
-      - Once the instances are InService, also wait until every target of the colour's target group is
-        healthy and at least O(capacity) are registered, as M(cutover.bluegreen.wait_healthy) does, so that one
+      - Once the instances are InService, also wait until O(capacity) of them (on the rolled-out version) have a
+        healthy target and nothing foreign is registered, as M(cutover.bluegreen.wait_healthy) does, so that one
         call (one C(async) job with progress) leaves the colour ready for a smoke test.
       - Needs O(wait=true).
     type: bool
@@ -88,6 +89,12 @@ options:
       - Seconds to wait for target health with O(wait_healthy=true). Must not be negative.
     type: int
     default: 600
+  deregister_foreign:
+    description:
+      - With O(wait_healthy=true), deregister targets of the colour that are not instances of its Auto Scaling
+        group instead of failing on them (see M(cutover.bluegreen.wait_healthy)).
+    type: bool
+    default: false
   suspend_processes:
     description:
       - Scaling processes to suspend while the group is scaled; those that were not suspended before are resumed
@@ -131,7 +138,8 @@ RETURN = r"""
 health:
   description:
     - With O(wait_healthy=true), the colour's target health once ready, as M(cutover.bluegreen.wait_healthy)
-      returns it (C(ready), C(waited_seconds), C(min_healthy), C(health), C(problems), C(draining), C(targets)).
+      returns it (C(ready), C(capacity), C(waited_seconds), C(min_healthy), C(health), C(problems), C(draining),
+      C(foreign), C(deregistered), C(targets)).
     - Null otherwise and in check mode.
   returned: always
   type: dict
@@ -237,6 +245,7 @@ timings:
   sample: {"launch_template": 0.2, "scale": 41.0, "total": 42.9}
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health, validate_wait
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
@@ -329,6 +338,7 @@ def main():
         wait_healthy=dict(type="bool", default=False),
         health_timeout=dict(type="int", default=600),
         suspend_processes=dict(type="list", elements="str", default=list(DEFAULT_SUSPEND_PROCESSES)),
+        **CAPACITY_ARGUMENT_SPEC,
     )
     module = pair_module(argument_spec, supports_check_mode=True)
     params = module.params
@@ -374,11 +384,20 @@ def main():
         if params["wait_healthy"] and not module.check_mode:
             try:
                 result["health"] = color_health(
-                    elbv2, pair, plan["color"], min_healthy=plan["capacity"], timeout=params["health_timeout"], progress=module.log
+                    elbv2,
+                    autoscaling,
+                    pair,
+                    plan["color"],
+                    min_healthy=plan["capacity"],
+                    timeout=params["health_timeout"],
+                    version=result["launch_template"]["version"],
+                    deregister_foreign=params["deregister_foreign"],
+                    progress=module.log,
                 )
             except CutoverError as exc:
-                exc.details.setdefault("changed", result["changed"])
+                exc.details.setdefault("changed", result["changed"] or bool(exc.details.get("deregistered")))
                 raise
+            result["changed"] = result["changed"] or bool(result["health"]["deregistered"])
         if not module._diff:
             result.pop("diff")
         return result

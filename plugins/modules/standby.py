@@ -69,6 +69,7 @@ options:
     default: 600
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.capacity
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -149,7 +150,12 @@ size_after:
   type: dict
   sample: {"min_size": 2, "max_size": 4, "desired_capacity": 2}
 registered:
-  description: Running instances registered again in the target group (they had been drained).
+  description: Running instances registered again in the target group (they had been drained, or were draining).
+  returned: when O(state=restored)
+  type: list
+  elements: str
+deregistered:
+  description: Foreign targets (C(id:port)) deregistered with O(deregister_foreign=true).
   returned: when O(state=restored)
   type: list
   elements: str
@@ -159,11 +165,12 @@ waited:
   type: dict
   sample: {"in_service": 4.2, "healthy": 20.1}
 health:
-  description: Target counts of the colour's target group (registered, healthy, unhealthy, by state).
+  description: Target counts of the colour's target group (registered, healthy - its own instances -, unhealthy, by state).
   returned: when O(state=restored)
   type: dict
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import mark_standby, parse_ttl, restore
@@ -184,6 +191,8 @@ def validate(params):
         return None
     if params["capacity"] is not None:
         raise CutoverError("capacity applies to state=restored only, not state=standby")
+    if params["deregister_foreign"]:
+        raise CutoverError("deregister_foreign applies to state=restored only, not state=standby")
     if params["retire_after"] is not None:
         parse_time(params["retire_after"])
     return parse_ttl(params["ttl"])
@@ -199,6 +208,7 @@ def main():
             reset=dict(type="bool", default=False),
             capacity=dict(type="int"),
             wait_timeout=dict(type="int", default=600),
+            **CAPACITY_ARGUMENT_SPEC,
         ),
         mutually_exclusive=[("ttl", "retire_after")],
         supports_check_mode=True,
@@ -221,6 +231,7 @@ def main():
                 params["color"],
                 capacity=params["capacity"],
                 wait_timeout=params["wait_timeout"],
+                deregister_foreign=params["deregister_foreign"],
                 check_mode=module.check_mode,
                 progress=module.log,
             )

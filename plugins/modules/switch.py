@@ -15,9 +15,12 @@ description:
     at the target group of O(to_color), or, with O(weights), at both target groups with those weights
     (a canary). Target groups outside the pair and actions other than C(forward) are kept as they are.
   - On a full switch the test listener is pointed at the colour that becomes idle (see O(swap_test_listener)).
-  - Refuses to move traffic to a colour whose target group has fewer healthy targets than O(min_healthy),
-    or whose Auto Scaling group has no instances in service, unless O(force=true). The failure names the
-    target group, the healthy and required counts and every target that is not healthy, with its reason.
+  - Refuses to move traffic to a colour with fewer than O(min_healthy) healthy instances of its own (InService
+    instances of its Auto Scaling group on the launch-template version the group points at, with a healthy
+    target), whose Auto Scaling group has no instances in service, or whose target group has a target that is
+    not such an instance (foreign, on another version, or C(unused)), unless O(force=true). The failure names
+    the target group, the healthy and required counts and every target that is not healthy or not counted,
+    with its reason. Draining targets are leaving and count for nothing.
   - Production listener default actions are changed first, then rules, the test listener last. If any
     change fails (after retries of throttling), the changes already made are put back, so traffic is never
     left half switched, and the module fails saying so.
@@ -59,7 +62,7 @@ options:
         required: true
   min_healthy:
     description:
-      - How many healthy targets the colour receiving traffic must have.
+      - How many of its own instances with a healthy target the colour receiving traffic must have.
       - Defaults to the desired capacity of that colour's Auto Scaling group.
       - Never less than 1 (V(0) behaves like V(1)); an empty or wholly unhealthy target group only takes traffic with O(force=true).
     type: int
@@ -100,6 +103,7 @@ notes:
   - Use a lock (M(cutover.bluegreen.lock)) around a deploy so that two runs never switch one service at once.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.capacity
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -235,8 +239,8 @@ guard:
   contains:
     checked:
       description:
-        - Per colour, its target group and Auto Scaling group, the healthy and required counts
-          and the targets that are not healthy.
+        - Per colour, its target group and Auto Scaling group, the healthy (its own instances) and required
+          counts, the targets that are not healthy, and the foreign, stale, unused and draining ones.
       type: dict
     forced:
       description: Whether the switch went ahead only because O(force=true).
@@ -245,6 +249,11 @@ guard:
       description: With O(force=true), the problems that would have stopped the switch.
       type: list
       elements: str
+deregistered:
+  description: Per colour receiving traffic, the foreign targets (C(id:port)) deregistered with O(deregister_foreign=true).
+  returned: always
+  type: dict
+  sample: {"green": ["i-0123456789abcdef0:8080"]}
 verified:
   description: Whether the changes were read back and confirmed.
   returned: always
@@ -295,6 +304,7 @@ pair:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name, publish_active_color
@@ -315,6 +325,7 @@ ARGUMENT_SPEC = dict(
     publish_parameter=dict(type="str"),
     verify=dict(type="bool", default=True),
     standby_ttl=dict(type="str"),
+    **CAPACITY_ARGUMENT_SPEC,
 )
 
 
@@ -360,6 +371,7 @@ def main():
             swap_test_listener=params["swap_test_listener"],
             verify=params["verify"],
             check_mode=module.check_mode,
+            deregister_foreign=params["deregister_foreign"],
         )
         for warning in result["guard"]["warnings"]:
             module.warn("%s although %s (force=true)" % ("would switch" if module.check_mode else "switched", warning))
@@ -404,7 +416,11 @@ def main():
                 ) from exc
 
         output = dict(
-            changed=result["changed"] or bool(parameter and parameter["changed"]) or bool(marks["cleared"]) or bool(marks["standby"]),
+            changed=result["changed"]
+            or bool(parameter and parameter["changed"])
+            or bool(marks["cleared"])
+            or bool(marks["standby"])
+            or bool(result["deregistered"]),
             from_color=result["from_color"],
             to_color=result["to_color"],
             live_color=result["live_color"],
@@ -412,6 +428,7 @@ def main():
             weights=result["weights"],
             changes=[_change_result(change) for change in result["changes"]],
             guard=result["guard"],
+            deregistered=result["deregistered"],
             verified=result["verified"],
             switch_seconds=result["switch_seconds"],
             switched_at=result["switched_at"],

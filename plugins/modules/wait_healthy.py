@@ -8,16 +8,19 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: wait_healthy
-short_description: Wait until every target of a colour's target group is healthy
+short_description: Wait until a colour can serve - enough of its own instances healthy, nothing foreign
 version_added: 0.1.0
 description:
-  - Polls the health of every target registered in a colour's target group, with a growing delay, until all
-    of them are C(healthy) and at least O(min_healthy) are registered.
-  - Targets in C(initial) are waited on. Targets in C(draining) are leaving the group; they are reported but
-    neither counted nor waited on.
+  - Polls a colour's target group and Auto Scaling group, with a growing delay, until at least O(min_healthy) of
+    the group's InService instances on the launch-template version it points at have a C(healthy) target and
+    every target of those instances is C(healthy).
+  - Only those instances count. Targets in C(initial), and instances of the group still on their way in, are
+    waited on. Targets in C(draining) are leaving the group; they are reported but neither counted nor waited on.
   - A target that stays C(unhealthy), C(unused) or C(unavailable) for O(unhealthy_timeout) seconds ends the
     wait at once; the failure names every such target with its state, reason and description.
-  - Changes nothing.
+  - A target that is not an instance of the colour's Auto Scaling group (foreign), or an instance on another
+    launch-template version, ends the wait at once naming it (see O(deregister_foreign)).
+  - Changes nothing, unless O(deregister_foreign=true) deregisters foreign targets.
 author:
   - cutover maintainers (@cutover)
 options:
@@ -30,7 +33,7 @@ options:
     default: idle
   min_healthy:
     description:
-      - How many healthy targets are needed at least.
+      - How many of the colour's instances must have a healthy target at least.
       - Defaults to the desired capacity of the colour's Auto Scaling group, and at least 1.
       - Must not be negative.
     type: int
@@ -50,6 +53,7 @@ notes:
     colour is ready.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.capacity
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -86,9 +90,48 @@ min_healthy:
   type: int
   sample: 2
 ready:
-  description: Whether every target is healthy and at least O(min_healthy) are registered.
+  description: Whether at least O(min_healthy) of the colour's own instances are healthy and nothing else is registered.
   returned: always
   type: bool
+capacity:
+  description: How many of the colour's own instances (InService, on its launch-template version) have a healthy target.
+  returned: always
+  type: int
+  sample: 2
+launch_template_version:
+  description: The launch-template version the colour's instances must run to count.
+  returned: always
+  type: str
+  sample: "2"
+asg_name:
+  description: The colour's Auto Scaling group.
+  returned: always
+  type: str
+  sample: shop-green
+foreign:
+  description: Targets (C(id:port)) that are not instances of the colour's Auto Scaling group.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+stale:
+  description: Targets (C(id:port)) of the group's instances on another launch-template version.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+unused:
+  description: Targets (C(id:port)) in state C(unused).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+deregistered:
+  description: Foreign targets (C(id:port)) deregistered with O(deregister_foreign=true).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 waited_seconds:
   description: Seconds spent waiting.
   returned: always
@@ -100,19 +143,19 @@ health:
   type: dict
   contains:
     registered:
-      description: Number of registered targets, in any state.
+      description: Number of registered targets in any state but C(draining).
       type: int
       sample: 2
     healthy:
-      description: Number of healthy targets.
+      description: The capacity - the colour's own instances with a healthy target.
       type: int
       sample: 2
     unhealthy:
-      description: Number of targets in any other state.
+      description: Number of registered targets that are not capacity.
       type: int
       sample: 0
     by_state:
-      description: Number of targets per state.
+      description: Number of targets per state, C(draining) included.
       type: dict
       sample: {"healthy": 2}
 problems:
@@ -135,6 +178,7 @@ targets:
   sample: [{"id": "i-0123456789abcdef0", "port": 8080, "state": "healthy", "reason": null, "description": null}]
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health, validate_wait
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 
@@ -153,25 +197,28 @@ def main():
         min_healthy=dict(type="int"),
         timeout=dict(type="int", default=600),
         unhealthy_timeout=dict(type="int"),
+        **CAPACITY_ARGUMENT_SPEC,
     )
     module = pair_module(argument_spec, supports_check_mode=True)
     params = module.params
 
     def operation():
         validate_wait(params["min_healthy"], params["timeout"], params["unhealthy_timeout"])  # before any AWS call
-        elbv2 = client(module, "elbv2")
-        pair = discover_pair(module, elbv2, client(module, "autoscaling"), rules=False, health=module.check_mode)
+        elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
+        pair = discover_pair(module, elbv2, autoscaling, rules=False, health=module.check_mode)
         result = color_health(
             elbv2,
+            autoscaling,
             pair,
             resolve_color(pair, params["color"]),
             min_healthy=params["min_healthy"],
             timeout=params["timeout"],
             unhealthy_timeout=params["unhealthy_timeout"],
+            deregister_foreign=params["deregister_foreign"],
             check_mode=module.check_mode,
             progress=module.log,
         )
-        result["changed"] = False
+        result["changed"] = bool(result["deregistered"])
         return result
 
     run(module, operation)

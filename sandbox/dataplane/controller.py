@@ -523,7 +523,11 @@ class Controller:
                 runtime.set_address(record.backend, record.name, address, port, recheck=group.health.enabled)
                 record.address, record.port = address, port
             if admin != record.admin:
-                runtime.set_state(record.backend, record.name, admin)
+                again = record.admin == "drain" and admin == "ready"
+                if again:  # registered again while draining: ALB checks it from the start, as a new target
+                    record.registered, record.ever_up, record.last_failure, record.health = now, False, None, INITIAL
+                    LOG.info("target %s of %s registered again while draining (initial)", target.server, group.name)
+                runtime.set_state(record.backend, record.name, admin, recheck=again and group.health.enabled)
                 record.admin = admin
         for key in [k for k in self.servers if k not in desired and not (k in self.drains and not self.drains[k].completed)]:
             record = self.servers.pop(key)

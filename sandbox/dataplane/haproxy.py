@@ -442,8 +442,12 @@ class Runtime:
             commands.append(f"set server {name} state {server.admin}")
         self.command("; ".join(commands))
 
-    def set_state(self, backend: str, name: str, admin: str) -> None:
-        self.command(f"set server {backend}/{name} state {admin}")
+    def set_state(self, backend: str, name: str, admin: str, recheck: bool = False) -> None:
+        """Admin state; with ``recheck`` the server starts from DOWN again (``rise`` passing checks to be up)."""
+        commands = [f"set server {backend}/{name} state {admin}"]
+        if recheck:
+            commands.insert(0, f"set server {backend}/{name} health down")
+        self.command("; ".join(commands))
 
     def set_address(self, backend: str, name: str, address: str, port: int, recheck: bool) -> None:
         commands = [f"set server {backend}/{name} addr {address} port {port}"]

@@ -36,7 +36,8 @@ def pair(provisioned, sandbox):
         aws.elbv2.modify_rule(RuleArn=rule, Actions=forward(tgs["green"]))
     aws.elbv2.modify_listener(ListenerArn=outputs["test_listener_arn"], DefaultActions=forward(tgs["blue"]))
     # green's new targets pass their health checks first, as on an ALB (blue's are healthy already)
-    wait_healthy(plain_client(aws.elbv2), tgs["green"], min_healthy=2, timeout=60, delay=0.5, max_delay=2.0)
+    elbv2, autoscaling = plain_client(aws.elbv2), plain_client(aws.autoscaling)
+    wait_healthy(elbv2, autoscaling, tgs["green"], "shop-green", min_healthy=2, timeout=60, delay=0.5, max_delay=2.0)
     state = snapshot(aws, outputs)
     assert state["green"]["targets"] == [(i, "healthy") for i in state["green"]["in_service"]] and len(state["green"]["in_service"]) == 2
     assert len(state["blue"]["targets"]) == 2

@@ -287,6 +287,7 @@ CANARY_RUN = {
     "deploy_smoke_test_status": [200, 204],
     "deploy_smoke_test_expect": "v2",
     "deploy_smoke_test_retries": 5,
+    "deploy_deregister_foreign": False,
 }
 
 
@@ -366,6 +367,7 @@ ROLLBACK_RUN = {
     "rollback_owner": "on-call",
     "rollback_lease_seconds": 600,
     "rollback_table_name": "cutover-shop",
+    "rollback_deregister_foreign": False,
 }
 
 ROLLBACK_ROLE_RUN = {"service": "shop", "to": "previous", "rollback_service": "shop", "rollback_to": "blue"}

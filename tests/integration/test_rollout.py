@@ -93,7 +93,16 @@ def test_rollout_creates_version_2_and_scales_green_to_blues_capacity(provisione
     assert len(in_service(green)) == 2
     assert green["SuspendedProcesses"] == []  # every process suspended for the rollout is resumed
     # rollout waits for InService; the new targets then pass their health checks (wait_healthy's step), as on an ALB
-    wait_healthy(plain_client(aws.elbv2), outputs["target_group_arns"]["green"], min_healthy=2, timeout=60, delay=0.5, max_delay=2.0)
+    wait_healthy(
+        plain_client(aws.elbv2),
+        plain_client(aws.autoscaling),
+        outputs["target_group_arns"]["green"],
+        "shop-green",
+        min_healthy=2,
+        timeout=60,
+        delay=0.5,
+        max_delay=2.0,
+    )
     targets = registered(aws, outputs["target_group_arns"]["green"])
     assert set(in_service(green)) <= set(targets) and {targets[i] for i in in_service(green)} == {"healthy"}
     # The live colour is untouched.

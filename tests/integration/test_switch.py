@@ -275,7 +275,7 @@ def test_refused_when_green_has_no_instances_and_force_overrides(provisioned, sa
     reset(outputs, aws, green_capacity=2)
     leaving = aws.elbv2.describe_target_health(TargetGroupArn=outputs["target_group_arns"]["green"])["TargetHealthDescriptions"]
     aws.autoscaling.set_desired_capacity(AutoScalingGroupName=outputs["asg_names"]["green"], DesiredCapacity=0)
-    # At once, while green's targets drain (5 s): listed, but not one of them counts as healthy.
+    # At once, while green's targets drain (5 s): listed, but not one of them counts as registered or healthy.
     elbv2 = plain_client(boto(sandbox, "elbv2"))
     with pytest.raises(CutoverError) as caught:
         switch(elbv2, discover(elbv2, plain_client(boto(sandbox, "autoscaling")), "shop"), to_color="green")
@@ -285,9 +285,11 @@ def test_refused_when_green_has_no_instances_and_force_overrides(provisioned, sa
     )
     assert (
         "refusing to move traffic of shop to green: Auto Scaling group shop-green has desired capacity 0 and 0 instances InService; "
-        f"target group shop-green has 0 healthy targets, 1 required; not healthy: {draining}; bring it up" in caught.value.message
+        f"target group shop-green has no registered targets (0 healthy, 1 required); leaving: {draining}; bring it up"
+        in caught.value.message
     )
-    assert caught.value.details["guard"]["checked"]["green"]["healthy"] == 0
+    checked = caught.value.details["guard"]["checked"]["green"]
+    assert (checked["healthy"], checked["registered"], len(checked["draining_targets"])) == (0, 0, len(leaving))
     assert traffic(outputs, aws) == BLUE_LIVE
 
     reset(outputs, aws, green_capacity=0)  # the drains are over: green has no targets left

@@ -212,7 +212,10 @@ def color_data(color, targets=(), desired=2, min_size=2, max_size=4, tags=None, 
             "max_size": max_size,
             "desired_capacity": desired,
             "launch_template": {"id": "lt-1", "name": "cutover-shop", "version": "1"},
-            "instances": [{"id": i, "lifecycle_state": "InService"} for i in instances],
+            "instances": [
+                {"id": i, "lifecycle_state": "InService", "health_status": "Healthy", "launch_template_version": "1"} for i in instances
+            ],
+            "suspended_processes": [],
             "in_service": len(instances),
             "state": tags.get(TAG_STATE),
             "retire_after": tags.get(TAG_RETIRE_AFTER),
@@ -348,8 +351,11 @@ class FakeElbv2:
 
 
 class FakeAutoscaling:
-    def __init__(self, instances=None):
+    """Group states per describe call (``{instance: lifecycle state}``, version 1); the last one repeats."""
+
+    def __init__(self, instances=None, activities=()):
         self.instances = instances or []
+        self.activities = list(activities)
         self.calls = []
 
     def _record(self, name, **kwargs):
@@ -368,7 +374,27 @@ class FakeAutoscaling:
     def describe_auto_scaling_groups(self, **kwargs):
         self._record("describe_auto_scaling_groups", **kwargs)
         current = self.instances.pop(0) if len(self.instances) > 1 else self.instances[0]
-        return {"AutoScalingGroups": [{"Instances": [{"InstanceId": i, "LifecycleState": s} for i, s in current.items()]}]}
+        template = {"LaunchTemplateId": "lt-1", "Version": "1"}
+        instances = [
+            {"InstanceId": i, "LifecycleState": lifecycle, "HealthStatus": "Healthy", "LaunchTemplate": template}
+            for i, lifecycle in current.items()
+        ]
+        return {
+            "AutoScalingGroups": [
+                {
+                    "AutoScalingGroupName": kwargs["AutoScalingGroupNames"][0],
+                    "MinSize": 2,
+                    "MaxSize": 4,
+                    "DesiredCapacity": 2,
+                    "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "1"},
+                    "Instances": instances,
+                }
+            ]
+        }
+
+    def describe_scaling_activities(self, **kwargs):
+        self._record("describe_scaling_activities", **kwargs)
+        return {"Activities": self.activities}
 
 
 def listener(arn, color):
@@ -534,7 +560,7 @@ def test_plan_restore():
     retired = color_data("blue", [], desired=0, min_size=0, max_size=1, tags={TAG_STATE: "retired", TAG_RETIRE_AFTER: "x"})
     plan = plan_restore(retired["asg"], retired["targets"], 2)
     assert plan["update"] == {"MinSize": 2, "DesiredCapacity": 2, "MaxSize": 2}
-    assert plan["untag"] == [TAG_STATE, TAG_RETIRE_AFTER] and plan["ready"] is False
+    assert plan["untag"] == [TAG_STATE, TAG_RETIRE_AFTER] and plan["ready"] is False and plan["refusal"] is None
     assert TAG_STATE not in plan["tags_after"] and plan["tags_after"]["cutover:color"] == "blue"
     restored = color_data("blue", [target("i-1"), target("i-2")])
     plan = plan_restore(restored["asg"], restored["targets"], 2)
@@ -542,8 +568,55 @@ def test_plan_restore():
     # A drained standby: running, but deregistered.
     drained = color_data("blue", [], instances=["i-1", "i-2"], tags={TAG_STATE: "standby"})
     assert plan_restore(drained["asg"], drained["targets"], 2)["register"] == ["i-1", "i-2"]
+    # A drain in flight: the draining targets are not registered; they are registered again.
+    draining = color_data("blue", [target("i-1", "draining"), target("i-2", "draining")], instances=["i-1", "i-2"])
+    plan = plan_restore(draining["asg"], draining["targets"], 2)
+    assert plan["register"] == ["i-1", "i-2"] and plan["ready"] is False
     unhealthy = color_data("blue", [target("i-1"), target("i-2", "unhealthy")])
     assert plan_restore(unhealthy["asg"], unhealthy["targets"], 2)["ready"] is False
+    foreign = color_data("blue", [target("i-1"), target("i-2"), target("i-foreign")], instances=["i-1", "i-2"])
+    plan = plan_restore(foreign["asg"], foreign["targets"], 2)
+    assert plan["ready"] is False and plan["foreign"] == ["i-foreign:8080"]
+
+
+def test_what_cannot_be_restored_is_said_before_anything_changes():
+    off = color_data("blue", [], desired=0, min_size=0, max_size=0, tags={TAG_STATE: "retired"})
+    assert "has a maximum size of 0" in plan_restore(off["asg"], [], 2)["refusal"]
+    pair = make_pair(blue=off)
+    client, autoscaling = FakeElbv2(pair), FakeAutoscaling()
+    with pytest.raises(CutoverError, match=r"cannot restore blue of 'shop': Auto Scaling group shop-blue has a maximum size of 0.*Nothing"):
+        restore(client, autoscaling, pair, "blue")
+    assert client.calls == [] and autoscaling.calls == []
+    frozen = color_data("blue", [target("i-1")], desired=1, min_size=1, instances=["i-1"], tags={TAG_STATE: "standby"})
+    frozen["asg"]["suspended_processes"] = ["Launch"]
+    pair = make_pair(blue=frozen)
+    with pytest.raises(CutoverError, match=r"the Launch process of Auto Scaling group shop-blue is suspended.*1 instance\(s\) it lacks"):
+        restore(client, autoscaling, pair, "blue", capacity=2)
+    assert autoscaling.calls == []
+    # Suspended Launch does not matter when no instance is missing.
+    assert plan_restore(frozen["asg"], frozen["targets"], 1)["refusal"] is None
+
+
+def test_a_foreign_target_stops_the_restore_before_any_change_unless_deregistered():
+    blue = color_data("blue", [target("i-1"), target("i-2"), target("i-foreign")], instances=["i-1", "i-2"], tags={TAG_STATE: "standby"})
+    pair = make_pair(blue=blue)
+    client, autoscaling = FakeElbv2(pair), FakeAutoscaling()
+    with pytest.raises(CutoverError, match=r"not instances of Auto Scaling group shop-blue: i-foreign:8080 healthy"):
+        restore(client, autoscaling, pair, "blue")
+    assert client.calls == [] and autoscaling.calls == []
+    health = {
+        TG["blue"]: [
+            {"i-1": "healthy", "i-2": "healthy", "i-foreign": "healthy"},
+            {"i-1": "healthy", "i-2": "healthy", "i-foreign": "draining"},
+        ]
+    }
+    client = FakeElbv2(pair, health=health)
+    autoscaling = FakeAutoscaling([{"i-1": "InService", "i-2": "InService"}])
+    clock = FakeClock(1000.0)
+    result = restore(client, autoscaling, pair, "blue", deregister_foreign=True, clock=clock.clock, sleep=clock.sleep)
+    # Deregistered at the first look, draining at the second: the restore goes on with the colour's own instances.
+    assert result["deregistered"] == ["i-foreign:8080"] and result["health"]["healthy"] == 2 and result["changed"]
+    assert [kwargs["Targets"] for name, kwargs in client.calls if name == "deregister_targets"] == [[{"Id": "i-foreign", "Port": 8080}]]
 
 
 def test_restore_waits_in_service_then_healthy_then_clears_tags():
@@ -565,15 +638,40 @@ def test_restore_waits_in_service_then_healthy_then_clears_tags():
     result = restore(client, autoscaling, pair, "blue", clock=clock.clock, sleep=clock.sleep)
     assert result["capacity"] == 2  # the live colour's desired capacity
     names = [name for name, _ in autoscaling.calls]
-    assert names == ["update_auto_scaling_group"] + ["describe_auto_scaling_groups"] * 3 + ["delete_tags"]
+    # Three looks until InService; the health wait reads the group on its first look and on the deciding one.
+    assert names == ["update_auto_scaling_group"] + ["describe_auto_scaling_groups"] * 5 + ["delete_tags"]
     assert autoscaling.calls[0][1] == {"AutoScalingGroupName": "shop-blue", "MinSize": 2, "DesiredCapacity": 2}
     assert {t["Key"] for t in autoscaling.calls[-1][1]["Tags"]} == {TAG_STATE, TAG_RETIRE_AFTER}
     # The first health read found nothing registered: both InService instances were registered again.
     assert [kwargs["Targets"] for name, kwargs in client.calls if name == "register_targets"] == [[{"Id": "i-n1"}, {"Id": "i-n2"}]]
+    assert result["registered"] == ["i-n1", "i-n2"]
     assert result["health"]["healthy"] == 2 and result["waited"]["in_service"] > 0 and result["waited"]["healthy"] > 0
 
 
-def test_restore_refuses_live_and_bad_capacity_and_times_out_naming_targets():
+def test_a_rollback_during_a_drain_registers_the_draining_targets_again_and_returns_quickly():
+    blue = color_data("blue", [target("i-b1", "draining"), target("i-b2", "draining")], instances=["i-b1", "i-b2"])
+    blue["asg"]["tags"][TAG_STATE] = "standby"
+    pair = make_pair(blue=blue)
+    health = {
+        TG["blue"]: [
+            {"i-b1": "draining", "i-b2": "draining"},
+            {"i-b1": "initial", "i-b2": "initial"},
+            {"i-b1": "healthy", "i-b2": "healthy"},
+        ]
+    }
+    client = FakeElbv2(pair, health=health)
+    autoscaling = FakeAutoscaling([{"i-b1": "InService", "i-b2": "InService"}])
+    clock = FakeClock(1000.0)
+    result = restore(client, autoscaling, pair, "blue", wait_timeout=600, clock=clock.clock, sleep=clock.sleep)
+    assert [kwargs["Targets"] for name, kwargs in client.calls if name == "register_targets"] == [
+        [{"Id": "i-b1", "Port": 8080}, {"Id": "i-b2", "Port": 8080}]
+    ]
+    assert result["registered"] == ["i-b1", "i-b2"] and result["health"]["healthy"] == 2
+    assert "update_auto_scaling_group" not in [name for name, _ in autoscaling.calls]
+    assert clock.now - 1000.0 < 10
+
+
+def test_restore_refuses_live_and_bad_capacity_and_fails_early_naming_unhealthy_targets():
     pair = make_pair(blue=color_data("blue", [], desired=0, min_size=0, tags={TAG_STATE: "retired"}))
     with pytest.raises(CutoverError, match="green is already the live colour of 'shop'"):
         restore(FakeElbv2(pair), FakeAutoscaling(), pair, "green")
@@ -582,9 +680,25 @@ def test_restore_refuses_live_and_bad_capacity_and_times_out_naming_targets():
     client = FakeElbv2(pair, health={TG["blue"]: [{"i-n1": "unhealthy", "i-n2": "healthy"}]})
     autoscaling = FakeAutoscaling([{"i-n1": "InService", "i-n2": "InService"}])
     clock = FakeClock(1000.0)
-    with pytest.raises(WaitTimeout, match=r"i-n1 unhealthy"):
+    with pytest.raises(WaitTimeout, match=r"i-n1:8080 unhealthy"):
         restore(client, autoscaling, pair, "blue", wait_timeout=30, clock=clock.clock, sleep=clock.sleep)
     assert "delete_tags" not in [name for name, _ in autoscaling.calls]  # tags stay until the colour is healthy
+    # With a long timeout, an instance that stays unhealthy ends the restore after the health check's grace, not the timeout.
+    client = FakeElbv2(pair, health={TG["blue"]: [{"i-n1": "unhealthy", "i-n2": "healthy"}]})
+    clock = FakeClock(1000.0)
+    with pytest.raises(CutoverError, match=r"stayed unhealthy for 210 s or longer: i-n1:8080 unhealthy") as caught:
+        restore(client, FakeAutoscaling([{"i-n1": "InService", "i-n2": "InService"}]), pair, "blue", clock=clock.clock, sleep=clock.sleep)
+    assert not isinstance(caught.value, WaitTimeout) and clock.now - 1000.0 < 300
+
+
+def test_instances_that_cannot_launch_end_the_restore_early_with_the_reason():
+    pair = make_pair(blue=color_data("blue", [], desired=0, min_size=0, tags={TAG_STATE: "retired"}))
+    failed = [{"StatusCode": "Failed", "StatusMessage": "The image id 'ami-gone' does not exist"}] * 2
+    autoscaling = FakeAutoscaling([{}], activities=failed)
+    clock = FakeClock(1000.0)
+    with pytest.raises(CutoverError, match="cannot launch instances: The image id 'ami-gone' does not exist"):
+        restore(FakeElbv2(pair), autoscaling, pair, "blue", clock=clock.clock, sleep=clock.sleep)
+    assert clock.now - 1000.0 < 120
 
 
 def test_restore_check_mode_changes_nothing():

@@ -21,6 +21,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import (
     version_specs,
     wait_in_service,
 )
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout
 
 from tests.unit.fake_clock import FakeClock
 
@@ -174,10 +175,19 @@ def test_instances_of_another_version_are_replaced_first():
     assert plan["steps"][1]["update"] == {"LaunchTemplate": {"LaunchTemplateId": LT, "Version": "3"}, "MinSize": 2, "DesiredCapacity": 2}
 
 
-def test_group_saying_latest_that_resolves_to_the_version_keeps_its_instances():
-    plan = plan_asg(asg(version_="$Latest", min_size=2, desired=2, instances=["i-1", "i-2"]), 2, capacity=2, current_version=2)
-    assert plan["stale"] == []
-    assert plan["steps"][0]["update"] == {"LaunchTemplate": {"LaunchTemplateId": LT, "Version": "2"}}
+def test_each_instances_own_version_decides_what_is_stale_not_the_groups():
+    group = asg(version_="$Latest", min_size=2, desired=2, instances=["i-1", "i-2", "i-3"])
+    group["instances"][0]["launch_template_version"] = "2"
+    group["instances"][1]["launch_template_version"] = "1"
+    plan = plan_asg(group, 2, capacity=2)  # i-2 ran version 1; i-3 says $Latest, which proves no version
+    assert plan["stale"] == ["i-2", "i-3"]
+    assert [s["name"] for s in plan["steps"]] == ["replace", "scale"]
+    # A group already pointed at the version may still run instances of an earlier one.
+    group = asg(version_="2", min_size=2, desired=2, instances=["i-1", "i-2"])
+    group["instances"][1]["launch_template_version"] = "1"
+    plan = plan_asg(group, 2, capacity=2)
+    assert plan["stale"] == ["i-2"] and plan["changed"] is True
+    assert plan["steps"][0] == {"name": "replace", "update": {"MinSize": 0, "DesiredCapacity": 0}, "wait_for": 0}
 
 
 def test_preparation_capacity_comes_first():
@@ -389,18 +399,22 @@ class FakeAutoScaling:
         self.calls.append(("delete_tags", tuple(t["Key"] for t in Tags)))
 
 
-def test_group_version_is_trusted_for_new_instances_whatever_they_report():
+def test_only_instances_that_report_the_version_count_whatever_the_group_says():
     clock = FakeClock()
-    # An emulator reports the template's default version for every instance.
     autoscaling = FakeAutoScaling(
         [
-            ("2", 2, [raw_instance("i-1", "Pending", version_="1")]),
             ("2", 2, [raw_instance("i-1", version_="1"), raw_instance("i-2", version_="1")]),
+            ("2", 2, [raw_instance("i-1", version_="1"), raw_instance("i-2", version_="1")]),
+            ("2", 2, [raw_instance("i-3"), raw_instance("i-4")]),
         ]
     )
-    group, waited = wait_in_service(autoscaling, "shop-green", 2, 2, timeout=60, clock=clock, sleep=clock.sleep)
-    assert [i["InstanceId"] for i in group["Instances"]] == ["i-1", "i-2"]
-    assert waited == clock.now > 0
+    group, waited = wait_in_service(autoscaling, "shop-green", 2, 2, timeout=60, known={"i-1", "i-2"}, clock=clock, sleep=clock.sleep)
+    assert [i["InstanceId"] for i in group["Instances"]] == ["i-3", "i-4"]
+    assert len([c for c in autoscaling.calls if c == ("describe",)]) == 3 and waited == clock.now > 0
+    with pytest.raises(WaitTimeout, match=r"i-1 InService/Healthy v1"):
+        wait_in_service(
+            FakeAutoScaling([("2", 2, [raw_instance("i-1", version_="1")])]), "shop-green", 1, 2, timeout=5, clock=clock, sleep=clock.sleep
+        )
 
 
 def test_stale_instances_never_count_and_extra_instances_are_waited_out():

@@ -7,7 +7,7 @@ import copy
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, forward_weights, plain_client, summarize_targets
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, forward_weights, plain_client
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import publish_active_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
     apply_switch,
@@ -49,13 +49,27 @@ def targets(healthy=2, others=()):
     return found
 
 
-def color(name, desired=2, in_service=None, target_list=None):
+def target_of(instance_id, state="healthy"):
+    return {"id": instance_id, "port": 8080, "state": state, "reason": None, "description": None}
+
+
+def color(name, desired=2, in_service=None, target_list=None, instances=None):
+    """A colour whose group's InService instances (version 1) are the targets' ids unless ``instances`` says otherwise."""
     target_list = targets(desired) if target_list is None else target_list
+    if instances is None:
+        instances = [t["id"] for t in target_list if t["state"] != "draining"]
     return {
         "target_group": {"arn": TG[name], "name": f"shop-{name}"},
-        "asg": {"name": f"shop-{name}", "desired_capacity": desired, "in_service": desired if in_service is None else in_service},
+        "asg": {
+            "name": f"shop-{name}",
+            "desired_capacity": desired,
+            "in_service": len(instances) if in_service is None else in_service,
+            "launch_template": {"id": "lt-1", "name": "cutover-shop", "version": "1"},
+            "instances": [
+                {"id": i, "lifecycle_state": "InService", "health_status": "Healthy", "launch_template_version": "1"} for i in instances
+            ],
+        },
         "targets": target_list,
-        "health": summarize_targets(target_list),
     }
 
 
@@ -271,6 +285,67 @@ def test_guard_checks_only_colours_that_gain_traffic():
     # a canary split checks the colour that gets its first share
     with pytest.raises(CutoverError, match="shop-green has desired capacity 0"):
         guard_switch(pair, plan_switch(pair, None, weights={"blue": 90, "green": 10}))
+
+
+def test_a_foreign_target_is_refused_even_with_enough_capacity_and_never_counted():
+    green = color("green", desired=2, target_list=[*targets(2), target_of("i-foreign")], instances=["i-h0", "i-h1"])
+    pair = make_pair(green=green)
+    with pytest.raises(CutoverError) as caught:
+        guard_switch(pair, plan_switch(pair, "green"))
+    message = caught.value.message
+    assert "i-foreign:8080 healthy is not an instance of Auto Scaling group shop-green" in message
+    assert "deregister_foreign=true" in message
+    checked = caught.value.details["guard"]["checked"]["green"]
+    assert (checked["healthy"], checked["registered"], checked["foreign_targets"]) == (2, 3, ["i-foreign:8080"])
+    # One of its own instances and a foreign one are one healthy target, not two.
+    short = make_pair(green=color("green", desired=2, target_list=[*targets(1), target_of("i-foreign")], instances=["i-h0"]))
+    with pytest.raises(CutoverError, match="has 1 healthy targets, 2 required"):
+        guard_switch(short, plan_switch(short, "green"))
+
+
+def test_an_instance_on_another_version_or_an_unused_target_is_refused():
+    green = color("green", desired=2, target_list=targets(2))
+    green["asg"]["instances"][1]["launch_template_version"] = "0"
+    pair = make_pair(green=green)
+    with pytest.raises(CutoverError, match="i-h1:8080 healthy runs another launch-template version than 1"):
+        guard_switch(pair, plan_switch(pair, "green"), min_healthy=1)
+    unused = make_pair(green=color("green", desired=1, target_list=targets(1, [("unused", "Target.NotInUse", None)])))
+    with pytest.raises(CutoverError, match="target i-x0:8080 of shop-green is unused"):
+        guard_switch(unused, plan_switch(unused, "green"))
+
+
+def test_draining_targets_are_not_registered_targets():
+    leaving = [("draining", "Target.DeregistrationInProgress", None)] * 2
+    pair = make_pair(green=color("green", desired=2, target_list=targets(0, leaving), instances=["i-x0", "i-x1"]))
+    with pytest.raises(CutoverError) as caught:
+        guard_switch(pair, plan_switch(pair, "green"))
+    assert "target group shop-green has no registered targets (0 healthy, 2 required); leaving: i-x0:8080 draining" in caught.value.message
+    checked = caught.value.details["guard"]["checked"]["green"]
+    assert checked["registered"] == 0 and checked["draining_targets"] == ["i-x0:8080", "i-x1:8080"]
+
+
+class DeregisteringElbv2:
+    def __init__(self):
+        self.calls = []
+
+    def deregister_targets(self, TargetGroupArn, Targets, aws_retry=False):
+        assert aws_retry
+        self.calls.append(("deregister_targets", TargetGroupArn, Targets))
+
+    def __getattr__(self, name):
+        raise AssertionError(f"unexpected call {name}")
+
+
+def test_switch_with_deregister_foreign_deregisters_them_first_and_check_mode_only_says_so():
+    green = color("green", desired=2, target_list=[*targets(2), target_of("i-foreign")], instances=["i-h0", "i-h1"])
+    pair = make_pair(green=green)
+    fake = DeregisteringElbv2()
+    planned = switch(fake, pair, to_color="green", deregister_foreign=True, check_mode=True)
+    assert planned["deregistered"] == {"green": ["i-foreign:8080"]} and fake.calls == []
+    assert planned["guard"]["checked"]["green"]["draining_targets"] == ["i-foreign:8080"]
+    with pytest.raises(AssertionError, match="unexpected call modify_listener"):  # deregistered, then it switches
+        switch(fake, pair, to_color="green", deregister_foreign=True)
+    assert fake.calls == [("deregister_targets", TG["green"], [{"Id": "i-foreign", "Port": 8080}])]
 
 
 def test_switch_refuses_before_any_call():
