@@ -29,6 +29,7 @@ import copy
 import time
 from fractions import Fraction
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import HEALTHY, Pair, forward_weights
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
@@ -550,6 +551,7 @@ def switch(
     verified = False
     switched_at = None
     if changes and not check_mode:
+        fence.guard("switching production of %s" % pair.service)  # only a run that still holds the lock switches
         started = clock()
         apply_switch(elbv2, changes)
         applied = clock()

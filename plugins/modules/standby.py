@@ -69,6 +69,7 @@ options:
     default: 600
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -164,6 +165,7 @@ health:
   type: dict
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import mark_standby, parse_ttl, restore
@@ -199,6 +201,7 @@ def main():
             reset=dict(type="bool", default=False),
             capacity=dict(type="int"),
             wait_timeout=dict(type="int", default=600),
+            **fence.LEASE_ARGUMENT_SPEC,
         ),
         mutually_exclusive=[("ttl", "retire_after")],
         supports_check_mode=True,
@@ -210,6 +213,10 @@ def main():
         module.fail_json(msg=exc.message, **exc.details)
 
     def operation():
+        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+            return mark_or_restore()
+
+    def mark_or_restore():
         elbv2 = client(module, "elbv2")
         autoscaling = client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)

@@ -100,6 +100,7 @@ notes:
   - Use a lock (M(cutover.bluegreen.lock)) around a deploy so that two runs never switch one service at once.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -291,9 +292,14 @@ pair:
   description: The pair after the switch (in check mode, as it would be), as returned by M(cutover.bluegreen.pair_info).
   returned: always
   type: dict
+lost_lock:
+  description: True when nothing was switched because the run lost the lock (see O(lease)).
+  returned: failure
+  type: bool
 """
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name, publish_active_color
@@ -320,6 +326,7 @@ ARGUMENT_SPEC = dict(
     verify=dict(type="bool", default=True),
     standby_ttl=dict(type="str"),
 )
+ARGUMENT_SPEC.update(fence.LEASE_ARGUMENT_SPEC)
 
 
 def _actions(actions):
@@ -354,17 +361,18 @@ def main():
 
         elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)
-        result = switch(
-            elbv2,
-            pair,
-            to_color=params["to_color"],
-            weights=weights,
-            min_healthy=min_healthy,
-            force=params["force"],
-            swap_test_listener=params["swap_test_listener"],
-            verify=params["verify"],
-            check_mode=module.check_mode,
-        )
+        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+            result = switch(
+                elbv2,
+                pair,
+                to_color=params["to_color"],
+                weights=weights,
+                min_healthy=min_healthy,
+                force=params["force"],
+                swap_test_listener=params["swap_test_listener"],
+                verify=params["verify"],
+                check_mode=module.check_mode,
+            )
         for warning in result["guard"]["warnings"]:
             module.warn("%s although %s (force=true)" % ("would switch" if module.check_mode else "switched", warning))
 
