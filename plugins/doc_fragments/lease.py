@@ -35,7 +35,7 @@ options:
         description:
           - The run's controller process (C(pid), C(started) ticks, C(host) boot id), as
             M(cutover.bluegreen.run_identity) returns it. The module must run on the controller's machine
-            (C(connection: local)).
+            (a local connection).
         type: dict
         suboptions:
           pid:
@@ -65,7 +65,7 @@ options:
       - Unique to one run (a uuid, as M(cutover.bluegreen.run_identity) makes it). Only the run with this token
         renews, checks or releases its lease; a lease with another token is another run's, even under the same
         O(owner).
-      - 8 to 128 letters, digits and C(_ . : -).
+      - "8 to 128 letters, digits and C(_ . : -)."
     type: str
     required: true
   takeover:

@@ -23,7 +23,7 @@ description:
     deployment opens, or given back after its last write, in the same call. The lease names the deployment it
     covers.
   - When O(lock=acquire) takes over the lease of a dead run (expired, or named by O(takeover)), the unfinished
-    entry that lease names is settled first. Opening that same entry again (O(deployment_id) is its id: a re-run
+    entry that lease names is settled first. Opening that same entry again (O(deployment_id) is its id, a re-run
     of the same release) adopts and resumes it (C(record.resumed) names who resumed it); any other run closes it
     with outcome V(interrupted), naming the run that interrupted it (C(record.interrupted_by)). The new entry
     records whom it took the lock from (C(record.took_over)). A canary waiting for promotion holds no lease and
@@ -40,8 +40,8 @@ options:
       - V(finished) closes deployment O(deployment_id) with O(outcome). Finishing again with the same outcome,
         summary and record changes nothing; a different outcome (say V(rolled_back) after V(succeeded))
         replaces it.
-      - With O(lock=release), a run whose lock was taken over writes nothing and fails with C(lost the lock):
-        its entry belongs to the run that holds the lock now.
+      - With O(lock=release), a run whose lock was taken over writes nothing and fails with C(lost the lock),
+        since its entry belongs to the run that holds the lock now.
     type: str
     choices: [started, step, finished]
     required: true

@@ -24,7 +24,7 @@ description:
     journal entry of the dead run, that entry is closed as V(interrupted), naming this run (see
     M(cutover.bluegreen.journal)).
   - O(state=held) keeps the run's lease while the run lives, as an C(async) task started right after the lease is
-    taken (C(poll: 0)). It renews the lease every quarter of O(lease_seconds) and stops when the controller
+    taken (C(poll=0)). It renews the lease every quarter of O(lease_seconds) and stops when the controller
     process O(controller) is gone (the lease then expires soon after), when the lease was released or taken
     over, or after O(hold_seconds).
   - O(state=released) deletes the lease only when O(token) holds it; releasing a lease nobody holds changes
@@ -42,7 +42,7 @@ options:
   lease_seconds:
     description:
       - How long the lease lasts from when it is acquired or renewed, in seconds (1 to 604800).
-      - Keep it short and hold it with O(state=held): a dead run's lease then expires soon after its death.
+      - Keep it short and hold it with O(state=held), so that a dead run's lease expires soon after its death.
     type: int
     default: 60
   purpose:
@@ -55,7 +55,7 @@ options:
     description:
       - With O(state=held), the run's controller process, as M(cutover.bluegreen.run_identity) returns it
         (C(pid), C(started), C(host)). The lease is renewed only while it lives. The task must run on the
-        controller's machine (C(connection: local)).
+        controller's machine (a local connection).
     type: dict
     suboptions:
       pid:

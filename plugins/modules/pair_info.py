@@ -211,7 +211,7 @@ resume:
       lock names it, that lock may be taken (expired, or named by O(takeover)), it is still in progress, it
       released the same version in the same phase, and production is where it left it.
     - C(deployment_id), C(from_color) and C(to_color) (from the deployment, not from the pair the switch may have
-      turned), C(from_version), C(switched) (production already moved: only verifying, marking the standby and
+      turned), C(from_version), C(switched) (production already moved, so only verifying, marking the standby and
       closing are left), C(holder) (the dead run), C(steps_left).
   returned: always
   type: dict

@@ -11,14 +11,14 @@ module: run_identity
 short_description: Make the identity under which this run holds the deployment lock
 version_added: 0.1.0
 description:
-  - Returns, once per run, who the run is for the deployment lock (M(cutover.bluegreen.lock)): a readable
+  - Returns, once per run, who the run is for the deployment lock (M(cutover.bluegreen.lock)), a readable
     RV(owner), a RV(token) unique to this run, and its RV(controller) process, which the lock's holder
     (O(cutover.bluegreen.lock#module:state=held)) and the fenced waits of the other modules watch, so that a
     run's lease is renewed only while the run lives.
   - Two runs from one machine, even by one user, get different tokens and never share a lock.
   - An action that runs in the controller process, without starting a module. It also checks the lock options
     the roles take with C(-e) (O(lease_seconds), O(owner), O(takeover)), which may come as strings.
-  - The roles run on the controller (C(hosts: localhost), C(connection: local)); any other connection is refused,
+  - The roles run on the controller (C(hosts=localhost), C(connection=local)); any other connection is refused,
     since the controller could not be watched from there.
 author:
   - cutover maintainers (@cutover)
