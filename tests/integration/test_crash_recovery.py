@@ -24,7 +24,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.table import fro
 
 from sandbox.dataplane.control import listener_urls, wait_settled
 
-from .ansible_harness import BackgroundRun, run_playbook_file
+from .ansible_harness import BackgroundRun
 
 LOCK_KEY = {"pk": {"S": "service#shop"}, "sk": {"S": "lock"}}
 CAPACITY = 2
@@ -372,7 +372,8 @@ def test_a_live_run_whose_lock_is_taken_stops_and_changes_nothing_more(pair):
     """Fencing without a death: the run and its background job go on living, and still stop."""
     broken = pair.start("deploy", **version(8, "\nfail_health=true"), deploy_lease_seconds=10)
     wait_until(lambda: pair.targets("green"), 120, "the broken release's targets to be registered")
-    held = pair.lock()
+    held = wait_until(lambda: (lambda lock: lock["renewed_at"] != lock["acquired_at"] and lock)(pair.lock()), 30, "a renewal")
+    assert held["owner"].endswith(f" pid {broken.pid}")  # renewed every 2.5 s while the run lives
     taking = pair.start("deploy", **version(9), deploy_lease_seconds=10, deploy_takeover=held["token"])
     lost = broken.finish()
     assert not lost.ok
