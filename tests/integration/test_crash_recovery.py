@@ -13,6 +13,7 @@ variables, one keeps the default (60 s) and shows that a new run proceeds within
 from __future__ import annotations
 
 import datetime
+import os
 import signal
 import threading
 import time
@@ -88,8 +89,12 @@ def pair(provisioned, sandbox, tmp_path_factory):
         test_url = urls[outputs["test_listener_arn"]]
         errors = []
 
+        started = []
+
         def start(self, name, *raw, **extra):
-            return BackgroundRun(name, self.endpoint, runs, *raw, **self.defaults(name, extra))
+            run = BackgroundRun(name, self.endpoint, runs, *raw, **self.defaults(name, extra))
+            self.started.append(run)
+            return run
 
         def play(self, name, *raw, **extra):
             return self.start(name, *raw, **extra).finish()
@@ -155,6 +160,15 @@ def pair(provisioned, sandbox, tmp_path_factory):
     yield found
     found.monitor.stopped.set()
     found.monitor.join(5)
+    for run in found.started:  # a test that failed half way leaves nothing running
+        if run.process.poll() is None:
+            run.kill()
+    deadline = time.monotonic() + 30
+    while any(run.survivors() for run in found.started) and time.monotonic() < deadline:
+        time.sleep(0.5)  # what a killed run left running stops by itself within seconds
+    for run in found.started:
+        for pid in run.survivors():
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)
@@ -162,8 +176,8 @@ def invariants(pair):
     """Every test ends with no invariant broken meanwhile (and the monitor really looked)."""
     before = pair.monitor.samples
     yield
+    wait_until(lambda: pair.monitor.samples > before, 30, "the monitor to look at the pair")
     assert pair.monitor.violations == [], pair.monitor.violations
-    assert pair.monitor.samples > before
 
 
 def kill_when(run, predicate, what, timeout=120):
@@ -188,6 +202,26 @@ def jobs_by_kind(run):
     results = [job for job in run.jobs() if job.get("finished", 1) and "started" not in job]
     held = [job for job in results if job.get("operation") == "held"]
     return held, [job for job in results if job.get("operation") != "held"]
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "message"),
+    [
+        ("deploy", "deploy_lease_seconds=5", "deploy_lease_seconds must be from 10 to 86400 seconds"),
+        (
+            "rollback",
+            "rollback_lease_seconds=100000",
+            "rollback_lease_seconds must be from 10 to 86400 seconds",
+        ),
+        ("teardown", "teardown_owner=" + "x" * 300, "teardown_owner must be at most 256 characters, got 300"),
+    ],
+)
+def test_bad_lock_options_are_refused_before_anything_changes(pair, name, option, message):
+    versions, entries = pair.template_versions(), pair.entries()
+    extra = version(2) if name == "deploy" else {}
+    refused = pair.play(name, option, **extra)
+    assert not refused.ok and message in refused.failure()
+    assert pair.template_versions() == versions and pair.entries() == entries and pair.lock() is None
 
 
 def test_two_deploys_at_once_only_one_proceeds_and_a_teardown_from_the_same_machine_is_refused(pair):
@@ -279,7 +313,7 @@ def test_killed_during_the_rollout_the_same_deploy_resumes_without_any_option_wi
 
 
 def test_killed_during_the_health_wait_another_release_closes_its_entry_as_interrupted(pair):
-    run = pair.start("deploy", **version(4), deploy_lease_seconds=10)
+    run = pair.start("deploy", "deploy_lease_seconds=10", **version(4))  # as a string: -e key=value
     kill_when(run, lambda: "initial" in pair.targets("green"), "the new targets of green to be checked")
     dead = pair.lock()
     gone(run)
@@ -389,3 +423,23 @@ def test_a_live_run_whose_lock_is_taken_stops_and_changes_nothing_more(pair):
     gone(broken)
     _held, (rollout,) = jobs_by_kind(broken)
     assert rollout["lost_lock"] and "by name" in rollout["msg"]
+
+
+def test_a_promote_killed_after_its_switch_is_resumed_by_promoting_again(pair):
+    canary = pair.play("deploy", **version(10), phase="canary", deploy_canary_weight=20, deploy_canary_seconds=1)
+    assert canary.ok, canary.failure()
+    assert pair.live() == {"green": 80, "blue": 20} and pair.lock() is None
+    waiting = max(pair.entries().values(), key=lambda e: e["started_at"])
+    assert waiting["outcome"] == "in_progress" and waiting["record"]["phase"] == "canary"
+
+    run = pair.start("promote", deploy_canary_seconds=1, deploy_lease_seconds=10)
+    kill_when(run, lambda: pair.live() == {"blue": 1}, "the promote to switch everything to blue")
+    dead = pair.lock()
+    assert dead["deployment_id"] == waiting["deployment_id"]
+    promoted = pair.play("promote", f"takeover={dead['token']}")
+    assert promoted.ok, promoted.failure()
+    assert promoted.result("Gate the canary").get("skipped")  # production was switched before the kill
+    entry = pair.entry(waiting["deployment_id"])
+    assert (entry["outcome"], entry["record"]["phase"], entry["summary"]) == ("succeeded", "promote", "blue is live with v10")
+    assert pair.live() == {"blue": 1} and pair.asg("green")["TagMap"]["cutover:state"] == "standby"
+    gone(run)
