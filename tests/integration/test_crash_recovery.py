@@ -137,6 +137,9 @@ def pair(provisioned, sandbox, tmp_path_factory):
             )["Items"]
             return {item["deployment_id"]: item for item in map(from_item, items)}
 
+        def published(self):
+            return aws.ssm.get_parameter(Name="/cutover/shop/active-color")["Parameter"]["Value"]
+
         def template_versions(self):
             return len(aws.ec2.describe_launch_template_versions(LaunchTemplateId=outputs["launch_template_id"])["LaunchTemplateVersions"])
 
@@ -352,6 +355,7 @@ def test_killed_right_after_the_switch_a_rerun_with_takeover_verifies_marks_the_
     assert pair.live() == {"blue": 1}
     green = pair.asg("green")
     assert green["TagMap"]["cutover:state"] == "standby" and green["DesiredCapacity"] == CAPACITY
+    assert pair.published() == "blue"
     gone(run)
 
 

@@ -518,8 +518,8 @@ def test_the_rollback_survey_offers_exactly_the_roles_colours(found):
 
 def test_the_teardown_survey_asks_services_and_force(found):
     questions = {question["variable"]: question for question in found["surveys"]["teardown"]["spec"]}
-    assert set(questions) == {"services", "force"}
-    assert questions["services"]["required"]
+    assert set(questions) == {"services", "force", "takeover"}
+    assert questions["services"]["required"] and not questions["takeover"]["required"]
     assert questions["force"]["choices"] == ["false", "true"] and questions["force"]["default"] == "false"
 
 
