@@ -53,6 +53,7 @@ attributes:
     description: Changes nothing.
   diff_mode:
     support: none
+    description: Nothing is written, so there is no diff.
   platform:
     support: full
     platforms: posix
