@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import paginate
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import forward_weights, target_health
@@ -282,6 +283,7 @@ def drain(elbv2, pair, color, timeout=None, wait=True, check_mode=False, progres
     if check_mode:
         return result
     if plan["deregister"]:
+        fence.guard("draining %s of %r" % (color, pair.service))  # only a run that still holds the lock drains
         elbv2.deregister_targets(TargetGroupArn=group["arn"], Targets=[_target_key(t) for t in plan["deregister"]], aws_retry=True)
     if wait:
         result["waited"] = wait_drained(

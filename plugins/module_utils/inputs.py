@@ -43,6 +43,7 @@ import re
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import ID_PATTERN, MAX_RECENT
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import MAX_OWNER_LENGTH, RUN_LEASE_SECONDS
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import MAX_TTL, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import IMAGE_ID, INSTANCE_TYPE
 
@@ -112,8 +113,11 @@ def _writable_directory(path):
 
 
 TYPE_ONLY = Rule(None, lambda value: True)  # the spec's type, choices and elements say everything
-# The lock's variables (owner, lease): checked where the lease is taken (lease.validate), for now.
-CHECKED_BY_THE_LOCK = Rule(None, lambda value: True)
+# The lock's variables (owner, lease, takeover) are checked here and again by run_identity, which makes the
+# run's identity from them (plugins/action/run_identity.py), with lease.validate's limits.
+OWNER = Rule("at most %d characters" % MAX_OWNER_LENGTH, lambda value: 0 < len(value.strip()) <= MAX_OWNER_LENGTH)
+LEASE = between(*RUN_LEASE_SECONDS)
+TAKEOVER = Rule("the token or the owner of the run that holds the lock, as a refusal prints it", lambda value: bool(value.strip()))
 SERVICE = matches(SERVICE_NAME, "1 to 26 characters of a-z, 0-9 and - (not first or last)")
 SERVICES = Rule("a non-empty list of service names, each named once (comma-separated with -e)", lambda v: bool(v) and _unique_services(v))
 TABLE = matches(TABLE_NAME, "3 to 255 characters of A-Z, a-z, 0-9, _, . and -")
@@ -137,8 +141,9 @@ RULES = {
     "deploy_force": TYPE_ONLY,
     "deploy_capacity": at_least(1),
     "deploy_preparation_capacity": at_least(1),
-    "deploy_owner": CHECKED_BY_THE_LOCK,
-    "deploy_lease_seconds": CHECKED_BY_THE_LOCK,
+    "deploy_owner": OWNER,
+    "deploy_lease_seconds": LEASE,
+    "deploy_takeover": TAKEOVER,
     "deploy_table_name": TABLE,
     "deploy_rollout_timeout": TIMEOUT,
     "deploy_health_timeout": TIMEOUT,
@@ -164,8 +169,9 @@ RULES = {
     "rollback_capacity": at_least(1),
     "rollback_health_timeout": TIMEOUT,
     "rollback_standby_ttl": TTL,
-    "rollback_owner": CHECKED_BY_THE_LOCK,
-    "rollback_lease_seconds": CHECKED_BY_THE_LOCK,
+    "rollback_owner": OWNER,
+    "rollback_lease_seconds": LEASE,
+    "rollback_takeover": TAKEOVER,
     "rollback_table_name": TABLE,
     "rollback_record_dir": RECORD_DIR,
     "rollback_deregister_foreign": TYPE_ONLY,
@@ -173,8 +179,9 @@ RULES = {
     "teardown_services": SERVICES,
     "teardown_force": TYPE_ONLY,
     "teardown_wait_timeout": TIMEOUT,
-    "teardown_owner": CHECKED_BY_THE_LOCK,
-    "teardown_lease_seconds": CHECKED_BY_THE_LOCK,
+    "teardown_owner": OWNER,
+    "teardown_lease_seconds": LEASE,
+    "teardown_takeover": TAKEOVER,
     # status
     "status_service": SERVICE,
     "status_deployments": between(0, MAX_RECENT),

@@ -13,7 +13,7 @@ they are kept.
 An item holds::
 
     deployment_id, service, owner, started_at, updated_at, finished_at (ISO 8601 UTC)
-    outcome          in_progress | succeeded | failed | rolled_back
+    outcome          in_progress | succeeded | failed | rolled_back | interrupted
     summary          a line for humans (why it failed, what went live)
     duration_seconds from start to finish
     steps            {name: {status, started, finished, seconds}}
@@ -22,6 +22,13 @@ An item holds::
 
 ``record`` given to :func:`start`, :func:`step` or :func:`finish` is merged
 shallowly: each top-level key replaces the stored one.
+
+A run opens its entry under the service's lock (:func:`open_under_lock`); the
+lease names the entry. When a run dies, the run that takes its lease over
+settles that entry (:func:`settle_takeover`): a re-run of the same release
+adopts it and resumes (:func:`plan_resume` tells the role where), any other run
+closes it as ``interrupted``, naming who interrupted it. A canary waiting for
+promotion holds no lease, so no takeover ever closes it.
 
 Each change is planned by a pure function (``plan_*``) from the stored item
 and applied as one ``UpdateItem`` that sets exactly the attributes that change;
@@ -48,7 +55,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
 )
 
 IN_PROGRESS = "in_progress"
-OUTCOMES = (IN_PROGRESS, "succeeded", "failed", "rolled_back")
+INTERRUPTED = "interrupted"
+OUTCOMES = (IN_PROGRESS, "succeeded", "failed", "rolled_back", INTERRUPTED)
 FINAL_OUTCOMES = OUTCOMES[1:]
 STEP_STATUSES = ("started", "finished", "failed", "skipped")
 SORT_PREFIX = "deploy#"
@@ -363,10 +371,14 @@ def recent(dynamodb, table, service, limit=5):
 # -- under the lock -------------------------------------------------------------------------
 LOCK_ACQUIRE = "acquire"
 LOCK_RELEASE = "release"
+# What taking over a dead run's lease does to the journal entry that lease names.
+ADOPT = "adopt"
+INTERRUPT = "interrupt"
+LEAVE = "leave"
 
 
-def validate_lock(lock, state, owner, lease_seconds=None):
-    """``lock=acquire`` goes with ``state=started``, ``lock=release`` with a step or a finish; both need an owner."""
+def validate_lock(lock, state, owner, token, lease_seconds=None, takeover=None):
+    """``lock=acquire`` goes with ``state=started``, ``lock=release`` with a step or a finish; both need an owner and a token."""
     if lock is None:
         return
     if lock == LOCK_ACQUIRE and state != "started":
@@ -375,31 +387,243 @@ def validate_lock(lock, state, owner, lease_seconds=None):
         raise CutoverError("lock=release gives the lock back after a step or a finish: it needs state=step or finished, not %s" % state)
     if lock not in (LOCK_ACQUIRE, LOCK_RELEASE):
         raise CutoverError("lock must be acquire or release, got %r" % (lock,))
-    lease.validate(owner, lease_seconds if lock == LOCK_ACQUIRE else None)
+    if token is None:
+        raise CutoverError("lock=%s needs the token of the run that holds (or takes) the lock" % lock)
+    lease.validate(owner, token, lease_seconds if lock == LOCK_ACQUIRE else None, takeover)
 
 
-def with_lock(dynamodb, table, service, owner, lock, write, lease_seconds=1800, purpose=None, check_mode=False):
-    """Write a journal entry under the service's lock; returns ``(entry result, lock result)``.
+def is_waiting_canary(item):
+    """A canary run's entry left open for its promotion (its canary step finished; the lock was released)."""
+    record = item.get("record") or {}
+    step = (item.get("steps") or {}).get("canary") or {}
+    return item.get("outcome") == IN_PROGRESS and record.get("phase") == "canary" and step.get("status") == "finished"
 
-    ``lock=acquire``: take the lock for ``owner`` (the refusals of
-    :func:`lease.acquire`), then ``write()``; when writing fails the lock is given
-    back, so a run that could not open its entry holds nothing.
-    ``lock=release``: ``write()``, then release ``owner``'s lock, also when
-    writing failed (that error is the one raised).
+
+def plan_settle(previous, entry, deployment_id):
+    """``(ADOPT | INTERRUPT | LEAVE, why)``: what taking over the lease ``previous`` does to the entry it names.
+
+    ``entry`` is that entry (None when missing), ``deployment_id`` the entry
+    the new run opens: the same id is a re-run of the same release, which
+    adopts it; any other run interrupts it. A closed entry, and a canary that
+    waits for its promotion, are left as they are.
     """
-    if lock == LOCK_ACQUIRE:
-        locked = lease.acquire(dynamodb, table, service, owner, lease_seconds, purpose=purpose, check_mode=check_mode)
-        try:
-            return write(), locked
-        except Exception:
-            lease.release(dynamodb, table, service, owner, check_mode=check_mode)
-            raise
+    named = (previous or {}).get("deployment_id")
+    if not named:
+        return LEAVE, "the lease named no journal entry"
+    if entry is None:
+        return LEAVE, "deployment %s is not in the journal" % named
+    if entry.get("outcome") != IN_PROGRESS:
+        return LEAVE, "deployment %s is already closed (%s)" % (named, entry.get("outcome"))
+    if named == deployment_id:
+        return ADOPT, "deployment %s is resumed by a re-run of the same release" % named
+    if is_waiting_canary(entry):
+        return LEAVE, "deployment %s is a canary waiting for promotion" % named
+    return INTERRUPT, "deployment %s was left unfinished by its run" % named
+
+
+def _taken_how(previous, reason):
+    if reason == "named":
+        return "took the lock from it by name"
+    return "took the lock over after its lease expired at %s" % previous.get("expires_at")
+
+
+def interrupted_summary(previous, owner, purpose=None, deployment_id=None, reason="expired"):
+    """The summary of an entry closed as interrupted: whose run stopped, who took over, for what."""
+    text = "interrupted: its run %s stopped; %s %s" % (previous.get("owner"), owner, _taken_how(previous, reason))
+    if purpose:
+        text += " for %s" % purpose
+    if deployment_id:
+        text += " (deployment %s)" % deployment_id
+    return text
+
+
+def settle_takeover(dynamodb, table, service, locked, owner, purpose=None, deployment_id=None, check_mode=False, now=None):
+    """After ``lease.acquire`` (``locked``) took a dead run's lease over: adopt or interrupt the entry it names.
+
+    Returns None when nothing was taken over, else ``{deployment_id, action,
+    reason, entry}`` (``entry`` the stored entry before, for an adoption).
+    """
+    if locked["operation"] not in lease.TAKEOVERS:
+        return None
+    previous = locked["previous"] or {}
+    named = previous.get("deployment_id")
+    entry = get(dynamodb, table, service, named) if named else None
+    action, why = plan_settle(previous, entry, deployment_id)
+    reason = "named" if locked["operation"] == lease.TAKE_OVER_NAMED else "expired"
+    if action == INTERRUPT:
+        moment = now or utcnow()
+        note = {"owner": owner, "purpose": purpose, "deployment_id": deployment_id, "at": isoformat(moment), "reason": reason}
+        finish(
+            dynamodb,
+            table,
+            service,
+            named,
+            INTERRUPTED,
+            summary=interrupted_summary(previous, owner, purpose, deployment_id, reason),
+            record={"interrupted_by": note},
+            check_mode=check_mode,
+            now=moment,
+        )
+    return dict(deployment_id=named, action=action, reason=why, entry=entry)
+
+
+def open_under_lock(
+    dynamodb,
+    table,
+    service,
+    owner,
+    token,
+    lease_seconds,
+    purpose=None,
+    takeover=None,
+    deployment_id=None,
+    summary=None,
+    record=None,
+    check_mode=False,
+    now=None,
+):
+    """Take the lock for the run ``token`` and open its entry, which the lease names; returns ``(entry, lock, settled)``.
+
+    The refusals are :func:`lease.acquire`'s. A dead run's lease taken over is
+    settled first (:func:`settle_takeover`); the new entry records whom it took
+    the lock from (``took_over``), an adopted one who resumed it (``resumed``).
+    When the entry cannot be opened the lock is given back, so a run that could
+    not open its entry holds nothing.
+    """
+    moment = now or utcnow()
+    record = dict(validate_record(record))
+    if deployment_id is not None:
+        validate_deployment_id(deployment_id)
+    deployment_id = deployment_id or new_deployment_id(moment)
+    locked = lease.acquire(
+        dynamodb,
+        table,
+        service,
+        owner,
+        token,
+        lease_seconds,
+        takeover=takeover,
+        purpose=purpose,
+        deployment_id=deployment_id,
+        check_mode=check_mode,
+        now=now,
+    )
+    try:
+        settled = settle_takeover(dynamodb, table, service, locked, owner, purpose, deployment_id, check_mode, moment)
+        if settled is not None:
+            previous = locked["previous"]
+            record["took_over"] = {
+                "owner": previous.get("owner"),
+                "purpose": previous.get("purpose"),
+                "deployment_id": previous.get("deployment_id"),
+                "reason": "named" if locked["operation"] == lease.TAKE_OVER_NAMED else "expired",
+                "at": isoformat(moment),
+            }
+            if settled["action"] == ADOPT:
+                resumed = list(((settled["entry"].get("record") or {}).get("resumed")) or [])
+                record["resumed"] = resumed + [{"by": owner, "at": isoformat(moment), "from": previous.get("owner")}]
+        entry = start(
+            dynamodb,
+            table,
+            service,
+            owner=owner,
+            summary=summary,
+            record=record,
+            deployment_id=deployment_id,
+            check_mode=check_mode,
+            now=moment,
+        )
+    except Exception:
+        if locked["operation"] != lease.UNCHANGED:
+            lease.release(dynamodb, table, service, token, check_mode=check_mode)
+        raise
+    return entry, locked, settled
+
+
+def close_under_lock(dynamodb, table, service, token, write, check_mode=False, now=None):
+    """``write()`` the run's last journal change, then release its lock; returns ``(entry result, lock result)``.
+
+    A run that lost its lock (another run took it over) writes nothing and
+    raises :class:`lease.LostLock`: the entry belongs to the run that holds the
+    lock now. When writing fails the lock is released all the same (the
+    write's error is the one raised).
+    """
+    lease.validate_token(token)
+    moment = now or utcnow()
+    current = lease.read_item(dynamodb, table, service)
+    action = lease.plan_release(service, current, token, moment)
+    previous = lease.view(current, moment)
+    released = dict(changed=action == lease.RELEASE, operation=action, lock=None, previous=previous)
     try:
         entry = write()
     except Exception:
-        try:
-            lease.release(dynamodb, table, service, owner, check_mode=check_mode)
-        except CutoverError:
-            pass  # the write's failure is what the caller must see
+        if action == lease.RELEASE and not check_mode:
+            try:
+                lease.delete(dynamodb, table, service, token)
+            except CutoverError:
+                pass  # the write's failure is what the caller must see
         raise
-    return entry, lease.release(dynamodb, table, service, owner, check_mode=check_mode)
+    if action == lease.RELEASE and not check_mode:
+        lease.delete(dynamodb, table, service, token)
+    return entry, released
+
+
+# -- resuming ---------------------------------------------------------------------------------
+def _same(left, right):
+    return (left or None) == (right or None)
+
+
+def same_release(record, release):
+    """Whether a deploy entry's ``record`` is the release described by ``release``.
+
+    ``release`` has ``phase``, ``image_id``, ``instance_type`` and
+    ``user_data_sha256`` (the SHA-256 of the user data, or None when not given).
+    """
+    wanted = (record or {}).get("to_version") or {}
+    return (
+        (record or {}).get("kind") == "deploy"
+        and record.get("phase") == release.get("phase")
+        and _same(wanted.get("image_id"), release.get("image_id"))
+        and _same(wanted.get("instance_type"), release.get("instance_type"))
+        and _same(wanted.get("user_data_sha256"), release.get("user_data_sha256"))
+    )
+
+
+def plan_resume(lock, entry, release, takeover=None, live_color=None, split=False):
+    """The unfinished entry a re-run of the same release resumes, or None (a new release then).
+
+    ``lock`` is the lease (:func:`lease.view`), ``entry`` the journal entry it
+    names. The re-run resumes when that lease may be taken (it expired, or
+    ``takeover`` names its holder), the entry is still in progress, it is the
+    same release (:func:`same_release`), and production is where that release
+    left it: still on its old colour (before the switch; split if it had a
+    canary share) or all on its new colour (the switch was done). The colours
+    come from the entry, not from the pair, which the switch may have turned.
+    """
+    if not lock or not entry or not lock.get("deployment_id") or lock["deployment_id"] != entry.get("deployment_id"):
+        return None
+    if not (lock.get("expired") or lease.names_holder(lock, takeover)):
+        return None
+    record = entry.get("record") or {}
+    if entry.get("outcome") != IN_PROGRESS or is_waiting_canary(entry) or not same_release(record, release):
+        return None
+    old, new = record.get("from_color"), record.get("to_color")
+    if split:
+        if not record.get("canary_weight"):
+            return None
+        switched = False
+    elif live_color == new:
+        switched = True
+    elif live_color == old:
+        switched = False
+    else:
+        return None
+    return {
+        "deployment_id": entry["deployment_id"],
+        "from_color": old,
+        "to_color": new,
+        "from_version": record.get("from_version") or {},
+        "switched": switched,
+        "holder": lock.get("owner"),
+        "steps_left": "verify, standby, close" if switched else "every step from the rollout on (each done step changes nothing)",
+    }

@@ -23,6 +23,7 @@ import datetime
 import re
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import assess, counts, group_version, target_key
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
@@ -162,6 +163,7 @@ def mark_standby(autoscaling, pair, color, now=None, ttl=None, retire_after=None
     asg = pair.colors[color]["asg"]
     plan = plan_standby(asg["tags"], now or utcnow(), ttl=ttl, retire_after=retire_after, reset=reset)
     if plan["to_set"] and not check_mode:
+        fence.guard("marking %s of %r standby" % (color, pair.service))
         autoscaling.create_or_update_tags(Tags=_asg_tags(asg["name"], plan["to_set"]), aws_retry=True)
     return {
         "changed": bool(plan["to_set"]),
@@ -351,6 +353,8 @@ def teardown(
         tags_after = dict(asg["tags"], **{TAG_STATE: RETIRED})
         retag = asg["tags"].get(TAG_STATE) != RETIRED
         if not check_mode:
+            if update or retag:
+                fence.guard("scaling %s of %r to zero" % (color, pair.service))  # after the drain: still this run's lock?
             if update:
                 autoscaling.update_auto_scaling_group(AutoScalingGroupName=asg["name"], aws_retry=True, **update)
             if retag:
@@ -527,6 +531,8 @@ def restore(
         return result
     started = clock()
     since = utcnow()
+    if plan["update"] or plan["register"] or plan["untag"]:
+        fence.guard("restoring %s of %r" % (color, pair.service))
     if plan["update"]:
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=asg["name"], aws_retry=True, **plan["update"])
     version = group_version(asg)

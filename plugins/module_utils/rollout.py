@@ -34,6 +34,7 @@ import json
 import re
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
@@ -42,6 +43,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     CutoverError,
     utcnow,
 )
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import LostLock
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
 
 # Launch-template data keys a rollout may change, with the option that sets each.
@@ -576,6 +578,8 @@ def apply_rollout(ec2, autoscaling, plan, wait=True, wait_timeout=600, progress=
     template = plan["template"]
     version = template["version"]
     mark = tick()
+    if plan["changed"]:
+        fence.guard("rolling out %s" % name)  # a run that lost its lock changes nothing
     if template["create"]:
         version = create_version(ec2, template, description="cutover %s %s" % (plan["color"], name))
         template["version"] = version
@@ -590,16 +594,19 @@ def apply_rollout(ec2, autoscaling, plan, wait=True, wait_timeout=600, progress=
         return max(0.0, wait_timeout - (tick() - started))
 
     suspended = []
+    lost = False
     try:
         if group_plan["suspend"]:
             autoscaling.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=group_plan["suspend"], aws_retry=True)
             suspended = list(group_plan["suspend"])
-        for step in group_plan["steps"]:
+        for index, step in enumerate(group_plan["steps"]):
             mark = tick()
             update = dict(step["update"])
             if "LaunchTemplate" in update:
                 update["LaunchTemplate"] = {"LaunchTemplateId": template["template_id"], "Version": version}
             if update:
+                if index:
+                    fence.guard("the %s step of %s" % (step["name"], name))  # after a wait: still this run's lock?
                 autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, aws_retry=True, **update)
             if step["name"] == "replace":
                 group, seconds = wait_replaced(autoscaling, name, group_plan["stale"], remaining(), progress, clock, sleep)
@@ -623,10 +630,15 @@ def apply_rollout(ec2, autoscaling, plan, wait=True, wait_timeout=600, progress=
             timings[step["name"]] = round(tick() - mark, 3)
     except WaitTimeout as exc:
         raise CutoverError(exc.message, launch_template_version=int(version), **exc.details) from exc
+    except LostLock:
+        lost = True
+        raise
     finally:
-        if suspended:
+        # Resuming what this rollout suspended puts its own change back; a run whose lock another run
+        # took leaves even that to the lock's holder.
+        if suspended and (not lost or fence.may_clean_up()):
             autoscaling.resume_processes(AutoScalingGroupName=name, ScalingProcesses=suspended, aws_retry=True)
-    if plan["clear_tags"]:
+    if plan["clear_tags"]:  # right after the last look of the wait, which checked the lock
         autoscaling.delete_tags(
             Tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key} for key in plan["clear_tags"]], aws_retry=True
         )

@@ -31,7 +31,7 @@ import copy
 import time
 from fractions import Fraction
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import capacity, health
+from ansible_collections.cutover.bluegreen.plugins.module_utils import capacity, fence, health
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, write_once
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import HEALTHY, describe_target, target_key
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
@@ -587,6 +587,7 @@ def switch(
     verified = False
     switched_at = None
     if changes and not check_mode:
+        fence.guard("switching production of %s" % pair.service)  # only a run that still holds the lock switches
         started = clock()
         apply_switch(elbv2, changes)
         applied = clock()

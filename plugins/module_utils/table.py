@@ -174,7 +174,8 @@ def missing_table_error(table, service=None):
     )
 
 
-def _failed_calls():
+def failed_calls():
+    """The exceptions a failed AWS call raises: botocore's own (a bare client), or amazon.aws's (a module's client)."""
     return (botocore.exceptions.ClientError, AnsibleAWSError)
 
 
@@ -183,7 +184,7 @@ def table_errors(table, service=None):
     """Turn "the table does not exist" from any call in the block into :class:`MissingTable`."""
     try:
         yield
-    except _failed_calls() as exc:
+    except failed_calls() as exc:
         if error_code(exc) == "ResourceNotFoundException":
             raise missing_table_error(table, service) from exc
         raise
@@ -210,7 +211,7 @@ def write_conditionally(dynamodb, table, service, sort_key, write, written):
     try:
         with table_errors(table, service):
             write()
-    except _failed_calls() as exc:
+    except failed_calls() as exc:
         if not is_condition_failure(exc):
             raise
         current = get_item(dynamodb, table, service, sort_key)

@@ -10,12 +10,17 @@ longer each time (starting at ``delay``, growing by ``factor`` up to
 :class:`CutoverError` to fail early (an unhealthy target that will not recover,
 say). Progress is reported through ``progress(message)`` at most every
 ``report_every`` seconds. Returns ``(result, waited_seconds)``.
+
+Every look first asks the fence of the running module (:mod:`fence`), if it has
+one, whether its run still holds the lease: a wait of a run that lost it ends
+with :class:`lease.LostLock` instead of going on.
 """
 
 from __future__ import annotations
 
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 
 
@@ -44,6 +49,7 @@ def poll(
     attempt = 0
     while True:
         attempt += 1
+        fence.look(what)
         result = check()
         now = clock()
         if result:

@@ -20,7 +20,14 @@ description:
   - O(state=finished) closes the deployment with an outcome.
   - Journal records have no expiry; they are kept.
   - With O(lock), the deployment lock of the service (see M(cutover.bluegreen.lock)) is taken before the
-    deployment opens, or given back after its last write, in the same call.
+    deployment opens, or given back after its last write, in the same call. The lease names the deployment it
+    covers.
+  - When O(lock=acquire) takes over the lease of a dead run (expired, or named by O(takeover)), the unfinished
+    entry that lease names is settled first. Opening that same entry again (O(deployment_id) is its id, a re-run
+    of the same release) adopts and resumes it (C(record.resumed) names who resumed it); any other run closes it
+    with outcome V(interrupted), naming the run that interrupted it (C(record.interrupted_by)). The new entry
+    records whom it took the lock from (C(record.took_over)). A canary waiting for promotion holds no lease and
+    is never closed so.
 author:
   - cutover maintainers (@cutover)
 options:
@@ -33,6 +40,8 @@ options:
       - V(finished) closes deployment O(deployment_id) with O(outcome). Finishing again with the same outcome,
         summary and record changes nothing; a different outcome (say V(rolled_back) after V(succeeded))
         replaces it.
+      - With O(lock=release), a run whose lock was taken over writes nothing and fails with C(lost the lock),
+        since its entry belongs to the run that holds the lock now.
     type: str
     choices: [started, step, finished]
     required: true
@@ -44,7 +53,16 @@ options:
     type: str
   owner:
     description:
-      - Who runs the deployment (for example the lock owner), recorded when the deployment starts.
+      - Who runs the deployment (the lock's owner, a readable name), recorded when the deployment starts.
+    type: str
+  token:
+    description:
+      - With O(lock), the token of the run that takes or gives back the lock (see M(cutover.bluegreen.lock)).
+    type: str
+  takeover:
+    description:
+      - With O(lock=acquire), take the lock from the live run it names (that run's owner or token); see
+        M(cutover.bluegreen.lock).
     type: str
   step:
     description:
@@ -63,7 +81,7 @@ options:
     description:
       - How the deployment ended, for O(state=finished).
     type: str
-    choices: [succeeded, failed, rolled_back]
+    choices: [succeeded, failed, rolled_back, interrupted]
   summary:
     description:
       - A line for humans, such as what went live or why the deployment failed.
@@ -78,19 +96,20 @@ options:
   lock:
     description:
       - V(acquire), with O(state=started), takes the service's deployment lock for O(owner) first, with the
-        refusals of M(cutover.bluegreen.lock) (a live lease of another owner fails naming the holder and its
-        expiry; an expired one is taken over), and opens the deployment only once it holds the lock. If the
-        deployment cannot be opened, the lock is given back.
-      - V(release), with O(state=step) or O(state=finished), releases O(owner)'s lock after writing, also when
-        the write failed.
-      - Needs O(owner). Omitted, the lock is not touched.
+        refusals of M(cutover.bluegreen.lock) (a live lease of another run fails naming the holder, its
+        purpose, since and until when, and how to take it over; an expired one is taken over), and opens the
+        deployment only once it holds the lock. If the deployment cannot be opened, the lock is given back.
+      - V(release), with O(state=step) or O(state=finished), checks the lock is still O(token)'s, writes, and
+        releases it, also when the write failed.
+      - Needs O(owner) and O(token). Omitted, the lock is not touched.
     type: str
     choices: [acquire, release]
   lease_seconds:
     description:
-      - With O(lock=acquire), how long the lease lasts, in seconds (1 to 604800).
+      - With O(lock=acquire), how long the lease lasts, in seconds (1 to 604800); keep it renewed with
+        M(cutover.bluegreen.lock) O(state=held).
     type: int
-    default: 1800
+    default: 60
   purpose:
     description:
       - With O(lock=acquire), what the lock is held for, shown to anyone who finds the service locked.
@@ -112,10 +131,10 @@ EXAMPLES = r"""
   cutover.bluegreen.journal:
     service: shop
     state: started
-    owner: "awx-job-{{ awx_job_id }}"
+    owner: "{{ run.owner }}"
+    token: "{{ run.token }}"
     lock: acquire
-    lease_seconds: 3600
-    purpose: deploy v2
+    purpose: deploy v2 to green
     record:
       kind: deploy
   register: deployment
@@ -126,7 +145,8 @@ EXAMPLES = r"""
     state: finished
     deployment_id: "{{ deployment.deployment_id }}"
     outcome: succeeded
-    owner: "awx-job-{{ awx_job_id }}"
+    owner: "{{ run.owner }}"
+    token: "{{ run.token }}"
     lock: release
 
 - name: Open the deployment
@@ -166,7 +186,14 @@ lock:
     - Absent without O(lock).
   returned: when O(lock) is set
   type: dict
-  sample: {"owner": "awx-job-42", "purpose": "deploy v2", "expires_at": "2026-01-01T13:00:00Z"}
+  sample: {"owner": "awx-job-42", "token": "3f2a9c0e5b7d4e1f8a6b2c3d4e5f6a7b", "purpose": "deploy v2", "expires_at": "2026-01-01T13:00:00Z"}
+settled:
+  description:
+    - With O(lock=acquire), when a dead run's lease was taken over, what was done with the entry it named
+      (C(deployment_id), C(action) V(adopt), V(interrupt) or V(leave), C(reason)).
+  returned: when a lease was taken over
+  type: dict
+  sample: {"deployment_id": "20260101T115900Z-0a1b2c3d", "action": "interrupt", "reason": "deployment ... was left unfinished by its run"}
 deployment_id:
   description: The deployment's id.
   returned: success
@@ -209,7 +236,9 @@ deployment:
       type: str
       sample: "2026-01-01T12:07:30Z"
     outcome:
-      description: V(in_progress), V(succeeded), V(failed) or V(rolled_back).
+      description:
+        - V(in_progress), V(succeeded), V(failed), V(rolled_back) or V(interrupted) (its run died; the run that
+          took its lock over closed it, see C(record.interrupted_by)).
       type: str
       sample: succeeded
     summary:
@@ -261,13 +290,15 @@ def main():
         state=dict(type="str", choices=["started", "step", "finished"], required=True),
         deployment_id=dict(type="str"),
         owner=dict(type="str"),
+        token=dict(type="str", no_log=False),
+        takeover=dict(type="str"),
         step=dict(type="str"),
         status=dict(type="str", choices=list(journal.STEP_STATUSES), default="finished"),
         outcome=dict(type="str", choices=list(journal.FINAL_OUTCOMES)),
         summary=dict(type="str"),
         record=dict(type="dict"),
         lock=dict(type="str", choices=[journal.LOCK_ACQUIRE, journal.LOCK_RELEASE]),
-        lease_seconds=dict(type="int", default=1800),
+        lease_seconds=dict(type="int", default=60),
         purpose=dict(type="str"),
     )
     module = AnsibleAWSModule(
@@ -287,7 +318,9 @@ def main():
         if params["state"] == "finished":
             journal.validate_outcome(params["outcome"])
         journal.validate_record(params["record"])
-        journal.validate_lock(params["lock"], params["state"], params["owner"], params["lease_seconds"])
+        journal.validate_lock(
+            params["lock"], params["state"], params["owner"], params["token"], params["lease_seconds"], params["takeover"]
+        )
 
         dynamodb = client(module, "dynamodb")
         now = utcnow()
@@ -310,18 +343,24 @@ def main():
                 dynamodb, table, params["service"], params["deployment_id"], params["outcome"], summary=params["summary"], **common
             )
 
-        locked = None
-        if params["lock"]:
-            result, locked = journal.with_lock(
+        locked = settled = None
+        if params["lock"] == journal.LOCK_ACQUIRE:
+            result, locked, settled = journal.open_under_lock(
                 dynamodb,
                 table,
                 params["service"],
                 params["owner"],
-                params["lock"],
-                write,
-                lease_seconds=params["lease_seconds"],
+                params["token"],
+                params["lease_seconds"],
                 purpose=params["purpose"],
-                check_mode=module.check_mode,
+                takeover=params["takeover"],
+                deployment_id=params["deployment_id"],
+                summary=params["summary"],
+                **common,
+            )
+        elif params["lock"] == journal.LOCK_RELEASE:
+            result, locked = journal.close_under_lock(
+                dynamodb, table, params["service"], params["token"], write, check_mode=module.check_mode, now=now
             )
         else:
             result = write()
@@ -338,6 +377,9 @@ def main():
         )
         if locked is not None:
             output["lock"] = locked["lock"]
+        if settled is not None:
+            settled.pop("entry")
+            output["settled"] = settled
         if module._diff:
             output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
         return output

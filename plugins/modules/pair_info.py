@@ -17,6 +17,8 @@ description:
   - Also reports, from the service's deployment table, who holds the deployment lock and the most recent
     deployments of the journal, and a summary of the standby colour and its retire-after time.
   - When the deployment table does not exist, RV(lock) is null and RV(deployments) empty, with a warning.
+  - With O(release), also says whether that release is a re-run of an unfinished deployment whose run died
+    (RV(resume)), and where it stands, so the re-run resumes it instead of starting another.
 author:
   - cutover maintainers (@cutover)
 options:
@@ -25,6 +27,31 @@ options:
       - How many of the most recent deployments to return from the journal, newest first (0 to 100).
     type: int
     default: 5
+  release:
+    description:
+      - The release the caller is about to run, to find an unfinished deployment of the same release that a dead
+        run left (see RV(resume)).
+    type: dict
+    suboptions:
+      phase:
+        description: V(full) or V(canary).
+        type: str
+        choices: [full, canary]
+        default: full
+      image_id:
+        description: Its image id.
+        type: str
+      instance_type:
+        description: Its instance type.
+        type: str
+      user_data_sha256:
+        description: The SHA-256 (hex) of its user data, if it gives user data.
+        type: str
+  takeover:
+    description:
+      - The holder the caller will take the lock from (its owner or token), as for M(cutover.bluegreen.lock);
+        a live lease it names counts as one the caller may take for RV(resume).
+    type: str
 notes:
   - Reading the table needs C(dynamodb:GetItem) and C(dynamodb:Query).
 extends_documentation_fragment:
@@ -150,8 +177,17 @@ lock:
       description: Who holds the lock.
       type: str
       sample: awx-job-42
+    token:
+      description: The token of the run that holds it (give it as C(takeover) to take the lock from that run).
+      type: str
     purpose:
       description: What the lock is held for, if given.
+      type: str
+    deployment_id:
+      description: The journal entry the holding run writes, if any.
+      type: str
+    renewed_at:
+      description: When the lease was last renewed (ISO 8601, UTC); a live run renews it every quarter of its lease.
       type: str
     acquired_at:
       description: When the owner acquired the lock (ISO 8601, UTC).
@@ -169,10 +205,22 @@ lock:
       description: Seconds until the lease expires.
       type: int
       sample: 1500
+resume:
+  description:
+    - With O(release), the unfinished deployment that release resumes, or null. A deployment is resumed when the
+      lock names it, that lock may be taken (expired, or named by O(takeover)), it is still in progress, it
+      released the same version in the same phase, and production is where it left it.
+    - C(deployment_id), C(from_color) and C(to_color) (from the deployment, not from the pair the switch may have
+      turned), C(from_version), C(switched) (production already moved, so only verifying, marking the standby and
+      closing are left), C(holder) (the dead run), C(steps_left).
+  returned: always
+  type: dict
+  sample: {"deployment_id": "20260101T120000Z-1a2b3c4d", "from_color": "blue", "to_color": "green", "switched": true}
 deployments:
   description:
     - The most recent deployments of the journal, newest first, with the fields of
-      RV(cutover.bluegreen.journal#module:deployment).
+      RV(cutover.bluegreen.journal#module:deployment). An V(interrupted) one was left unfinished by a run that
+      died; C(record.interrupted_by) names the run that took its lock over.
   returned: always
   type: list
   elements: dict
@@ -214,7 +262,19 @@ def standby_summary(pair, now):
 
 
 def main():
-    module = pair_module(dict(table_name=dict(type="str"), deployments=dict(type="int", default=5)), supports_check_mode=True)
+    release = dict(
+        type="dict",
+        options=dict(
+            phase=dict(type="str", choices=["full", "canary"], default="full"),
+            image_id=dict(type="str"),
+            instance_type=dict(type="str"),
+            user_data_sha256=dict(type="str"),
+        ),
+    )
+    module = pair_module(
+        dict(table_name=dict(type="str"), deployments=dict(type="int", default=5), release=release, takeover=dict(type="str")),
+        supports_check_mode=True,
+    )
     params = module.params
 
     def operation():
@@ -229,9 +289,13 @@ def main():
             pair["colors"][color]["version"] = version
         now = utcnow()
         dynamodb = client(module, "dynamodb")
+        resume = None
         try:
             lock = lease.read(dynamodb, table, params["service"], now)
             deployments = [journal.view(item, now) for item in journal.recent(dynamodb, table, params["service"], params["deployments"])]
+            if params["release"] is not None and lock and lock.get("deployment_id"):
+                entry = journal.get(dynamodb, table, params["service"], lock["deployment_id"])
+                resume = journal.plan_resume(lock, entry, params["release"], params["takeover"], pair.get("live_color"), found.split)
         except MissingTable as exc:
             module.warn(exc.message)
             lock, deployments = None, []
@@ -240,6 +304,7 @@ def main():
             pair=pair,
             standby=standby_summary(pair, now),
             lock=lock,
+            resume=resume,
             deployments=deployments,
             table_name=table,
         )

@@ -14,6 +14,11 @@ description:
   - Takes the service's deployment lock, switches every production listener and rule back to the previous
     colour (the standby a release left warm), keeps the colour it rolls away from warm as the new standby
     with a TTL, records the rollback in the journal and releases the lock, in one call.
+  - The lock is held under the run's identity (O(owner), O(token)) and renewed on the looks of the restore wait
+    while the run's O(controller) lives; when the controller dies or another run takes the lock, the rollback
+    stops before its next change (C(lost the lock)). O(takeover) takes the lock at once from the live run it
+    names, for an incident rollback while a killed run's lease has not expired; the unfinished journal entry of
+    the run it takes over from is closed as V(interrupted).
   - A colour that teardown retired (scaled to zero) is first scaled back up, and the switch waits until
     every one of its targets is healthy; a colour with fewer healthy instances of its own than its capacity,
     or with a target that is not one of its instances, is never switched to.
@@ -37,16 +42,28 @@ options:
     type: str
     default: previous
     choices: [previous, blue, green]
-  owner:
-    description:
-      - Who holds the deployment lock during the rollback.
-    type: str
-    required: true
   lease_seconds:
     description:
-      - Lease of the deployment lock, in seconds.
+      - Lease of the deployment lock, in seconds; renewed every quarter of it while the rollback waits.
     type: int
-    default: 900
+    default: 60
+  controller:
+    description:
+      - The run's controller process (C(pid), C(started), C(host)), as M(cutover.bluegreen.run_identity) returns
+        it; the rollback stops when it is gone. The task must run on the controller's machine.
+      - Omitted, the controller is not watched (the lease still lapses if the module process dies).
+    type: dict
+    suboptions:
+      pid:
+        description: Process id of the C(ansible-playbook) process.
+        type: int
+        required: true
+      started:
+        description: Its start time in clock ticks since boot.
+        type: str
+      host:
+        description: The boot id of its machine.
+        type: str
   table_name:
     description:
       - The lock and journal table (default C(cutover-<service>)).
@@ -72,6 +89,7 @@ options:
 extends_documentation_fragment:
   - cutover.bluegreen.pair
   - cutover.bluegreen.capacity
+  - cutover.bluegreen.lease.IDENTITY
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -80,16 +98,25 @@ notes:
 """
 
 EXAMPLES = r"""
+- name: Make this run's identity
+  cutover.bluegreen.run_identity:
+  register: run
+
 - name: Roll shop back to the colour that was live before the last release
   cutover.bluegreen.rollback:
     service: shop
-    owner: "awx-job-{{ awx_job_id | default('manual') }}"
+    owner: "{{ run.owner }}"
+    token: "{{ run.token }}"
+    controller: "{{ run.controller }}"
 
-- name: Return to blue explicitly, keeping green warm for two hours
+- name: Return to blue explicitly, keeping green warm for two hours, taking the lock from a killed deploy
   cutover.bluegreen.rollback:
     service: shop
     to: blue
-    owner: release-engineer
+    owner: "{{ run.owner }}"
+    token: "{{ run.token }}"
+    controller: "{{ run.controller }}"
+    takeover: 3f2a9c0e5b7d4e1f8a6b2c3d4e5f6a7b
     standby_ttl: 2h
 """
 
@@ -134,6 +161,16 @@ standby:
   description: The colour rolled away from, now the standby (retire_after, tags).
   returned: always
   type: dict
+took_over:
+  description:
+    - When the lock was taken over from a dead (or named) run, what was done with that run's unfinished journal
+      entry (C(deployment_id), C(action) V(interrupt) or V(leave), C(reason)); else null.
+  returned: always
+  type: dict
+lost_lock:
+  description: True when the rollback stopped because its run lost the lock.
+  returned: failure
+  type: bool
 seconds:
   description: How long the rollback took, lock to unlock.
   returned: always
@@ -141,6 +178,7 @@ seconds:
   sample: 0.9
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import lease
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name
@@ -154,7 +192,13 @@ def main():
         dict(
             to=dict(type="str", default="previous", choices=["previous", "blue", "green"]),
             owner=dict(type="str", required=True),
-            lease_seconds=dict(type="int", default=900),
+            token=dict(type="str", required=True, no_log=False),
+            takeover=dict(type="str"),
+            lease_seconds=dict(type="int", default=60),
+            controller=dict(
+                type="dict",
+                options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
+            ),
             table_name=dict(type="str"),
             standby_ttl=dict(type="str", default="1d"),
             capacity=dict(type="int"),
@@ -168,6 +212,7 @@ def main():
 
     def operation():
         parse_ttl(params["standby_ttl"])  # bad input fails before anything changes
+        lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"])
         if params["wait_timeout"] < 0:
             module.fail_json(msg="wait_timeout must be zero or more seconds, got %s" % params["wait_timeout"])
         if params["capacity"] is not None and params["capacity"] < 1:
@@ -179,9 +224,12 @@ def main():
             lambda: discover_pair(module, clients["elbv2"], clients["autoscaling"]),
             params["service"],
             params["owner"],
+            params["token"],
             table_name(params["service"], params["table_name"]),
             to=params["to"],
             lease_seconds=params["lease_seconds"],
+            takeover=params["takeover"],
+            controller=params["controller"],
             standby_ttl=params["standby_ttl"],
             capacity=params["capacity"],
             wait_timeout=params["wait_timeout"],

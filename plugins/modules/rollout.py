@@ -108,8 +108,12 @@ notes:
     launch-template version would get.
   - With O(wait=true) a run that changes nothing still checks that the colour is InService.
   - In check mode O(wait_healthy=true) waits for nothing; RV(health) is null.
+  - With O(lease), a rollout whose run lost its lock (or whose controller died) stops at the next look of its
+    waits, before any further change; the scaling processes it suspended are resumed only while the lease is
+    still its run's.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -238,6 +242,10 @@ waited_seconds:
   returned: always
   type: float
   sample: 42.5
+lost_lock:
+  description: True when the rollout stopped because its run lost the lock (see O(lease)).
+  returned: failure
+  type: bool
 timings:
   description: Seconds per phase (V(launch_template), V(replace), V(prepare), V(scale), V(total)); empty in check mode.
   returned: always
@@ -245,6 +253,7 @@ timings:
   sample: {"launch_template": 0.2, "scale": 41.0, "total": 42.9}
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health, validate_wait
@@ -340,6 +349,7 @@ def main():
         suspend_processes=dict(type="list", elements="str", default=list(DEFAULT_SUSPEND_PROCESSES)),
         **CAPACITY_ARGUMENT_SPEC,
     )
+    argument_spec.update(fence.LEASE_ARGUMENT_SPEC)
     module = pair_module(argument_spec, supports_check_mode=True)
     params = module.params
     if params["wait_healthy"] and not params["wait"]:
@@ -355,6 +365,10 @@ def main():
             params["suspend_processes"],
         )
         validate_wait(timeout=params["health_timeout"])
+        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+            return roll_out()
+
+    def roll_out():
         elbv2, autoscaling, ec2 = client(module, "elbv2"), client(module, "autoscaling"), client(module, "ec2")
         pair = discover_pair(module, elbv2, autoscaling, rules=False, health=False)
         plan = plan_rollout(

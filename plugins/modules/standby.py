@@ -70,6 +70,7 @@ options:
 extends_documentation_fragment:
   - cutover.bluegreen.pair
   - cutover.bluegreen.capacity
+  - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -170,6 +171,7 @@ health:
   type: dict
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
@@ -209,6 +211,7 @@ def main():
             capacity=dict(type="int"),
             wait_timeout=dict(type="int", default=600),
             **CAPACITY_ARGUMENT_SPEC,
+            **fence.LEASE_ARGUMENT_SPEC,
         ),
         mutually_exclusive=[("ttl", "retire_after")],
         supports_check_mode=True,
@@ -220,6 +223,10 @@ def main():
         module.fail_json(msg=exc.message, **exc.details)
 
     def operation():
+        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+            return mark_or_restore()
+
+    def mark_or_restore():
         elbv2 = client(module, "elbv2")
         autoscaling = client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)

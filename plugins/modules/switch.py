@@ -104,6 +104,7 @@ notes:
 extends_documentation_fragment:
   - cutover.bluegreen.pair
   - cutover.bluegreen.capacity
+  - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -300,9 +301,14 @@ pair:
   description: The pair after the switch (in check mode, as it would be), as returned by M(cutover.bluegreen.pair_info).
   returned: always
   type: dict
+lost_lock:
+  description: True when nothing was switched because the run lost the lock (see O(lease)).
+  returned: failure
+  type: bool
 """
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
@@ -327,6 +333,7 @@ ARGUMENT_SPEC = dict(
     standby_ttl=dict(type="str"),
     **CAPACITY_ARGUMENT_SPEC,
 )
+ARGUMENT_SPEC.update(fence.LEASE_ARGUMENT_SPEC)
 
 
 def _actions(actions):
@@ -361,18 +368,19 @@ def main():
 
         elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)
-        result = switch(
-            elbv2,
-            pair,
-            to_color=params["to_color"],
-            weights=weights,
-            min_healthy=min_healthy,
-            force=params["force"],
-            swap_test_listener=params["swap_test_listener"],
-            verify=params["verify"],
-            check_mode=module.check_mode,
-            deregister_foreign=params["deregister_foreign"],
-        )
+        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+            result = switch(
+                elbv2,
+                pair,
+                to_color=params["to_color"],
+                weights=weights,
+                min_healthy=min_healthy,
+                force=params["force"],
+                swap_test_listener=params["swap_test_listener"],
+                verify=params["verify"],
+                check_mode=module.check_mode,
+                deregister_foreign=params["deregister_foreign"],
+            )
         for warning in result["guard"]["warnings"]:
             module.warn("%s although %s (force=true)" % ("would switch" if module.check_mode else "switched", warning))
 

@@ -50,6 +50,7 @@ options:
     type: str
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -102,6 +103,7 @@ by_color:
       reason: green is the live colour; it is never torn down, even with force
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import teardown
@@ -114,6 +116,7 @@ def main():
             colors=dict(type="list", elements="str", choices=["blue", "green", "idle"]),
             wait_timeout=dict(type="int"),
             now=dict(type="str"),
+            **fence.LEASE_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )
@@ -126,6 +129,10 @@ def main():
         module.fail_json(msg=exc.message, **exc.details)
 
     def operation():
+        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+            return tear_down()
+
+    def tear_down():
         elbv2 = client(module, "elbv2")
         autoscaling = client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)

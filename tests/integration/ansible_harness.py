@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,72 @@ def run_playbook_file(name: str, endpoint: str, timeout: float = 600, strings: b
     except json.JSONDecodeError as exc:
         raise AssertionError(f"ansible-playbook printed no JSON ({result.returncode}):\n{result.stdout}\n{result.stderr}") from exc
     return PlaybookRun(result.returncode, document, result.stderr)
+
+
+class BackgroundRun:
+    """``ansible-playbook playbooks/<name>.yml`` started the way a user starts it, in a session of its own.
+
+    Its process group can be killed as a whole (``kill``), as a terminal or a job controller does; every
+    process the run starts (workers, modules, async jobs) carries ``CUTOVER_TEST_RUN=<marker>`` in its
+    environment, so ``survivors`` finds those that outlive the kill. Its async jobs write to ``async_dir``.
+    """
+
+    def __init__(self, name: str, endpoint: str, directory: Path, *raw: str, **extra_vars: Any):
+        self.name = name
+        self.marker = os.urandom(8).hex()
+        self.async_dir = directory / f"async-{self.marker}"
+        self.async_dir.mkdir(parents=True)
+        self.output = directory / f"{name}-{self.marker}.json"
+        command = [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)]
+        for pair in raw:  # -e key=value, as strings
+            command += ["-e", pair]
+        env = ansible_env(endpoint, ANSIBLE_ASYNC_DIR=str(self.async_dir), CUTOVER_TEST_RUN=self.marker)
+        with open(self.output, "w") as stdout:
+            self.process = subprocess.Popen(command, env=env, cwd=REPO, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.process.pid
+
+    def finish(self, timeout: float = 600) -> PlaybookRun:
+        returncode = self.process.wait(timeout)
+        text = self.output.read_text()
+        try:
+            document = json_document(text)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"ansible-playbook printed no JSON ({returncode}):\n{text}") from exc
+        return PlaybookRun(returncode, document, "")
+
+    def signal(self, number: int) -> None:
+        os.killpg(self.pid, number)
+
+    def kill(self) -> float:
+        """SIGKILL to the run's whole process group; returns when (time.time()) it was killed."""
+        os.killpg(self.pid, signal.SIGKILL)
+        killed = time.time()
+        self.process.wait(30)
+        return killed
+
+    def survivors(self) -> list[int]:
+        """Processes of this run still alive (zombies excepted)."""
+        found = []
+        needle = f"CUTOVER_TEST_RUN={self.marker}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                    continue
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state not in ("Z", "X"):
+                found.append(int(entry.name))
+        return found
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The results of this run's async jobs (finished or not)."""
+        results = []
+        for path in sorted(self.async_dir.iterdir()):
+            try:
+                results.append(json.loads(path.read_text()))
+            except ValueError:
+                continue
+        return results

@@ -288,6 +288,7 @@ CANARY_RUN = {
     "deploy_smoke_test_expect": "v2",
     "deploy_smoke_test_retries": 5,
     "deploy_deregister_foreign": False,
+    "takeover": "a-run-that-holds-nothing",
 }
 
 
@@ -321,6 +322,7 @@ PROMOTE_RUN = {
     "deploy_verify_timeout": 120,
     "deploy_standby_ttl": "2h",
     "deploy_table_name": "cutover-shop",
+    "takeover": "a-run-that-holds-nothing",
 }
 
 
@@ -341,8 +343,15 @@ def test_a_promotion_takes_its_variables_as_strings(pair):
     assert json.loads(record.read_text())["outcome"] == "succeeded"
 
 
-TEARDOWN_RUN = {"services": "shop", "force": True, "teardown_wait_timeout": 60, "teardown_owner": "cron", "teardown_lease_seconds": 600}
-TEARDOWN_ROLE_RUN = {"services": "shop", "teardown_services": ["shop"], "teardown_force": False}
+TEARDOWN_RUN = {
+    "services": "shop",
+    "force": True,
+    "teardown_wait_timeout": 60,
+    "teardown_owner": "cron",
+    "teardown_lease_seconds": 600,
+    "takeover": "a-run-that-holds-nothing",
+}
+TEARDOWN_ROLE_RUN = {"services": "shop", "teardown_services": ["shop"], "teardown_force": False, "teardown_takeover": "nobody"}
 
 
 def test_a_teardown_takes_its_variables_as_strings(pair):
@@ -368,9 +377,10 @@ ROLLBACK_RUN = {
     "rollback_lease_seconds": 600,
     "rollback_table_name": "cutover-shop",
     "rollback_deregister_foreign": False,
+    "takeover": "a-run-that-holds-nothing",
 }
 
-ROLLBACK_ROLE_RUN = {"service": "shop", "to": "previous", "rollback_service": "shop", "rollback_to": "blue"}
+ROLLBACK_ROLE_RUN = {"service": "shop", "to": "previous", "rollback_service": "shop", "rollback_to": "blue", "rollback_takeover": "nobody"}
 
 
 def test_a_rollback_takes_its_variables_as_strings(pair):
@@ -405,6 +415,7 @@ ROLE_NAMES_RUN = {
     "deploy_instance_type": "t3.micro",
     "deploy_version_label": "v1",
     "deploy_deployment_id": "20260101T120000Z-1a2b3c4d",
+    "deploy_takeover": "nobody",
 }
 
 

@@ -236,7 +236,9 @@ def test_teardown_retires_the_expired_standby_and_rollback_restores_it(pair):
     assert run.ok and run.document["stats"]["localhost"]["changed"] == 0
     # check mode of a rollback to the retired colour: a real run would scale it up and wait, so the
     # switch's health guard does not refuse it; nothing changes
-    checked = run_module("cutover.bluegreen.rollback", {"service": "shop", "owner": "check-run"}, pair.endpoint, check=True)
+    checked = run_module(
+        "cutover.bluegreen.rollback", {"service": "shop", "owner": "check-run", "token": "check-run-00000001"}, pair.endpoint, check=True
+    )
     assert not checked.get("failed"), checked.get("msg")
     assert checked["changed"] and checked["to_color"] == "blue" and checked["restored"]["ready"] is False
     assert pair.asg("blue")["DesiredCapacity"] == 0 and pair.live() == {"green": 1} and pair.lock() is None

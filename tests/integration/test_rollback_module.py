@@ -27,7 +27,7 @@ def lock_item(aws):
 def test_rollback_module(provisioned, sandbox):
     outputs, aws = provisioned
     endpoint = sandbox.endpoint
-    args = {"service": "shop", "owner": "tester"}
+    args = {"service": "shop", "owner": "tester", "token": "tester-0000000001"}
 
     # green never served production: nothing to roll back to, nothing changed
     result = run_module(ROLLBACK, args, endpoint)
@@ -58,12 +58,13 @@ def test_rollback_module(provisioned, sandbox):
     assert tags(aws, "shop-blue")[0].get("cutover:state") is None
 
     # a lock held by another run refuses the rollback and changes nothing
-    held = run_module("cutover.bluegreen.lock", {"service": "shop", "owner": "deploy-42", "state": "acquired"}, endpoint)
+    deploy_42 = {"service": "shop", "owner": "deploy-42", "token": "deploy-42-00000001"}
+    held = run_module("cutover.bluegreen.lock", {**deploy_42, "state": "acquired"}, endpoint)
     assert held["changed"]
     result = run_module(ROLLBACK, args, endpoint)
     assert result.get("failed") and "deploy-42" in result["msg"]
     assert live(outputs, aws) == ["blue"]
-    run_module("cutover.bluegreen.lock", {"service": "shop", "owner": "deploy-42", "state": "released"}, endpoint)
+    run_module("cutover.bluegreen.lock", {**deploy_42, "state": "released"}, endpoint)
 
     # the real run: green live, blue the standby, journal entry, lock released
     result = run_module(ROLLBACK, args, endpoint)

@@ -13,6 +13,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.table import Con
 from botocore.exceptions import ClientError
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
+TOKEN = "token-of-run-1"
 
 
 @pytest.fixture(autouse=True)
@@ -184,7 +185,7 @@ def test_botocore_does_not_retry_on_its_own():
 
 # -- DynamoDB: conditional writes recognise their own earlier attempt ------------------------------------
 class FakeTable:
-    """Items by sort key; put/delete honour attribute_not_exists and owner conditions and follow a script."""
+    """Items by sort key; put/delete honour attribute_not_exists and ``#n0 = :v0`` conditions and follow a script."""
 
     def __init__(self, script, items=None):
         self.script = script
@@ -196,22 +197,22 @@ class FakeTable:
         item = self.items.get(Key["sk"]["S"])
         return {"Item": to_item(item)} if item else {}
 
-    def _condition(self, sort_key, condition, values):
+    def _condition(self, sort_key, condition, values, names):
         current = self.items.get(sort_key)
         if condition.startswith("attribute_not_exists"):
             return current is None
-        return current is not None and current.get("owner") == values[":v0"]["S"]
+        return current is not None and current.get(names["#n0"]) == values[":v0"]["S"]
 
-    def put_item(self, TableName, Item, ConditionExpression, ExpressionAttributeValues=None, **_kwargs):
+    def put_item(self, TableName, Item, ConditionExpression, ExpressionAttributeValues=None, ExpressionAttributeNames=None, **_kwargs):
         self.calls.append("PutItem")
         item = from_item(Item)
-        if not self._condition(item["sk"], ConditionExpression, ExpressionAttributeValues or {}):
+        if not self._condition(item["sk"], ConditionExpression, ExpressionAttributeValues or {}, ExpressionAttributeNames or {}):
             raise client_error("ConditionalCheckFailedException", "PutItem")
         self.script.next("PutItem", lambda: self.items.__setitem__(item["sk"], item))
 
-    def delete_item(self, TableName, Key, ConditionExpression, ExpressionAttributeValues=None, **_kwargs):
+    def delete_item(self, TableName, Key, ConditionExpression, ExpressionAttributeValues=None, ExpressionAttributeNames=None, **_kwargs):
         self.calls.append("DeleteItem")
-        if not self._condition(Key["sk"]["S"], ConditionExpression, ExpressionAttributeValues or {}):
+        if not self._condition(Key["sk"]["S"], ConditionExpression, ExpressionAttributeValues or {}, ExpressionAttributeNames or {}):
             raise client_error("ConditionalCheckFailedException", "DeleteItem")
         self.script.next("DeleteItem", lambda: self.items.pop(Key["sk"]["S"]))
 
@@ -231,10 +232,10 @@ def test_a_journal_entry_whose_response_was_lost_is_recognised_as_ours():
 
 def test_a_lease_whose_response_was_lost_is_taken_once_and_released_once():
     fake, dynamodb = table(Script(("InternalServerError", "after"), ("InternalServerError", "after")))
-    taken = lease.acquire(dynamodb, "cutover-shop", "shop", "run-1", 1800, now=NOW)
+    taken = lease.acquire(dynamodb, "cutover-shop", "shop", "run-1", TOKEN, 1800, now=NOW)
     assert (taken["changed"], taken["operation"], taken["previous"]) == (True, lease.ACQUIRE, None)
     assert fake.items[lease.LOCK_SORT_KEY]["owner"] == "run-1"
-    released = lease.release(dynamodb, "cutover-shop", "shop", "run-1", now=NOW)
+    released = lease.release(dynamodb, "cutover-shop", "shop", TOKEN, now=NOW)
     assert (released["changed"], released["operation"]) == (True, lease.RELEASE) and fake.items == {}
     assert fake.calls == ["GetItem", "PutItem", "PutItem", "GetItem", "GetItem", "DeleteItem", "DeleteItem", "GetItem"]
 
@@ -255,10 +256,10 @@ def test_a_condition_that_fails_against_another_writer_is_still_a_conflict():
             lambda stored: stored == entry,
         )
     assert caught.value.current["owner"] == "someone else"
-    rival = {"pk": "service#shop", "sk": "lock", "owner": "run-2", "expires_at": int(NOW.timestamp()) + 600, "lease_seconds": 600}
+    rival = {"pk": "service#shop", "sk": "lock", "owner": "run-2", "token": "token-of-run-2", "expires_at": int(NOW.timestamp()) + 600, "lease_seconds": 600}
     fake.items[lease.LOCK_SORT_KEY] = rival
     with pytest.raises(CutoverError, match="locked by run-2"):
-        lease.acquire(dynamodb, "cutover-shop", "shop", "run-1", 1800, now=NOW)
+        lease.acquire(dynamodb, "cutover-shop", "shop", "run-1", TOKEN, 1800, now=NOW)
     assert fake.items[lease.LOCK_SORT_KEY] == rival
 
 

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import yaml
 from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import (
-    CHECKED_BY_THE_LOCK,
     COMBINATIONS,
     RULES,
     SERVICE_NAME,
@@ -54,8 +53,6 @@ def test_each_spec_states_the_range_its_check_applies(role):
             assert "Allowed:" not in description(spec), name
         if RULES[name] is TYPE_ONLY:  # the spec's type must then say it all
             assert spec.get("type") in ("bool", "str") or spec.get("choices"), name
-        if RULES[name] is CHECKED_BY_THE_LOCK:
-            assert re.fullmatch(r"\w+_(owner|lease_seconds|takeover)", name), name
 
 
 @pytest.mark.parametrize("role", ROLES)

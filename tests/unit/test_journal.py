@@ -294,3 +294,132 @@ def test_bad_input_fails_before_the_table_is_read():
     with pytest.raises(CutoverError):
         journal.start(table, "cutover-shop", "shop", record=["not", "a", "dict"])
     assert table.calls == []
+
+
+# -- after a crash: settling a dead run's entry, resuming it ------------------------------------
+DEAD = {
+    "owner": "ansible-playbook alice@ci-1 pid 4242",
+    "token": "1111aaaa1111aaaa1111aaaa1111aaaa",
+    "purpose": "deploy v2 to green",
+    "deployment_id": ID,
+    "expires_at": "2026-01-01T11:59:00Z",
+}
+
+
+def deploy_entry(outcome="in_progress", phase="full", canary_step=None, **to_version):
+    item = journal.new_item(
+        "shop",
+        ID,
+        NOW,
+        owner=DEAD["owner"],
+        record={
+            "kind": "deploy",
+            "phase": phase,
+            "from_color": "blue",
+            "to_color": "green",
+            "from_version": {"image_id": "ami-1"},
+            "to_version": {"image_id": "ami-2", "instance_type": None, "user_data_sha256": "ab12", **to_version},
+            "canary_weight": 10 if phase == "canary" else 0,
+        },
+    )
+    item["outcome"] = outcome
+    if canary_step:
+        item["steps"] = {"canary": {"status": canary_step}}
+    return item
+
+
+def test_a_takeover_interrupts_the_dead_runs_entry_unless_it_adopts_it():
+    assert journal.plan_settle(DEAD, deploy_entry(), "20260101T120500Z-99999999")[0] == journal.INTERRUPT
+    assert journal.plan_settle(DEAD, deploy_entry(), ID) == (journal.ADOPT, f"deployment {ID} is resumed by a re-run of the same release")
+
+
+@pytest.mark.parametrize(
+    ("previous", "entry", "why"),
+    [
+        (dict(DEAD, deployment_id=None), deploy_entry(), "the lease named no journal entry"),
+        (DEAD, None, f"deployment {ID} is not in the journal"),
+        (DEAD, deploy_entry(outcome="succeeded"), f"deployment {ID} is already closed (succeeded)"),
+        (DEAD, deploy_entry(phase="canary", canary_step="finished"), f"deployment {ID} is a canary waiting for promotion"),
+    ],
+)
+def test_a_takeover_leaves_closed_entries_and_waiting_canaries_alone(previous, entry, why):
+    assert journal.plan_settle(previous, entry, "20260101T120500Z-99999999") == (journal.LEAVE, why)
+
+
+def test_a_canary_killed_before_its_canary_step_is_not_a_waiting_canary():
+    assert journal.is_waiting_canary(deploy_entry(phase="canary", canary_step="finished"))
+    assert not journal.is_waiting_canary(deploy_entry(phase="canary"))
+    assert not journal.is_waiting_canary(deploy_entry(phase="canary", canary_step="started"))
+    assert journal.plan_settle(DEAD, deploy_entry(phase="canary", canary_step="started"), "X")[0] == journal.INTERRUPT
+
+
+def test_the_interrupted_summary_names_the_dead_run_and_who_took_over_for_what():
+    assert journal.interrupted_summary(DEAD, "awx-job-8", "rollback to blue", "20260101T120500Z-99999999", "named") == (
+        "interrupted: its run ansible-playbook alice@ci-1 pid 4242 stopped; awx-job-8 took the lock from it by name "
+        "for rollback to blue (deployment 20260101T120500Z-99999999)"
+    )
+    assert journal.interrupted_summary(DEAD, "cron-teardown", "teardown of expired standbys") == (
+        "interrupted: its run ansible-playbook alice@ci-1 pid 4242 stopped; cron-teardown took the lock over after its "
+        "lease expired at 2026-01-01T11:59:00Z for teardown of expired standbys"
+    )
+
+
+def test_interrupted_is_an_outcome_a_finish_can_record():
+    item = deploy_entry()
+    changes = journal.plan_finish(
+        item, journal.INTERRUPTED, later(30), summary="interrupted: ...", record={"interrupted_by": {"owner": "x"}}
+    )
+    after = journal.apply_changes(item, changes)
+    assert (after["outcome"], after["duration_seconds"], after["record"]["interrupted_by"]) == ("interrupted", 30, {"owner": "x"})
+    assert "interrupted" in journal.FINAL_OUTCOMES
+
+
+RELEASE = {"phase": "full", "image_id": "ami-2", "instance_type": None, "user_data_sha256": "ab12"}
+
+
+def lock(expired=True, **extra):
+    return {"owner": DEAD["owner"], "token": DEAD["token"], "deployment_id": ID, "expired": expired, **extra}
+
+
+def test_a_rerun_of_the_same_release_resumes_with_the_entrys_colours():
+    before = journal.plan_resume(lock(), deploy_entry(), RELEASE, live_color="blue")
+    assert before["deployment_id"] == ID and before["switched"] is False
+    assert (before["from_color"], before["to_color"], before["from_version"]) == ("blue", "green", {"image_id": "ami-1"})
+    after = journal.plan_resume(lock(), deploy_entry(), RELEASE, live_color="green")  # killed after the switch
+    assert (after["from_color"], after["to_color"], after["switched"]) == ("blue", "green", True)
+    assert after["steps_left"] == "verify, standby, close"
+
+
+def test_a_live_lease_is_resumed_only_when_the_rerun_takes_it_by_name():
+    assert journal.plan_resume(lock(expired=False), deploy_entry(), RELEASE, live_color="blue") is None
+    assert journal.plan_resume(lock(expired=False), deploy_entry(), RELEASE, takeover=DEAD["token"], live_color="blue") is not None
+    assert journal.plan_resume(lock(expired=False), deploy_entry(), RELEASE, takeover=DEAD["owner"], live_color="blue") is not None
+    assert journal.plan_resume(lock(expired=False), deploy_entry(), RELEASE, takeover="awx-job-3", live_color="blue") is None
+
+
+@pytest.mark.parametrize(
+    ("release", "entry", "live", "split"),
+    [
+        (dict(RELEASE, image_id="ami-3"), deploy_entry(), "blue", False),  # another version
+        (dict(RELEASE, user_data_sha256="cd34"), deploy_entry(), "blue", False),
+        (dict(RELEASE, instance_type="t3.large"), deploy_entry(), "blue", False),
+        (dict(RELEASE, phase="canary"), deploy_entry(), "blue", False),  # another phase
+        (RELEASE, deploy_entry(outcome="interrupted"), "blue", False),  # already closed
+        (RELEASE, deploy_entry(), "blue", True),  # split, but the release had no canary share
+        (RELEASE, deploy_entry(), None, False),  # production is neither where it was nor where it went
+    ],
+)
+def test_anything_else_is_a_new_release(release, entry, live, split):
+    assert journal.plan_resume(lock(), entry, release, live_color=live, split=split) is None
+
+
+def test_a_canary_killed_while_split_resumes_unswitched():
+    entry = deploy_entry(phase="canary")
+    resumed = journal.plan_resume(lock(), entry, dict(RELEASE, phase="canary"), live_color="blue", split=True)
+    assert resumed["switched"] is False and resumed["deployment_id"] == ID
+
+
+def test_no_lease_or_a_lease_of_another_entry_resumes_nothing():
+    assert journal.plan_resume(None, deploy_entry(), RELEASE, live_color="blue") is None
+    assert journal.plan_resume(lock(deployment_id="20260101T110000Z-0"), deploy_entry(), RELEASE, live_color="blue") is None
+    assert journal.plan_resume(lock(), None, RELEASE, live_color="blue") is None
