@@ -51,10 +51,14 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration
 
+# The test files run side by side (most wait on health checks, metric periods and leases, not on the CPU);
+# one worker runs a whole file, so a file's tests share its sandbox.
+TEST_WORKERS ?= 3
+
 test: setup
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sanity
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	-$(PY) -m sandbox stop
