@@ -58,9 +58,13 @@ def _settle(sandbox: server.Sandbox, directory: Path, outputs: dict) -> None:
 
 def cmd_start(options: argparse.Namespace) -> int:
     began = time.monotonic()
-    sandbox = server.start(port=options.port, directory=options.dir)
+    sandbox = server.start(port=options.port, directory=options.dir, metric_period=options.metric_period, metric_lag=options.metric_lag)
     print(f"sandbox up at {sandbox.endpoint} (pid {sandbox.pid}, {time.monotonic() - began:.1f} s); use it with:")
     _print_env(sandbox)
+    print(
+        f"# load-balancer metrics: {sandbox.metric_period}-second periods published {sandbox.metric_lag:g} s after they end "
+        f"(AWS: 60 s, about a minute); give the playbooks -e deploy_metric_period={sandbox.metric_period}"
+    )
     from .dataplane.control import read_state
 
     state = read_state(server.state_dir(options.dir))
@@ -147,14 +151,14 @@ def cmd_instance(options: argparse.Namespace) -> int:
 def cmd_demo(options: argparse.Namespace) -> int:
     from . import demo
 
-    return demo.main(port=options.port, directory=options.dir, rate=options.rate)
+    return demo.main(port=options.port, directory=options.dir, rate=options.rate, metric_period=options.metric_period)
 
 
 def cmd_up(options: argparse.Namespace) -> int:
     """Start a clean sandbox, provision the pair, print its outputs, and stop (unless --keep)."""
     directory = server.state_dir(options.dir)
     began = time.monotonic()
-    sandbox = server.start(port=options.port, directory=directory)
+    sandbox = server.start(port=options.port, directory=directory, metric_period=options.metric_period, metric_lag=options.metric_lag)
     try:
         print(f"sandbox up at {sandbox.endpoint} ({time.monotonic() - began:.1f} s)")
         outputs = _provision(directory, options.stack, dict(item.split("=", 1) for item in options.config))
@@ -192,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--rate", type=float, default=100.0, help="requests/s of the load (default 100)")
         if name in ("start", "up", "demo"):
             sub.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 5055, 0 = any free port)")
+            sub.add_argument("--metric-period", type=int, default=None, help="seconds per load-balancer metric period (default 5; AWS: 60)")
+        if name in ("start", "up"):
+            sub.add_argument(
+                "--metric-lag", type=float, default=None, help="seconds after a period ends before it is published (default 3)"
+            )
         if name in ("provision", "up"):
             sub.add_argument("--stack", default="sandbox", help="stack file infra/aws/Pulumi.<stack>.yaml (default sandbox)")
             sub.add_argument("--config", action="append", default=[], metavar="cutover:KEY=VALUE", help="override a config value")
