@@ -79,7 +79,9 @@ def validate_limits(limits):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not float(value).is_integer()):
             raise CutoverError("%s must be a %s, got %r" % (name, "whole number" if whole else "number", value))
         if value < low or (high is not None and value > high):
-            raise CutoverError("%s must be %s, got %r" % (name, "from %s to %s" % (low, high) if high is not None else "%s or more" % low, value))
+            raise CutoverError(
+                "%s must be %s, got %r" % (name, "from %s to %s" % (low, high) if high is not None else "%s or more" % low, value)
+            )
 
     number("min_requests", 0, whole=True)
     number("max_5xx", 0, whole=True)
@@ -90,7 +92,9 @@ def validate_limits(limits):
     number("max_latency_ratio", 1)
     number("latency_slack_ms", 0)
     if not isinstance(checked["latency_percentile"], str) or not PERCENTILE.match(checked["latency_percentile"]):
-        raise CutoverError("latency_percentile must be a percentile such as p50, p90, p99 or p99.9, got %r" % (checked["latency_percentile"],))
+        raise CutoverError(
+            "latency_percentile must be a percentile such as p50, p90, p99 or p99.9, got %r" % (checked["latency_percentile"],)
+        )
     return checked
 
 
@@ -141,7 +145,16 @@ def figures(requests, errors, latency=None, lb_requests=None, elb_errors=None, s
 
 
 def _gate(name, kind, new, baseline, limit, unit, verdict, detail):
-    return {"gate": name, "kind": kind, "new": new, "baseline": baseline, "limit": limit, "unit": unit, "verdict": verdict, "detail": detail}
+    return {
+        "gate": name,
+        "kind": kind,
+        "new": new,
+        "baseline": baseline,
+        "limit": limit,
+        "unit": unit,
+        "verdict": verdict,
+        "detail": detail,
+    }
 
 
 def _rate_gates(name, label, new, new_count, baseline, baseline_count, limits, absolute_key, min_requests):
@@ -188,7 +201,9 @@ def judge(new, baseline, limits, alarms=None):
     if limits["max_5xx"] is not None:
         ok = new["target_5xx"] <= limits["max_5xx"]
         detail = "%d target 5XX responses (at most %d)" % (new["target_5xx"], limits["max_5xx"])
-        gates.append(_gate("target_5xx_count", "absolute", new["target_5xx"], None, limits["max_5xx"], "responses", PASSED if ok else FAILED, detail))
+        gates.append(
+            _gate("target_5xx_count", "absolute", new["target_5xx"], None, limits["max_5xx"], "responses", PASSED if ok else FAILED, detail)
+        )
     gates += _rate_gates(
         "target_5xx_rate",
         "target 5XX rate",
@@ -217,7 +232,9 @@ def judge(new, baseline, limits, alarms=None):
     name = "latency_%s" % percentile
     if limits["max_latency_ms"] is not None:
         if requests < min_requests or latency is None:
-            gates.append(_gate(name, "absolute", latency, None, limits["max_latency_ms"], "ms", NOT_ENOUGH_DATA, "%s: no data" % percentile))
+            gates.append(
+                _gate(name, "absolute", latency, None, limits["max_latency_ms"], "ms", NOT_ENOUGH_DATA, "%s: no data" % percentile)
+            )
         else:
             ok = latency <= limits["max_latency_ms"]
             detail = "%s latency %.1f ms (at most %s ms)" % (percentile, latency, limits["max_latency_ms"])
@@ -242,7 +259,11 @@ def judge(new, baseline, limits, alarms=None):
             gates.append(_gate(name, "relative", latency, before, limit, "ms", PASSED if ok else FAILED, detail))
     for alarm, state in sorted((alarms or {}).items()):
         verdict = FAILED if state.get("state") == "ALARM" else PASSED
-        detail = "alarm %s is %s%s" % (alarm, state.get("state"), ": " + state["reason"] if state.get("reason") and verdict == FAILED else "")
+        detail = "alarm %s is %s%s" % (
+            alarm,
+            state.get("state"),
+            ": " + state["reason"] if state.get("reason") and verdict == FAILED else "",
+        )
         gates.append(_gate("alarm", "alarm", state.get("state"), None, "not ALARM", "state", verdict, detail))
     verdicts = [g["verdict"] for g in gates]
     verdict = FAILED if FAILED in verdicts else NOT_ENOUGH_DATA if NOT_ENOUGH_DATA in verdicts else PASSED
@@ -358,7 +379,10 @@ def analyse(
                 new_color=names[0],
                 old_color=names[1],
                 window={"start": stamp(start), "end": stamp(end), "period": period, "periods": (end - start) // period},
-                baseline_window={"start": stamp(baseline_start if baseline == "before" else start), "end": stamp(start if baseline == "before" else end)},
+                baseline_window={
+                    "start": stamp(baseline_start if baseline == "before" else start),
+                    "end": stamp(start if baseline == "before" else end),
+                },
                 since=since,
                 detected_at=detected,
                 detect_seconds=None if detected is None else round(detected - since, 1),

@@ -106,7 +106,7 @@ def query(query_id, metric, dims, stat, period):
 
 def read_series(cloudwatch, queries, start, end):
     """``{query id: {period start (epoch int): value}}`` over ``[start, end)``, in one GetMetricData call (and its pages)."""
-    found = dict((q["Id"], {}) for q in queries)
+    found = {q["Id"]: {} for q in queries}
     arguments = dict(
         MetricDataQueries=queries,
         StartTime=datetime.datetime.fromtimestamp(start, datetime.timezone.utc),
@@ -117,7 +117,7 @@ def read_series(cloudwatch, queries, start, end):
         response = cloudwatch.get_metric_data(aws_retry=True, **arguments)
         for result in response.get("MetricDataResults", []):
             series = found.setdefault(result["Id"], {})
-            for moment, value in zip(result.get("Timestamps") or [], result.get("Values") or []):
+            for moment, value in zip(result.get("Timestamps") or [], result.get("Values") or [], strict=False):
                 series[int(epoch(moment))] = series.get(int(epoch(moment)), 0.0) + float(value)
         token = response.get("NextToken")
         if not token:

@@ -73,18 +73,18 @@ options:
     type: int
   max_5xx_percent:
     description:
-      - The highest target 5XX rate of the new colour, in percent (0 to 100). Empty turns the gate off.
+      - The highest target 5XX rate of the new colour, in percent (0 to 100). Null turns the gate off.
     type: float
     default: 1.0
   max_elb_5xx_percent:
     description:
-      - The highest 5XX rate of the load balancer itself (answers no target gave), in percent (0 to 100). Empty turns
+      - The highest 5XX rate of the load balancer itself (answers no target gave), in percent (0 to 100). Null turns
         the gate off.
     type: float
     default: 1.0
   max_5xx_increase:
     description:
-      - The most percentage points the target and load balancer 5XX rates may rise above their baselines. Empty turns
+      - The most percentage points the target and load balancer 5XX rates may rise above their baselines. Null turns
         the relative 5XX gates off.
     type: float
     default: 1.0
@@ -99,7 +99,7 @@ options:
     type: float
   max_latency_ratio:
     description:
-      - The highest latency percentile allowed as a multiple of the baseline's (1 or more). Empty turns the gate off.
+      - The highest latency percentile allowed as a multiple of the baseline's (1 or more). Null turns the gate off.
     type: float
     default: 1.25
   latency_slack_ms:
@@ -246,7 +246,7 @@ def main():
 
     def operation():
         # bad input fails here, before anything is read
-        limits = validate_limits(dict((name, params[name]) for name in LIMITS))
+        limits = validate_limits({name: params[name] for name in LIMITS})
         if limits["min_requests"] < 1:
             raise CutoverError("min_requests must be at least 1 (a gate never passes on no data), got %s" % limits["min_requests"])
         period = validate_period(params["period"])

@@ -153,7 +153,13 @@ import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
-from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import PASSED, evaluate_gate, gate_sums, validate_period, wait_stopped
+from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import (
+    PASSED,
+    evaluate_gate,
+    gate_sums,
+    validate_period,
+    wait_stopped,
+)
 
 
 def main():
