@@ -37,7 +37,7 @@ def draw(samples: Sequence[Sample], events: Sequence[tuple[float, ...]], path: s
 
     times, per_color, failures = bins(samples, width)
     start = min(s.started for s in samples) if samples else 0.0
-    figure, axes = plt.subplots(figsize=(11, 4.5), dpi=100)
+    figure, axes = plt.subplots(figsize=(12, 5.5), dpi=100)
     for color in sorted(per_color):
         rate = [n / width for n in per_color[color]]
         axes.plot(times, rate, label=f"{color} (requests/s)", color=COLORS.get(color), linewidth=1.6)
@@ -48,10 +48,10 @@ def draw(samples: Sequence[Sample], events: Sequence[tuple[float, ...]], path: s
         color = rest[0] if rest else "#444444"
         axes.axvline(x, color=color, linestyle="--", linewidth=1.6 if rest and color != "#444444" else 1)
         axes.text(x, top * 1.02, label, rotation=90, va="bottom", ha="right", fontsize=8, color=color)
-    axes.set_ylim(0, top * 1.35)
+    axes.set_ylim(0, top * 1.9)  # room for the marks' labels
     axes.set_xlabel("seconds since the load started")
     axes.set_ylabel("requests per second")
-    axes.set_title(title)
+    axes.set_title(title, fontsize=10)
     axes.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
     target = Path(path)

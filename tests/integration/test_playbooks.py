@@ -25,7 +25,7 @@ V3 = {"image_id": "ami-0b5c0de0000000003", "user_data": "version=v3", "version":
 V4 = {"image_id": "ami-0b5c0de0000000004", "user_data": "version=v4", "version": "v4"}
 V5 = {"image_id": "ami-0b5c0de0000000005", "user_data": "version=v5", "version": "v5"}
 V6 = {"image_id": "ami-0b5c0de0000000006", "user_data": "version=v6", "version": "v6"}
-CANARY = {"phase": "canary", "deploy_canary_weight": 20, "deploy_canary_seconds": 10, "deploy_canary_min_requests": 20}
+CANARY = {"phase": "canary", "deploy_canary_weight": 20, "deploy_canary_seconds": 5, "deploy_canary_min_requests": 20}
 
 
 @pytest.fixture(scope="module")

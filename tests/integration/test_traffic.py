@@ -49,8 +49,8 @@ def test_traffic_stopped_and_gate(loaded, sandbox):
     # one blue instance answers half its requests with 500: the gate fails naming the count
     group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["asg_names"]["blue"]])["AutoScalingGroups"][0]
     victim = group["Instances"][0]["InstanceId"]
-    instance(sandbox.endpoint, victim, "settings", error_rate=0.5)
     failing = time.time()
+    instance(sandbox.endpoint, victim, "settings", error_rate=0.5)
     try:
         time.sleep(2 * period + sandbox.metric_lag)
         result = run_module("cutover.bluegreen.traffic", {**gate, "since": failing}, sandbox.endpoint)
