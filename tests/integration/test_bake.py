@@ -114,6 +114,36 @@ def columns(database):
         return [row[1] for row in db.execute("PRAGMA table_info(orders)")]
 
 
+def run_with_strings(pair, *pairs, playbook="deploy", common=True, **json_vars):
+    """``ansible-playbook playbooks/<playbook>.yml -e key=value ...``: every value a string, as a shell gives it."""
+    arguments = [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{playbook}.yml")]
+    for key, value in {**({k: str(v) for k, v in pair.common().items()} if common else {}), **dict(pairs)}.items():
+        arguments += ["-e", f"{key}={value}"]
+    if json_vars:
+        arguments += ["-e", json.dumps(json_vars)]
+    result = subprocess.run(arguments, env=ansible_env(pair.endpoint), cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    return PlaybookRun(result.returncode, json_document(result.stdout), result.stderr)
+
+
+def test_bad_settings_are_refused_before_anything_changes(pair):
+    versions = pair.aws.ec2.describe_launch_template_versions(LaunchTemplateId=pair.outputs["launch_template_id"])["LaunchTemplateVersions"]
+    release = (("image_id", "ami-0b5c0de0000000002"), ("user_data", "version=v2"))
+    for setting, message in (
+        (("deploy_canary_steps", "50:10,20:10"), "step 2 of deploy_canary_steps"),
+        (("deploy_canary_steps", "50"), "step 1 of deploy_canary_steps"),
+        (("deploy_bake_max_5xx_percent", "120"), "deploy_bake_max_5xx_percent must be a number from 0 to 100"),
+        (("deploy_bake_latency_percentile", "99th"), "deploy_bake_latency_percentile must be a percentile such as p50"),
+        (("deploy_metric_period", "0"), "deploy_metric_period must be a whole number of seconds from 1 to 3600"),
+        (("deploy_hooks", "before_switch=/nonexistent/hook.yml"), "deploy_hooks.before_switch must name a task file that exists"),
+        (("deploy_hooks", f"after_everything={HOOKS / 'expand.yml'}"), "at one of before_rollout, before_switch, after_switch, after_bake"),
+        (("deploy_alarms", "no-such-alarm"), "no CloudWatch alarm named no-such-alarm"),
+    ):
+        run = run_with_strings(pair, *release, setting)
+        assert not run.ok and message in run.failure(), (setting, run.failure())
+    after = pair.aws.ec2.describe_launch_template_versions(LaunchTemplateId=pair.outputs["launch_template_id"])["LaunchTemplateVersions"]
+    assert len(after) == len(versions) and pair.live() == {"blue": 1} and pair.instances("green") == []
+
+
 def test_a_failing_before_switch_hook_leaves_production_untouched(pair):
     hook = hook_file(
         pair,
@@ -123,7 +153,13 @@ def test_a_failing_before_switch_hook_leaves_production_untouched(pair):
         "    msg: 'checkout failed against {{ deploy_release.test_url }} on {{ deploy_release.to_color }}'\n",
     )
     began = time.time()
-    run = pair.deploy(image_id="ami-0b5c0de0000000002", user_data="version=v2", version="v2", deploy_hooks={"before_switch": hook})
+    run = run_with_strings(
+        pair,
+        ("image_id", "ami-0b5c0de0000000002"),
+        ("user_data", "version=v2"),
+        ("version", "v2"),
+        ("deploy_hooks", f"before_switch={hook}"),
+    )
     assert not run.ok
     failure = run.failure()
     assert "the before_switch hook" in failure and f"checkout failed against {pair.test_url} on green" in failure
@@ -299,14 +335,15 @@ def test_an_alarm_on_the_new_colours_5xx_rolls_back(pair):
         time.sleep(1)
     assert state["StateValue"] == "OK", state
     # the gates on 5XX rates are off: only the alarm can catch this release
-    run = pair.deploy(
-        image_id="ami-0b5c0de0000000005",
-        user_data="version=v5\nerror_rate=0.1",
-        version="v5",
-        deploy_alarms=[alarm],
-        deploy_bake_max_5xx_percent=100,
-        deploy_bake_max_5xx_increase=100,
-        deploy_bake_seconds=20,
+    run = run_with_strings(
+        pair,
+        ("image_id", "ami-0b5c0de0000000005"),
+        ("version", "v5"),
+        ("deploy_alarms", alarm),
+        ("deploy_bake_max_5xx_percent", "100"),
+        ("deploy_bake_max_5xx_increase", "100"),
+        ("deploy_bake_seconds", "20"),
+        user_data="version=v5\nerror_rate=0.1",  # a line break: JSON
     )
     assert not run.ok
     assert f"alarm {alarm} is ALARM: Threshold Crossed" in run.failure() and "production was switched back to green" in run.failure()
@@ -319,16 +356,9 @@ def test_an_alarm_on_the_new_colours_5xx_rolls_back(pair):
     assert history["StateValue"] in ("ALARM", "OK")
 
 
-def run_with_strings(pair, *pairs):
-    """``ansible-playbook playbooks/deploy.yml -e key=value ...``: every value a string, as a shell gives it."""
-    arguments = [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / "deploy.yml")]
-    for key, value in {**{k: str(v) for k, v in pair.common().items()}, **dict(pairs)}.items():
-        arguments += ["-e", f"{key}={value}"]
-    result = subprocess.run(arguments, env=ansible_env(pair.endpoint), cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
-    return PlaybookRun(result.returncode, json_document(result.stdout), result.stderr)
-
-
-def test_a_multi_step_canary_stops_at_the_step_whose_gate_fails(pair):
+def test_a_multi_step_canary_stops_at_the_step_whose_gate_fails_when_the_version_turns_slow(pair):
+    # the first step passes; when the second begins, v6 turns slow (its instances' delay_ms, as a release's user
+    # data sets it): that step fails its latency gate and all traffic goes back to green
     slowed = []
 
     def slow_down_at_the_second_step():
