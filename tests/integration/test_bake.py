@@ -136,7 +136,7 @@ def test_bad_settings_are_refused_before_anything_changes(pair):
         (("deploy_metric_period", "0"), "deploy_metric_period must be a whole number of seconds from 1 to 3600"),
         (("deploy_hooks", "before_switch=/nonexistent/hook.yml"), "deploy_hooks.before_switch must name a task file that exists"),
         (("deploy_hooks", f"after_everything={HOOKS / 'expand.yml'}"), "at one of before_rollout, before_switch, after_switch, after_bake"),
-        (("deploy_alarms", "no-such-alarm"), "no CloudWatch alarm named no-such-alarm"),
+        (("deploy_alarms", "no-such-alarm"), "deploy_alarms: no CloudWatch alarm named no-such-alarm"),
     ):
         run = run_with_strings(pair, *release, setting)
         assert not run.ok and message in run.failure(), (setting, run.failure())
