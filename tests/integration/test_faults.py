@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from sandbox import ACCESS_KEY, REGION, SECRET_KEY, server
 from sandbox.dataplane.control import call, listener_urls, wait_settled
+from sandbox.load import LoadLoop
 
 from .ansible_harness import run_module, run_playbook_file
 from .conftest import cli
@@ -286,11 +287,19 @@ def busy_pair(provisioned, sandbox):
         def play(self, name, **extra):
             """Run a playbook with the faults on; return (run, faults injected, API calls)."""
             if name == "deploy":
-                extra = {"deploy_smoke_test_url": urls[outputs["test_listener_arn"]], "deploy_verify_window": 4, **extra}
+                # the sandbox's metric period; the metric proof after the switch judges the load's requests
+                extra = {
+                    "deploy_smoke_test_url": urls[outputs["test_listener_arn"]],
+                    "deploy_metric_period": sandbox.metric_period,
+                    "deploy_verify_timeout": 90,
+                    "deploy_bake_seconds": 0,
+                    **extra,
+                }
             call(sandbox.endpoint, "api-calls", method="DELETE")
             faults(sandbox, *BUSY, seed=SEED)
             try:
-                run = run_playbook_file(name, sandbox.endpoint, **{"service" if name != "teardown" else "services": "shop", **extra})
+                with LoadLoop(urls[outputs["production_listener_arn"]], rate=40, threads=4, max_seconds=600):
+                    run = run_playbook_file(name, sandbox.endpoint, **{"service" if name != "teardown" else "services": "shop", **extra})
                 injected = call(sandbox.endpoint, "faults")["injected"]
             finally:
                 faults_off(sandbox)

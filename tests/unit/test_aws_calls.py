@@ -256,7 +256,14 @@ def test_a_condition_that_fails_against_another_writer_is_still_a_conflict():
             lambda stored: stored == entry,
         )
     assert caught.value.current["owner"] == "someone else"
-    rival = {"pk": "service#shop", "sk": "lock", "owner": "run-2", "token": "token-of-run-2", "expires_at": int(NOW.timestamp()) + 600, "lease_seconds": 600}
+    rival = {
+        "pk": "service#shop",
+        "sk": "lock",
+        "owner": "run-2",
+        "token": "token-of-run-2",
+        "expires_at": int(NOW.timestamp()) + 600,
+        "lease_seconds": 600,
+    }
     fake.items[lease.LOCK_SORT_KEY] = rival
     with pytest.raises(CutoverError, match="locked by run-2"):
         lease.acquire(dynamodb, "cutover-shop", "shop", "run-1", TOKEN, 1800, now=NOW)
