@@ -224,13 +224,17 @@ def jobs_by_kind(run):
 @pytest.mark.parametrize(
     ("name", "option", "message"),
     [
-        ("deploy", "deploy_lease_seconds=5", "deploy_lease_seconds must be from 10 to 86400 seconds"),
+        (
+            "deploy",
+            "deploy_lease_seconds=5",
+            "deploy: 1 bad input, nothing was read or changed:\n- deploy_lease_seconds=5: allowed 10 to 86400",
+        ),
         (
             "rollback",
             "rollback_lease_seconds=100000",
-            "rollback_lease_seconds must be from 10 to 86400 seconds",
+            "rollback: 1 bad input, nothing was read or changed:\n- rollback_lease_seconds=100000: allowed 10 to 86400",
         ),
-        ("teardown", "teardown_owner=" + "x" * 300, "teardown_owner must be at most 256 characters, got 300"),
+        ("teardown", "teardown_owner=" + "x" * 300, "- teardown_owner=" + "x" * 57 + "...: allowed at most 256 characters"),
     ],
 )
 def test_bad_lock_options_are_refused_before_anything_changes(pair, name, option, message):
@@ -392,7 +396,13 @@ def test_killed_right_after_the_switch_a_rerun_with_takeover_verifies_bakes_mark
 
 def test_killed_right_after_the_switch_an_incident_rollback_takes_over_at_once(pair):
     run = pair.start("deploy", **version(7))
-    killed = kill_when(run, lambda: pair.live() == {"green": 1}, "production to be switched to green")
+    # the switch step moves the listeners, reads them back, then marks the old colour standby (what a rollback
+    # restores): killed once that step is done
+    killed = kill_when(
+        run,
+        lambda: pair.live() == {"green": 1} and pair.asg("blue")["TagMap"].get("cutover:state") == "standby",
+        "production to be switched to green and blue marked standby",
+    )
     dead = pair.lock()
     rollback = pair.play("rollback", f"takeover={dead['token']}", rollback_standby_ttl="1")
     assert rollback.ok, rollback.failure()
