@@ -226,6 +226,9 @@ def test_a_rule_can_end_after_a_number_of_faults(sandbox):
         faults_off(sandbox)
 
 
+TOKEN = "faults-test-run-0001"  # the run's token: only the run that holds the lock renews or releases it
+
+
 def test_lock_and_journal_writes_whose_responses_were_lost_take_effect_once(provisioned, sandbox):
     """The next PutItem or DeleteItem is applied and its response lost: the retry meets our own write."""
     _outputs, aws = provisioned
@@ -234,7 +237,7 @@ def test_lock_and_journal_writes_whose_responses_were_lost_take_effect_once(prov
     entries = []
     try:
         faults(sandbox, dict(lost_once, operation="PutItem"))
-        taken = run_module("cutover.bluegreen.lock", dict(owner, lease_seconds=60), sandbox.endpoint)
+        taken = run_module("cutover.bluegreen.lock", dict(owner, token=TOKEN, lease_seconds=60), sandbox.endpoint)
         assert not taken.get("failed"), taken.get("msg")
         assert (taken["changed"], taken["operation"], taken["lock"]["owner"]) == (True, "acquire", "faults-test")
         assert call(sandbox.endpoint, "faults")["injected"] == {"dynamodb:PutItem": {"500-after": 1}}
@@ -251,7 +254,7 @@ def test_lock_and_journal_writes_whose_responses_were_lost_take_effect_once(prov
         assert [entry["deployment_id"]["S"] for entry in entries] == [started["deployment_id"]]
 
         faults(sandbox, dict(lost_once, operation="DeleteItem"))
-        released = run_module("cutover.bluegreen.lock", dict(owner, state="released"), sandbox.endpoint)
+        released = run_module("cutover.bluegreen.lock", dict(owner, token=TOKEN, state="released"), sandbox.endpoint)
         assert not released.get("failed"), released.get("msg")
         assert (released["changed"], released["operation"]) == (True, "release")
         assert call(sandbox.endpoint, "faults")["injected"] == {"dynamodb:DeleteItem": {"500-after": 1}}
