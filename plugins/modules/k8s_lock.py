@@ -21,7 +21,8 @@ description:
     unchanged); otherwise it renews it.
   - A lease of another run that has expired (its run died and stopped renewing it) is taken over; one that is
     live is refused, naming its holder, what it is doing, since when and until when, and the exact O(takeover)
-    that takes it. A takeover is recorded in the C(takeovers) of RV(lock).
+    that takes it. A takeover is recorded in the C(takeovers) of RV(lock), and the unfinished journal entry the
+    lease named is closed as V(interrupted), naming this run (RV(interrupted)).
   - O(state=renewed) pushes this run's lease out by O(lease_seconds); O(state=checked) fails unless the lease is
     this run's and live. Both fail with C(lost the lock) when another run holds it.
   - O(state=released) gives the lease back only when O(token) holds it; releasing a lease nobody holds changes
@@ -98,7 +99,7 @@ extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
 notes:
-  - Needs C(get), C(create) and C(update) on the app's Lease.
+  - Needs C(get), C(create) and C(update) on the app's Lease, and on a takeover C(get) and C(update) on its journal ConfigMap.
   - Whether a lease has expired is judged by the clock of the machine running the module; keep clocks in sync.
 """
 
@@ -156,6 +157,12 @@ held:
       C(reason)) and how often it renewed (C(renewals), C(failed_renewals)); null in check mode.
   returned: with state=held
   type: dict
+interrupted:
+  description:
+    - With O(state=acquired), when the lease was taken over from a dead run, what happened to the journal entry it
+      named (C(deployment_id), C(action) V(interrupt) or V(leave), C(reason)).
+  returned: when a lease was taken over
+  type: dict
 holder:
   description: When another run holds the lock, its owner.
   returned: failure
@@ -168,7 +175,7 @@ takeover_hint:
   sample: takeover=8d0c1f0e-5a53-4a55-9d8a-0a4a2b1c9e77
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_journal, k8s_lease
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     CONTROLLER_SPEC,
@@ -244,6 +251,12 @@ def main():
                 deployment_id=params["deployment_id"],
                 check_mode=module.check_mode,
             )
+            # A dead run's unfinished journal entry, named by the lease taken over, is closed as interrupted.
+            settled = k8s_journal.settle_takeover(
+                client, app, namespace, result, params["owner"], purpose=params["purpose"], check_mode=module.check_mode
+            )
+            if settled is not None:
+                result["interrupted"] = settled
         elif state == "released":
             result = k8s_lease.release(client, app, namespace, token, check_mode=module.check_mode)
         elif state == "checked":
