@@ -49,7 +49,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.analysis import 
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import ID_PATTERN, MAX_RECENT
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import DNS_1035, DNS_1123_LABEL, MAX_APP_LENGTH
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_rollout import IMAGE_RE
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_rollout import IMAGE_RE, MAX_REPLICAS
 from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import MAX_OWNER_LENGTH, RUN_LEASE_SECONDS
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import MAX_TTL, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import IMAGE_ID, INSTANCE_TYPE
@@ -292,6 +292,11 @@ TTL = Rule(
 )
 RECORD_DIR = Rule("empty (no record), or an existing directory on the controller that the run may write to", _writable_directory)
 TIMEOUT = at_least(0)
+# What the Kubernetes modules allow (k8s_rollout, k8s_rollback, k8s_teardown), checked here so that a run refuses it
+# before it takes the lock.
+CAPACITY = ByPlatform({"aws": at_least(1), "kubernetes": between(1, MAX_REPLICAS)})
+K8S_WAIT = 86400
+K8S_TEARDOWN_WAIT = 3600
 
 # One line per variable of every role (the roles' meta/argument_specs.yml document each with its type).
 RULES = {
@@ -307,8 +312,8 @@ RULES = {
     "deploy_instance_type": matches(INSTANCE_TYPE, "an EC2 instance type such as t3.micro"),
     "deploy_version_label": Rule("at most 128 characters", lambda value: len(value) <= 128),
     "deploy_force": TYPE_ONLY,
-    "deploy_capacity": at_least(1),
-    "deploy_preparation_capacity": at_least(1),
+    "deploy_capacity": CAPACITY,
+    "deploy_preparation_capacity": CAPACITY,
     "deploy_owner": OWNER,
     "deploy_lease_seconds": LEASE,
     "deploy_takeover": TAKEOVER,
@@ -358,8 +363,8 @@ RULES = {
     "rollback_platform": TYPE_ONLY,
     "rollback_namespace": NAMESPACE,
     "rollback_to": TYPE_ONLY,
-    "rollback_capacity": at_least(1),
-    "rollback_health_timeout": TIMEOUT,
+    "rollback_capacity": CAPACITY,
+    "rollback_health_timeout": ByPlatform({"aws": TIMEOUT, "kubernetes": between(0, K8S_WAIT)}),
     "rollback_standby_ttl": TTL,
     "rollback_owner": OWNER,
     "rollback_lease_seconds": LEASE,
@@ -372,7 +377,7 @@ RULES = {
     "teardown_platform": TYPE_ONLY,
     "teardown_namespace": NAMESPACE,
     "teardown_force": TYPE_ONLY,
-    "teardown_wait_timeout": TIMEOUT,
+    "teardown_wait_timeout": ByPlatform({"aws": TIMEOUT, "kubernetes": between(0, K8S_TEARDOWN_WAIT)}),
     "teardown_owner": OWNER,
     "teardown_lease_seconds": LEASE,
     "teardown_takeover": TAKEOVER,
@@ -464,6 +469,12 @@ COMBINATIONS = (
         "no new version given with deploy_platform={deploy_platform}: set deploy_image (-e image=registry/app:tag)",
         unless=("deploy_phase", "promote"),
         only=("deploy_platform", "kubernetes"),
+    ),
+    Combination(
+        ("deploy_platform", "deploy_rollout_timeout", "deploy_health_timeout"),
+        lambda platform, rollout, health: platform != "kubernetes" or rollout + health <= K8S_WAIT,
+        "deploy_rollout_timeout={deploy_rollout_timeout} and deploy_health_timeout={deploy_health_timeout} with "
+        "deploy_platform=kubernetes: one wait covers both there, at most %d seconds in all" % K8S_WAIT,
     ),
     Combination(
         ("deploy_preparation_capacity", "deploy_capacity"),

@@ -428,3 +428,19 @@ def test_lists_and_mappings_may_come_as_json_text():
     assert problems == [] and typed["deploy_smoke_test_status"] == [200, 204] and typed["deploy_alarms"] == ["a", "b"]
     _typed, problems = deploy(deploy_canary_steps="[{not json")
     assert len(problems) == 1 and problems[0].startswith("deploy_canary_steps=")
+
+
+def test_what_the_kubernetes_modules_allow_is_refused_before_the_lock():
+    image = {"deploy_image": "registry.example.com/shop:v2"}
+    assert kubernetes("deploy", **image, deploy_capacity="1000", deploy_preparation_capacity="999") == []
+    assert kubernetes("deploy", **image, deploy_capacity="1001") == ["deploy_capacity=1001: allowed 1 to 1000"]
+    assert deploy(deploy_capacity="1001")[1] == []  # an Auto Scaling group may be larger
+    assert kubernetes("deploy", **image, deploy_rollout_timeout="50000", deploy_health_timeout="40000") == [
+        "deploy_rollout_timeout=50000 and deploy_health_timeout=40000 with deploy_platform=kubernetes: "
+        "one wait covers both there, at most 86400 seconds in all"
+    ]
+    assert kubernetes("rollback", rollback_capacity="2000", rollback_health_timeout="90000") == [
+        "rollback_capacity=2000: allowed 1 to 1000",
+        "rollback_health_timeout=90000: allowed 0 to 86400",
+    ]
+    assert kubernetes("teardown", teardown_wait_timeout="3601") == ["teardown_wait_timeout=3601: allowed 0 to 3600"]
