@@ -271,10 +271,13 @@ SERVICE = ByPlatform({"aws": AWS_SERVICE, "kubernetes": K8S_APP})
 SERVICES = ByPlatform(
     {
         platform: Rule(
-            "a non-empty list of service names (%s), each named once (comma-separated with -e)" % rule.allowed,
+            "a non-empty list of %s, each named once (comma-separated with -e)" % names,
             lambda values, rule=rule: bool(values) and _unique(values) and all(rule.problem(value) is None for value in values),
         )
-        for platform, rule in (("aws", AWS_SERVICE), ("kubernetes", K8S_APP))
+        for platform, names, rule in (
+            ("aws", "service names", AWS_SERVICE),
+            ("kubernetes", "app names of 1 to %d characters of a-z, 0-9 and -, a letter first and no - last" % MAX_APP_LENGTH, K8S_APP),
+        )
     }
 )
 NAMESPACE = Rule(

@@ -184,7 +184,7 @@ def test_an_app_on_kubernetes_may_be_longer_but_starts_with_a_letter():
         assert rule.problem("x" * 40, on_k8s) is None and rule.problem("web-2", on_k8s) is None
         assert rule.problem("x" * 41, on_k8s) == rule.problem("2web", on_k8s) == rule.rules["kubernetes"].allowed
         assert rule.problem("2web") is None and rule.problem("x" * 40) == rule.rules["aws"].allowed  # aws's own rule
-    assert RULES["teardown_services"].problem(["shop", "2cart"], on_k8s).startswith("a non-empty list of service names (1 to 40")
+    assert RULES["teardown_services"].problem(["shop", "2cart"], on_k8s).startswith("a non-empty list of app names of 1 to 40")
     typed, problems = check(options("deploy"), {"deploy_service": "x" * 30, "deploy_platform": "kubernetes", "deploy_image": "r/x:1"})
     assert problems == [] and typed["deploy_service"] == "x" * 30
     _typed, problems = check(options("status"), {"status_platform": "kubernetes"})
