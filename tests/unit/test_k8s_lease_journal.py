@@ -216,7 +216,16 @@ def test_the_heartbeat_renews_every_quarter_of_the_lease_while_the_controller_li
     clock = FakeClock()
     deaths = iter([None] * 25 + ["the controller (pid 4242) is gone"])
     held = k8s_lease.hold(
-        kube, "shop", "shop", A, 20, {"pid": 4242}, clock=clock, sleep=clock.sleep, controller_problem=lambda _c: next(deaths)
+        kube,
+        "shop",
+        "shop",
+        A,
+        20,
+        {"pid": 4242},
+        max_seconds=100,  # a heartbeat that missed the death would end here
+        clock=clock,
+        sleep=clock.sleep,
+        controller_problem=lambda _c: next(deaths, "the controller (pid 4242) is gone"),
     )
     assert held["stopped"] == "controller_gone" and held["reason"] == "the controller (pid 4242) is gone"
     assert held["renewals"] == 4  # looks a second apart for 25 s: renewed at 5, 10, 15 and 20 s
@@ -231,7 +240,9 @@ def test_the_heartbeat_stops_when_another_run_took_the_lease():
     k8s_lease.acquire(kube, "shop", "shop", "alice", A, 20)
     k8s_lease.acquire(kube, "shop", "shop", "bob", B, 20, takeover="alice")
     clock = FakeClock()
-    held = k8s_lease.hold(kube, "shop", "shop", A, 20, {"pid": 1}, clock=clock, sleep=clock.sleep, controller_problem=lambda _c: None)
+    held = k8s_lease.hold(
+        kube, "shop", "shop", A, 20, {"pid": 1}, max_seconds=100, clock=clock, sleep=clock.sleep, controller_problem=lambda _c: None
+    )
     assert held["stopped"] == "not_held" and "now held by bob" in held["reason"] and held["renewals"] == 0
     assert kube.objects[("coordination.k8s.io/leases", "shop-cutover-lock")]["spec"]["holderIdentity"] == B  # untouched
 
