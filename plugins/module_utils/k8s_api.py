@@ -70,7 +70,7 @@ def path(resource, namespace, name=None, subpath=None):
     """The URL path of a namespaced resource (collection, or one object; a subresource such as ``services/proxy``
     after the object's name, then ``subpath``)."""
     group, version, plural = RESOURCES[resource]
-    plural, _, subresource = plural.partition("/")
+    plural, _slash, subresource = plural.partition("/")
     base = "/api/%s" % version if not group else "/apis/%s/%s" % (group, version)
     out = "%s/namespaces/%s/%s" % (base, namespace, plural)
     if name:
