@@ -11,6 +11,7 @@ the doc fragment ``kubernetes.core.k8s_auth_options``), ``AnsibleK8SModule`` and
 
 from __future__ import annotations
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import Kube
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_lease import Fence
@@ -47,12 +48,24 @@ IDENTITY_ARGUMENT_SPEC = dict(
 )
 
 
+# The most seconds the Kubernetes modules wait for (a day; a read-back or a drain an hour).
+SECONDS_LIMITS = {"wait_timeout": 86400, "unhealthy_timeout": 86400, "verify_timeout": 3600, "drain_timeout": 3600}
+
+
 def app_module(argument_spec=None, **kwargs):
-    """An AnsibleK8SModule with kubernetes.core's connection options, the app options and the module's own."""
+    """An AnsibleK8SModule with kubernetes.core's connection options, the app options and the module's own.
+
+    The wait options are checked once, before anything is read (:func:`waits.validate`).
+    """
     spec = dict(AUTH_ARG_SPEC)
     spec.update(APP_ARGUMENT_SPEC)
     spec.update(argument_spec or {})
-    return AnsibleK8SModule(argument_spec=spec, **kwargs)
+    module = AnsibleK8SModule(argument_spec=spec, **kwargs)
+    try:
+        waits.validate(module.params, SECONDS_LIMITS)
+    except CutoverError as exc:
+        module.fail_json(msg=exc.message)
+    return module
 
 
 def validate_app_options(module):

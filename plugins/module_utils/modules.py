@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import botocore_config, retry_decorator
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import validate_min_healthy
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import discover
 
 try:
@@ -29,10 +32,22 @@ PAIR_ARGUMENT_SPEC = dict(
 
 
 def pair_module(argument_spec=None, **kwargs):
-    """An AnsibleAWSModule with the pair options plus the module's own."""
+    """An AnsibleAWSModule with the pair options plus the module's own, the shared ones checked (:func:`check_options`)."""
     spec = dict(PAIR_ARGUMENT_SPEC)
     spec.update(argument_spec or {})
-    return AnsibleAWSModule(argument_spec=spec, **kwargs)
+    module = AnsibleAWSModule(argument_spec=spec, **kwargs)
+    check_options(module)
+    return module
+
+
+def check_options(module, limits=None):
+    """The options modules share, checked once for every module, before anything is read: the wait options
+    (:func:`waits.validate`, ``limits`` the most seconds per option) and ``min_healthy``."""
+    try:
+        waits.validate(module.params, limits)
+        validate_min_healthy(module.params.get("min_healthy"))
+    except CutoverError as exc:
+        module.fail_json(msg=exc.message)
 
 
 def client(module, service):

@@ -176,23 +176,24 @@ def poll(
 SECONDS_OPTIONS = ("wait_timeout", "wait_sleep", "unhealthy_timeout", "verify_timeout", "drain_timeout")
 
 
-def argument_spec(timeout=DEFAULT_TIMEOUT, aliases=(), wait=True):
+def argument_spec(timeout=DEFAULT_TIMEOUT, aliases=(), wait=True, wait_aliases=()):
     """The wait options of a module (doc fragment ``cutover.bluegreen.wait``): ``wait``, ``wait_timeout``, ``wait_sleep``.
 
     ``timeout`` is the module's default of ``wait_timeout`` (None: the module
-    computes it), ``aliases`` the names it had before; ``wait=False`` leaves out
-    the ``wait`` switch, for a module that only waits.
+    computes it), ``aliases`` the names it had before (``wait_aliases`` those
+    of ``wait``); ``wait=False`` leaves out the ``wait`` switch (doc fragment
+    ``cutover.bluegreen.wait.optional``), for a module that always waits.
     """
-    spec = dict(
-        wait_timeout=dict(type="int", default=timeout, aliases=list(aliases)),
-        wait_sleep=dict(type="int"),
-    )
-    if not aliases:
-        del spec["wait_timeout"]["aliases"]
-    if timeout is None:
-        del spec["wait_timeout"]["default"]
+    timeout_spec = dict(type="int")
+    if timeout is not None:
+        timeout_spec["default"] = timeout
+    if aliases:
+        timeout_spec["aliases"] = list(aliases)
+    spec = dict(wait_timeout=timeout_spec, wait_sleep=dict(type="int"))
     if wait:
         spec["wait"] = dict(type="bool", default=True)
+        if wait_aliases:
+            spec["wait"]["aliases"] = list(wait_aliases)
     return spec
 
 

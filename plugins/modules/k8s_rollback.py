@@ -41,8 +41,6 @@ options:
   wait_timeout:
     description:
       - Seconds to wait for the colour to be Ready again (0 to 86400).
-    type: int
-    default: 600
   unhealthy_timeout:
     description:
       - Seconds a pod may stay Pending or fail its readiness probe before the rollback fails (0 to 86400).
@@ -56,6 +54,7 @@ options:
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.identity
+  - cutover.bluegreen.wait
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs what M(cutover.bluegreen.k8s_switch), M(cutover.bluegreen.k8s_lock) and M(cutover.bluegreen.k8s_journal)
@@ -107,7 +106,7 @@ message:
   type: str
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease, k8s_rollback, k8s_rollout
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease, k8s_rollback, k8s_rollout, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     IDENTITY_ARGUMENT_SPEC,
@@ -126,9 +125,9 @@ def main():
         to=dict(type="str", choices=list(k8s_rollback.TO_CHOICES), default="previous"),
         replicas=dict(type="int"),
         standby_ttl=dict(type="str", default="1d"),
-        wait_timeout=dict(type="int", default=600),
         unhealthy_timeout=dict(type="int", default=120),
         verify_timeout=dict(type="int", default=60),
+        **waits.argument_spec(wait=False),
     )
     spec.update(IDENTITY_ARGUMENT_SPEC)
     module = app_module(spec, supports_check_mode=True)
@@ -137,10 +136,7 @@ def main():
     def operation():
         validate_app_options(module)
         k8s_lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"])
-        k8s_rollout.validate_inputs(timeout=params["wait_timeout"], unhealthy_timeout=params["unhealthy_timeout"])
         k8s_rollout.validate_replicas("replicas", params["replicas"], low=1)
-        if not 0 <= params["verify_timeout"] <= 3600:
-            raise CutoverError("verify_timeout must be from 0 to 3600 seconds, got %d" % params["verify_timeout"])
         try:
             parse_ttl(params["standby_ttl"])
         except CutoverError as exc:
@@ -163,6 +159,7 @@ def main():
             verify_timeout=params["verify_timeout"],
             check_mode=module.check_mode,
             progress=progress_of(module),
+            waiter=waits.waiter_of(params, progress_of(module)),
         )
         if module._diff:
             restored = result.get("restored") or {}

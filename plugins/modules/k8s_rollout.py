@@ -48,13 +48,9 @@ options:
   wait:
     description:
       - Wait until the rollout is complete and every pod is Ready.
-    type: bool
-    default: true
   wait_timeout:
     description:
       - Seconds to wait in all (0 to 86400).
-    type: int
-    default: 600
   unhealthy_timeout:
     description:
       - Seconds a pod may stay Pending or fail its readiness probe before the rollout fails (0 to 86400).
@@ -63,6 +59,8 @@ options:
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.fence
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(list) on Deployments, Services, Pods and Events, C(get) and C(patch) on the app's Deployments.
@@ -124,7 +122,7 @@ pods:
   elements: dict
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_rollout
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_rollout, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     LEASE_ARGUMENT_SPEC,
     app_module,
@@ -144,9 +142,8 @@ def main():
         replicas=dict(type="int"),
         preparation_replicas=dict(type="int"),
         color=dict(type="str", choices=list(k8s_rollout.COLOR_CHOICES), default="idle"),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=600),
         unhealthy_timeout=dict(type="int", default=120),
+        **waits.argument_spec(),
     )
     spec.update(LEASE_ARGUMENT_SPEC)
     module = app_module(spec, supports_check_mode=True)
@@ -155,14 +152,7 @@ def main():
     def operation():
         validate_app_options(module)
         validate_lease_option(module)
-        k8s_rollout.validate_inputs(
-            params["image"],
-            params["replicas"],
-            params["preparation_replicas"],
-            params["color"],
-            params["wait_timeout"],
-            params["unhealthy_timeout"],
-        )
+        k8s_rollout.validate_inputs(params["image"], params["replicas"], params["preparation_replicas"], params["color"])
         client = kube(module)
         pair = discover_pair(module, client, with_pods=False)
         plan = k8s_rollout.plan_rollout(pair, params["image"], params["replicas"], params["preparation_replicas"], params["color"])
@@ -183,8 +173,8 @@ def main():
                 wait=params["wait"],
                 timeout=params["wait_timeout"],
                 unhealthy_timeout=params["unhealthy_timeout"],
-                progress=progress_of(module),
                 fence=fence_of(module, client),
+                waiter=waits.waiter_of(params, progress_of(module)),
             )
         if module._diff:
             result["diff"] = dict(before=plan["before"], after=plan["after"])

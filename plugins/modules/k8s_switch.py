@@ -45,15 +45,14 @@ options:
       - Point the preview Service at the colour that becomes idle.
     type: bool
     default: true
-  verify:
+  wait:
     description:
-      - Read back the Services and their endpoints after the switch.
-    type: bool
-    default: true
-  verify_timeout:
+      - Read back the Services and their endpoints after the switch, until they hold only the new colour's pods.
+    aliases: [verify]
+  wait_timeout:
     description:
       - Seconds to wait for the endpoints to follow the selectors (0 to 3600).
-    type: int
+    aliases: [verify_timeout]
     default: 60
   publish:
     description:
@@ -72,6 +71,8 @@ options:
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.fence
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(get), C(list) and C(patch) on Services, C(list) on Deployments, Pods and EndpointSlices, C(get) and C(patch) on
@@ -134,7 +135,7 @@ required:
   type: int
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_switch
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_switch, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     LEASE_ARGUMENT_SPEC,
@@ -155,20 +156,19 @@ def main():
         to_color=dict(type="str", choices=list(k8s_switch.TO_COLOR_CHOICES), default="idle"),
         min_ready=dict(type="int"),
         swap_preview=dict(type="bool", default=True),
-        verify=dict(type="bool", default=True),
-        verify_timeout=dict(type="int", default=60),
         publish=dict(type="bool", default=True),
         standby_ttl=dict(type="str"),
         retire_after=dict(type="str"),
     )
     spec.update(LEASE_ARGUMENT_SPEC)
+    spec.update(waits.argument_spec(60, aliases=["verify_timeout"], wait_aliases=["verify"]))
     module = app_module(spec, supports_check_mode=True, mutually_exclusive=[("standby_ttl", "retire_after")])
     params = module.params
 
     def operation():
         validate_app_options(module)
         validate_lease_option(module)
-        k8s_switch.validate_inputs(params["to_color"], params["min_ready"], params["verify_timeout"])
+        k8s_switch.validate_inputs(params["to_color"], params["min_ready"], params["wait_timeout"])
         try:
             parse_ttl(params["standby_ttl"])
         except CutoverError as exc:
@@ -186,14 +186,14 @@ def main():
             to_color=params["to_color"],
             min_ready=params["min_ready"],
             swap_preview=params["swap_preview"],
-            verify=params["verify"],
-            verify_timeout=params["verify_timeout"],
+            verify=params["wait"],
+            verify_timeout=params["wait_timeout"],
             publish=params["publish"],
             standby_ttl=params["standby_ttl"],
             retire_after=params["retire_after"],
             check_mode=module.check_mode,
-            progress=progress_of(module),
             fence=fence_of(module, client),
+            waiter=waits.waiter_of(params, progress_of(module)),
         )
         if module._diff:
             result["diff"] = dict(

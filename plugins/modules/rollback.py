@@ -79,15 +79,14 @@ options:
     type: int
   wait_timeout:
     description:
-      - Seconds to wait for a restored colour to be InService and healthy.
-    type: int
-    default: 600
+      - Seconds to wait in all (0 or more) for a restored colour to be InService and then healthy.
   publish_parameter:
     description:
       - SSM parameter that publishes the live colour (default C(/cutover/<service>/active-color)); an empty string disables it.
     type: str
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
   - cutover.bluegreen.capacity
   - cutover.bluegreen.lease.IDENTITY
   - amazon.aws.common.modules
@@ -178,7 +177,7 @@ seconds:
   sample: 0.9
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import lease, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name
@@ -202,8 +201,8 @@ def main():
             table_name=dict(type="str"),
             standby_ttl=dict(type="str", default="1d"),
             capacity=dict(type="int"),
-            wait_timeout=dict(type="int", default=600),
             publish_parameter=dict(type="str"),
+            **waits.argument_spec(wait=False),
             **CAPACITY_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
@@ -213,8 +212,6 @@ def main():
     def operation():
         parse_ttl(params["standby_ttl"])  # bad input fails before anything changes
         lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"])
-        if params["wait_timeout"] < 0:
-            module.fail_json(msg="wait_timeout must be zero or more seconds, got %s" % params["wait_timeout"])
         if params["capacity"] is not None and params["capacity"] < 1:
             module.fail_json(msg="capacity must be at least 1, got %s" % params["capacity"])
         clients = {name: client(module, name) for name in ("elbv2", "autoscaling", "dynamodb", "ssm")}
@@ -237,6 +234,7 @@ def main():
             deregister_foreign=params["deregister_foreign"],
             check_mode=module.check_mode,
             progress=module.log,
+            waiter=waits.waiter_of(params, module.log),
         )
 
     run(module, operation)
