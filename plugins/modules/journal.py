@@ -115,6 +115,10 @@ options:
       - With O(lock=acquire), what the lock is held for, shown to anyone who finds the service locked.
     type: str
 notes:
+  - "Steps it combines with O(lock), because they always go together: taking the lock and opening the run's entry,
+    which the lease names (a run that takes over a dead run's lease settles the entry it names), or the run's last
+    write and giving the lock back. The lock itself is taken and given back by the one entry point every module
+    uses (the same as M(cutover.bluegreen.lock)'s), with the same rules."
   - Needs C(dynamodb:GetItem), C(dynamodb:PutItem) and C(dynamodb:UpdateItem) on the table, and with O(lock)
     C(dynamodb:DeleteItem).
   - In check mode nothing is written; a step or finish of a deployment that is not in the journal (because it was
@@ -271,7 +275,7 @@ deployment:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
@@ -344,11 +348,11 @@ def main():
             )
 
         locked = settled = None
+        lock, entries = lease.Table(dynamodb, table, params["service"]), journal.Journal(dynamodb, table, params["service"])
         if params["lock"] == journal.LOCK_ACQUIRE:
-            result, locked, settled = journal.open_under_lock(
-                dynamodb,
-                table,
-                params["service"],
+            result, locked, settled = locking.open_entry(
+                lock,
+                entries,
                 params["owner"],
                 params["token"],
                 params["lease_seconds"],
@@ -359,9 +363,7 @@ def main():
                 **common,
             )
         elif params["lock"] == journal.LOCK_RELEASE:
-            result, locked = journal.close_under_lock(
-                dynamodb, table, params["service"], params["token"], write, check_mode=module.check_mode, now=now
-            )
+            result, locked = locking.give_back(lock, params["token"], write, check_mode=module.check_mode, now=now)
         else:
             result = write()
         if result.get("missing"):

@@ -91,6 +91,9 @@ extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
 notes:
+  - "Steps it combines with O(lock), because they always go together: taking the Lease and opening the run's entry,
+    which the Lease names, or the run's last write and giving the Lease back; through the same entry point and rules
+    as M(cutover.bluegreen.k8s_lock)."
   - Needs C(get), C(create) and C(update) on the journal ConfigMap, and with O(lock) on the app's Lease.
   - In check mode nothing is written.
 """

@@ -21,7 +21,9 @@ description:
     unchanged); otherwise it renews it.
   - A lease of another run that has expired (its run died and stopped renewing it) is taken over; one that is
     live is refused, naming its holder, what it is doing, since when and until when, and the exact O(takeover)
-    that takes it. A takeover is recorded in the C(takeovers) of RV(lock).
+    that takes it. A takeover is recorded in the C(takeovers) of RV(lock). When the lease taken over names an
+    unfinished journal entry of the dead run, that entry is closed as V(interrupted), naming this run (or left for
+    adoption when O(deployment_id) is the same; see M(cutover.bluegreen.k8s_journal)).
   - O(state=renewed) pushes this run's lease out by O(lease_seconds); O(state=checked) fails unless the lease is
     this run's and live. Both fail with C(lost the lock) when another run holds it.
   - O(state=released) gives the lease back only when O(token) holds it; releasing a lease nobody holds changes
@@ -72,7 +74,8 @@ extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
 notes:
-  - Needs C(get), C(create) and C(update) on the app's Lease.
+  - Needs C(get), C(create) and C(update) on the app's Lease, and to settle a dead run's entry C(get) and C(update)
+    on the journal ConfigMap.
   - Whether a lease has expired is judged by the clock of the machine running the module; keep clocks in sync.
 """
 
@@ -113,6 +116,13 @@ previous:
   description: The lease before the task, or null when it was free.
   returned: success
   type: dict
+interrupted:
+  description:
+    - When the lease taken over named an unfinished journal entry of the dead run, what was done with it
+      (C(deployment_id), C(action) V(interrupt), V(adopt) or V(leave), C(reason)).
+  returned: when a lease was taken over
+  type: dict
+  sample: {"deployment_id": "20260101T115900Z-0a1b2c3d", "action": "interrupt", "reason": "deployment ... was left unfinished by its run"}
 holder:
   description: When another run holds the lock, its owner.
   returned: failure
@@ -125,7 +135,7 @@ takeover_hint:
   sample: takeover=8d0c1f0e-5a53-4a55-9d8a-0a4a2b1c9e77
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_journal, k8s_lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, kube, run, validate_app_options
 
 
@@ -162,21 +172,24 @@ def main():
             validate_deployment_id(params["deployment_id"])
         client = kube(module)
         state = params["state"]
+        lock = k8s_lease.LeaseObject(client, app, namespace)
         if state == "acquired":
-            result = k8s_lease.acquire(
-                client,
-                app,
-                namespace,
+            result, settled = locking.take(
+                lock,
+                k8s_journal.Journal(client, app, namespace),
                 params["owner"],
                 token,
                 params["lease_seconds"],
-                takeover=params["takeover"],
                 purpose=params["purpose"],
+                takeover=params["takeover"],
                 deployment_id=params["deployment_id"],
                 check_mode=module.check_mode,
             )
+            if settled is not None:
+                settled.pop("entry")
+                result["interrupted"] = settled
         elif state == "released":
-            result = k8s_lease.release(client, app, namespace, token, check_mode=module.check_mode)
+            _nothing, result = locking.give_back(lock, token, check_mode=module.check_mode)
         elif state == "checked":
             lock = k8s_lease.check(client, app, namespace, token)
             result = dict(changed=False, operation="checked", lock=lock, previous=lock)

@@ -57,6 +57,9 @@ extends_documentation_fragment:
   - cutover.bluegreen.wait
   - kubernetes.core.k8s_auth_options
 notes:
+  - "Steps it combines: the whole rollback (lock, journal, scale up, wait Ready, switch, standby, journal, unlock), run
+    as one module for the reasons of M(cutover.bluegreen.rollback); each step is the library function of the
+    single-step modules."
   - Needs what M(cutover.bluegreen.k8s_switch), M(cutover.bluegreen.k8s_lock) and M(cutover.bluegreen.k8s_journal)
     need.
   - In check mode nothing is changed, nothing is waited for, and the guard is skipped for a colour that a real run

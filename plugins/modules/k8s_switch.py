@@ -75,6 +75,9 @@ extends_documentation_fragment:
   - cutover.bluegreen.wait.optional
   - kubernetes.core.k8s_auth_options
 notes:
+  - "Steps it combines, because they always go together: marking the old colour standby (before traffic moves, so a
+    run killed half way leaves it marked), moving every Service, and publishing the live colour (O(publish)). The
+    step order around it is the role's."
   - Needs C(get), C(list) and C(patch) on Services, C(list) on Deployments, Pods and EndpointSlices, C(get) and C(patch) on
     the app's Deployments, C(get), C(update) (or C(create)) on the ConfigMap C(<app>-active-color).
   - In check mode nothing is changed; the guard still runs, so a switch that would be refused fails.

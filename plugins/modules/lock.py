@@ -254,7 +254,7 @@ lost_lock:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
@@ -310,26 +310,23 @@ def main():
                 progress=module.log,
             )
             return dict(changed=held["renewals"] > 0, operation="held", table_name=table, held=held)
+        lock = lease.Table(dynamodb, table, params["service"])
         if state == "acquired":
-            result = lease.acquire(
-                dynamodb,
-                table,
-                params["service"],
+            result, settled = locking.take(
+                lock,
+                journal.Journal(dynamodb, table, params["service"]),
                 params["owner"],
                 params["token"],
                 params["lease_seconds"],
-                takeover=params["takeover"],
                 purpose=params["purpose"],
+                takeover=params["takeover"],
                 check_mode=module.check_mode,
-            )
-            settled = journal.settle_takeover(
-                dynamodb, table, params["service"], result, params["owner"], purpose=params["purpose"], check_mode=module.check_mode
             )
             if settled is not None:
                 settled.pop("entry")
                 result["interrupted"] = settled
         else:
-            result = lease.release(dynamodb, table, params["service"], params["token"], check_mode=module.check_mode)
+            _nothing, result = locking.give_back(lock, params["token"], check_mode=module.check_mode)
         result["table_name"] = table
         if module._diff:
             result["diff"] = dict(before=holder(result["previous"]), after=holder(result["lock"]))

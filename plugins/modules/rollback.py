@@ -93,6 +93,10 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
+  - "Steps it combines: the whole rollback (lock, journal, restore, switch, standby, journal, unlock), the one
+    workflow run as a single module. It is run when production hurts, so it is one process - one module start
+    instead of six, and a lease its own waits renew, with no heartbeat task - and its steps always go together.
+    Each step is the library function the single-step modules use, with the same refusals."
   - Supports check mode (reports what it would do; takes no lock and changes nothing).
 """
 

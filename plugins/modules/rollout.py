@@ -97,6 +97,8 @@ options:
     elements: str
     default: [AZRebalance, AlarmNotification, ScheduledActions, ReplaceUnhealthy]
 notes:
+  - "Steps it combines with O(wait_healthy=true), because they always go together in a release: the rollout and the
+    health wait, one C(async) job with one timeout (O(wait_timeout))."
   - In check mode nothing is created or changed; the result reports what would be, with the number a new
     launch-template version would get.
   - With O(wait=true) a run that changes nothing still checks that the colour is InService.

@@ -101,6 +101,11 @@ options:
       - Without it the colour that was live is left as it is. A run that moves no traffic marks nothing.
     type: str
 notes:
+  - "Steps it combines, because they always go together: moving production traffic, marking the colour that lost it
+    as the standby (O(standby_ttl); the colour that took it loses its marks) and publishing the live colour
+    (O(publish_parameter)). A full switch always makes the old colour the standby and the new one the published
+    one, and marking it in the same call leaves no moment in which a run killed right after the switch leaves an
+    unmarked old colour, which a rollback would refuse. The step order around it is the role's."
   - Check mode changes nothing and returns the planned changes.
   - Supports diff mode, showing per listener and rule the colours and weights before and after, and the parameter.
   - The live colour is what the production listener forwards to; the SSM parameter is only a published copy.
