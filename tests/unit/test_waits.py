@@ -42,7 +42,7 @@ def test_progress_is_reported_at_most_every_ten_seconds_with_where_it_stands():
     clock, lines = FakeClock(), []
     check, _looks = holds_after(clock, 35.0)
     state = iter("abcdefghijklmnopqrstuvwxyz")
-    condition = Condition("targets of blue to drain", check, lambda: "%s still draining" % next(state))
+    condition = Condition("targets of blue to drain", check, lambda: f"{next(state)} still draining")
     Waiter(lines.append, delay=2, factor=1, clock=clock, sleep=clock.sleep).wait(condition, 60)
     assert lines == [
         "still waiting for targets of blue to drain after 10 s: a still draining",
@@ -110,7 +110,7 @@ def test_a_negative_timeout_is_refused_before_the_first_look():
 def test_every_look_asks_the_fence_first():
     class Lost:
         def look(self, what):
-            raise lease_rules.LostLock("the lock of service shop is now held by bob; stopped before %s" % what)
+            raise lease_rules.LostLock(f"the lock of service shop is now held by bob; stopped before {what}")
 
     looks, clock = [], FakeClock()
     with fence.fenced(Lost()), pytest.raises(lease_rules.LostLock, match="stopped before waiting for green to be healthy"):
