@@ -384,6 +384,9 @@ class Journal:
     def start(self, **kwargs):
         return start(self.dynamodb, self.table, self.service, **kwargs)
 
+    def step(self, deployment_id, name, status="finished", **kwargs):
+        return step(self.dynamodb, self.table, self.service, deployment_id, name, status, **kwargs)
+
     def finish(self, deployment_id, outcome, **kwargs):
         return finish(self.dynamodb, self.table, self.service, deployment_id, outcome, **kwargs)
 
@@ -398,7 +401,7 @@ LEAVE = "leave"
 
 
 def validate_lock(lock, state, owner, token, lease_seconds=None, takeover=None):
-    """``lock=acquire`` goes with ``state=started``, ``lock=release`` with a step or a finish; both need an owner and a token."""
+    """``lock=acquire`` goes with ``state=started`` and needs an owner, ``lock=release`` with a step or a finish; both a token."""
     if lock is None:
         return
     if lock == LOCK_ACQUIRE and state != "started":
@@ -409,7 +412,21 @@ def validate_lock(lock, state, owner, token, lease_seconds=None, takeover=None):
         raise CutoverError("lock must be acquire or release, got %r" % (lock,))
     if token is None:
         raise CutoverError("lock=%s needs the token of the run that holds (or takes) the lock" % lock)
-    lease_rules.validate(owner, token, lease_seconds if lock == LOCK_ACQUIRE else None, takeover, owner_required=True)
+    acquire = lock == LOCK_ACQUIRE
+    lease_rules.validate(owner, token, lease_seconds if acquire else None, takeover, owner_required=acquire)
+
+
+def validate_task(params, validate_record=validate_record):
+    """The options of a journal module (``state``, ``deployment_id``, ``step``, ``status``, ``outcome``, ``record``, ``lock``,
+    ``owner``, ``token``, ``lease_seconds``, ``takeover``), checked before the journal is read."""
+    if params["deployment_id"] is not None:
+        validate_deployment_id(params["deployment_id"])
+    if params["state"] == "step":
+        validate_step(params["step"], params["status"])
+    if params["state"] == "finished":
+        validate_outcome(params["outcome"])
+    validate_record(params["record"])
+    validate_lock(params["lock"], params["state"], params["owner"], params["token"], params["lease_seconds"], params["takeover"])
 
 
 def is_waiting_canary(item):

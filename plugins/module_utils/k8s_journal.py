@@ -249,6 +249,9 @@ class Journal:
     def start(self, **kwargs):
         return start(self.kube, self.app, self.namespace, **kwargs)
 
+    def step(self, deployment_id, name, status="finished", **kwargs):
+        return step(self.kube, self.app, self.namespace, deployment_id, name, status, **kwargs)
+
     def finish(self, deployment_id, outcome, **kwargs):
         return finish(self.kube, self.app, self.namespace, deployment_id, outcome, **kwargs)
 

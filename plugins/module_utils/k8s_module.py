@@ -112,6 +112,48 @@ def validate_lease_option(module):
         validate(token=lease["token"], lease_seconds=lease.get("lease_seconds"))
 
 
+def check_time(option, value, parse):
+    """``parse(value)`` (a TTL, a moment), failing with the option named; None (not given) passes."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except CutoverError as exc:
+        raise CutoverError("%s: %s" % (option, exc.message)) from None
+
+
+def step_module(argument_spec=None, **kwargs):
+    """The module of a step that changes the pair: :func:`app_module` with the ``lease`` (fencing) option."""
+    spec = dict(argument_spec or {})
+    spec.update(LEASE_ARGUMENT_SPEC)
+    return app_module(spec, **kwargs)
+
+
+class Step:
+    """What a step module works with once its options are checked: the client, the pair, the run's fence and waiter."""
+
+    def __init__(self, module, client, pair):
+        self.client, self.pair = client, pair
+        self.check_mode = module.check_mode
+        self.fence = fence_of(module, client)
+        self.waiter = waits.waiter_of(module.params, progress_of(module))
+
+
+def run_step(module, step, check=None, with_pods=False):
+    """Run a :func:`step_module`: the app and lease options checked, then the module's own (``check()``), before
+    anything is read; then the pair read and ``step(Step)`` run; exits with its result, or fails naming the problem."""
+
+    def operation():
+        validate_app_options(module)
+        validate_lease_option(module)
+        if check:
+            check()
+        client = kube(module)
+        return step(Step(module, client, discover_pair(module, client, with_pods=with_pods)))
+
+    run(module, operation)
+
+
 def progress_of(module):
     """Where a long wait reports progress: the module's log (AnsibleK8SModule wraps the AnsibleModule)."""
     inner = getattr(module, "_module", module)

@@ -155,3 +155,78 @@ def give_back(lock, token, write=None, check_mode=False, now=None):
     if action == rules.RELEASE and not check_mode:
         _release(lock, current, token)
     return entry, released
+
+
+def journal_task(stores, params, validate_record=journal.validate_record, check_mode=False, now=None):
+    """What a journal module does (``journal``, ``k8s_journal``): one change of an entry (``state`` started, step or
+    finished), with ``lock=acquire`` opened under the lock (:func:`open_entry`), with ``lock=release`` written before
+    the lock is given back (:func:`give_back`). The options are checked first (:func:`journal.validate_task`, with the
+    journal's ``validate_record``), then ``stores()`` gives the lock store and the journal.
+
+    Returns ``{changed, deployment_id, deployment, before, after, missing}`` and, with ``lock``, ``lock`` (the
+    lease after) and ``settled`` (a dead run's entry, when its lease was taken over).
+    """
+    journal.validate_task(params, validate_record)
+    lock, entries = stores()
+    moment = now or utcnow()
+    common = dict(record=params["record"], check_mode=check_mode, now=moment)
+
+    def write():
+        if params["state"] == "started":
+            return entries.start(owner=params["owner"], summary=params["summary"], deployment_id=params["deployment_id"], **common)
+        if params["state"] == "step":
+            return entries.step(params["deployment_id"], params["step"], params["status"], **common)
+        return entries.finish(params["deployment_id"], params["outcome"], summary=params["summary"], **common)
+
+    locked = settled = None
+    if params["lock"] == journal.LOCK_ACQUIRE:
+        result, locked, settled = open_entry(
+            lock,
+            entries,
+            params["owner"],
+            params["token"],
+            params["lease_seconds"],
+            purpose=params["purpose"],
+            takeover=params["takeover"],
+            deployment_id=params["deployment_id"],
+            summary=params["summary"],
+            **common,
+        )
+    elif params["lock"] == journal.LOCK_RELEASE:
+        result, locked = give_back(lock, params["token"], write, check_mode=check_mode, now=moment)
+    else:
+        result = write()
+    task = dict(
+        changed=result["changed"] or bool(locked and locked["changed"]),
+        deployment_id=result["deployment_id"],
+        deployment=journal.view(result["after"], moment),
+        before=result["before"],
+        after=result["after"],
+        missing=bool(result.get("missing")),
+    )
+    if locked is not None:
+        task["lock"] = locked["lock"]
+    if settled is not None:
+        settled.pop("entry", None)
+        task["settled"] = settled
+    return task
+
+
+def lock_task(lock, entries, state, owner, token, lease_seconds, purpose=None, takeover=None, deployment_id=None, check_mode=False):
+    """What the lock modules do for ``state`` acquired (:func:`take`; a dead run's entry settled is returned as
+    ``interrupted``) and released (:func:`give_back`): ``{changed, operation, lock, previous[, interrupted]}``."""
+    if state == "released":
+        return give_back(lock, token, check_mode=check_mode)[1]
+    result, settled = take(lock, entries, owner, token, lease_seconds, purpose, takeover, deployment_id, check_mode)
+    if settled is not None:
+        settled.pop("entry", None)
+        result["interrupted"] = settled
+    return result
+
+
+def diff(result, keys=("owner", "token", "purpose", "deployment_id", "acquired_at", "expires_at")):
+    """What the diff of a lock task shows: the holder before and after."""
+    return {
+        "before": {key: result["previous"].get(key) for key in keys} if result["previous"] else {},
+        "after": {key: result["lock"].get(key) for key in keys} if result["lock"] else {},
+    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import botocore_config, retry_decorator
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import validate_min_healthy
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
@@ -67,6 +67,11 @@ def client(module, service):
     new session per client and takes none from outside).
     """
     return module.client(service, retry_decorator=retry_decorator(service), config=botocore_config())
+
+
+def fenced(module):
+    """The block under the fence the module's ``lease`` option describes (see :mod:`fence`; none without the option)."""
+    return fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb")))
 
 
 def discover_pair(module, elbv2=None, autoscaling=None, rules=True, health=True):

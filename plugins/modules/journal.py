@@ -276,7 +276,6 @@ deployment:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease, locking
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
 
@@ -313,78 +312,22 @@ def main():
     params = module.params
     table = table_name(params["service"], params["table_name"])
 
-    def operation():
-        # Bad input fails here, before the table is touched.
-        if params["deployment_id"] is not None:
-            journal.validate_deployment_id(params["deployment_id"])
-        if params["state"] == "step":
-            journal.validate_step(params["step"], params["status"])
-        if params["state"] == "finished":
-            journal.validate_outcome(params["outcome"])
-        journal.validate_record(params["record"])
-        journal.validate_lock(
-            params["lock"], params["state"], params["owner"], params["token"], params["lease_seconds"], params["takeover"]
-        )
-
+    def stores():
         dynamodb = client(module, "dynamodb")
-        now = utcnow()
-        common = dict(record=params["record"], check_mode=module.check_mode, now=now)
+        return lease.Table(dynamodb, table, params["service"]), journal.Journal(dynamodb, table, params["service"])
 
-        def write():
-            if params["state"] == "started":
-                return journal.start(
-                    dynamodb,
-                    table,
-                    params["service"],
-                    owner=params["owner"],
-                    summary=params["summary"],
-                    deployment_id=params["deployment_id"],
-                    **common,
-                )
-            if params["state"] == "step":
-                return journal.step(dynamodb, table, params["service"], params["deployment_id"], params["step"], params["status"], **common)
-            return journal.finish(
-                dynamodb, table, params["service"], params["deployment_id"], params["outcome"], summary=params["summary"], **common
-            )
-
-        locked = settled = None
-        lock, entries = lease.Table(dynamodb, table, params["service"]), journal.Journal(dynamodb, table, params["service"])
-        if params["lock"] == journal.LOCK_ACQUIRE:
-            result, locked, settled = locking.open_entry(
-                lock,
-                entries,
-                params["owner"],
-                params["token"],
-                params["lease_seconds"],
-                purpose=params["purpose"],
-                takeover=params["takeover"],
-                deployment_id=params["deployment_id"],
-                summary=params["summary"],
-                **common,
-            )
-        elif params["lock"] == journal.LOCK_RELEASE:
-            result, locked = locking.give_back(lock, params["token"], write, check_mode=module.check_mode, now=now)
-        else:
-            result = write()
-        if result.get("missing"):
+    def operation():
+        task = locking.journal_task(stores, params, check_mode=module.check_mode)  # checks the options before any call
+        if task.pop("missing"):
             module.warn(
                 "deployment %s is not in the journal of %s (it may have been started in check mode); nothing was read or written"
-                % (result["deployment_id"], params["service"])
+                % (task["deployment_id"], params["service"])
             )
-        output = dict(
-            changed=result["changed"] or bool(locked and locked["changed"]),
-            deployment_id=result["deployment_id"],
-            table_name=table,
-            deployment=journal.view(result["after"], now),
-        )
-        if locked is not None:
-            output["lock"] = locked["lock"]
-        if settled is not None:
-            settled.pop("entry")
-            output["settled"] = settled
+        before, after = task.pop("before"), task.pop("after")
+        task["table_name"] = table
         if module._diff:
-            output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
-        return output
+            task["diff"] = dict(before=shown(before), after=shown(after))
+        return task
 
     run(module, operation)
 

@@ -145,8 +145,7 @@ settled:
   type: dict
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, kube, run, validate_app_options
 
 
@@ -185,78 +184,20 @@ def main():
     params = module.params
     app, namespace = params["app"], params["namespace"]
 
-    def operation():
-        # Bad input fails here, before anything is read.
-        validate_app_options(module)
-        if params["deployment_id"] is not None:
-            journal.validate_deployment_id(params["deployment_id"])
-        if params["state"] == "step":
-            journal.validate_step(params["step"], params["status"])
-        k8s_journal.validate_record(params["record"])
-        if params["lock"] == "acquire" and params["state"] != "started":
-            raise CutoverError("lock=acquire opens a deployment under the lock: it needs state=started, not %s" % params["state"])
-        if params["lock"] == "release" and params["state"] == "started":
-            raise CutoverError("lock=release gives the lock back after a step or a finish: it needs state=step or finished")
-        if params["lock"]:
-            k8s_lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"], params["purpose"])
-
+    def stores():
         client = kube(module)
-        now = utcnow()
-        common = dict(record=params["record"], check_mode=module.check_mode, now=now)
+        return k8s_lease.LeaseObject(client, app, namespace), k8s_journal.Journal(client, app, namespace)
 
-        def write():
-            if params["state"] == "started":
-                return k8s_journal.start(
-                    client,
-                    app,
-                    namespace,
-                    owner=params["owner"],
-                    summary=params["summary"],
-                    deployment_id=params["deployment_id"],
-                    **common,
-                )
-            if params["state"] == "step":
-                return k8s_journal.step(client, app, namespace, params["deployment_id"], params["step"], params["status"], **common)
-            return k8s_journal.finish(
-                client, app, namespace, params["deployment_id"], params["outcome"], summary=params["summary"], **common
-            )
-
-        output = {}
-        locked = None
-        if params["lock"] == "acquire":
-            result, locked, settled = k8s_journal.open_under_lock(
-                client,
-                app,
-                namespace,
-                params["owner"],
-                params["token"],
-                params["lease_seconds"],
-                purpose=params["purpose"],
-                takeover=params["takeover"],
-                deployment_id=params["deployment_id"],
-                summary=params["summary"],
-                record=params["record"],
-                check_mode=module.check_mode,
-                now=now,
-            )
-            output["lock"] = locked["lock"]
-            if settled:
-                output["settled"] = settled
-        elif params["lock"] == "release":
-            result, locked = k8s_journal.close_under_lock(
-                client, app, namespace, params["token"], write, check_mode=module.check_mode, now=now
-            )
-            output["lock"] = None
-        else:
-            result = write()
-        output.update(
-            changed=result["changed"] or bool(locked and locked["changed"]),
-            deployment_id=result["deployment_id"],
-            deployment=journal.view(result["after"], now),
-        )
+    def operation():
+        validate_app_options(module)  # and the journal's options, in journal_task, before the client is made
+        task = locking.journal_task(stores, params, k8s_journal.validate_record, check_mode=module.check_mode)
+        task.pop("missing")
+        before, after = task.pop("before"), task.pop("after")
+        if params["lock"] == "release":
+            task["lock"] = None
         if module._diff:
-            output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
-        return output
+            task["diff"] = dict(before=shown(before), after=shown(after))
+        return task
 
     run(module, operation)
 

@@ -135,15 +135,8 @@ takeover_hint:
   sample: takeover=8d0c1f0e-5a53-4a55-9d8a-0a4a2b1c9e77
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_journal, k8s_lease, locking
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, kube, run, validate_app_options
-
-
-def holder(lock):
-    """What the diff shows of a lease."""
-    if not lock:
-        return {}
-    return {key: lock.get(key) for key in ("owner", "token", "purpose", "acquired_at", "expires_at")}
 
 
 def main():
@@ -167,16 +160,14 @@ def main():
         validate_app_options(module)
         k8s_lease.validate(params["owner"], token, params["lease_seconds"], params["takeover"], params["purpose"])
         if params["deployment_id"] is not None:
-            from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import validate_deployment_id
-
-            validate_deployment_id(params["deployment_id"])
+            journal.validate_deployment_id(params["deployment_id"])
         client = kube(module)
         state = params["state"]
-        lock = k8s_lease.LeaseObject(client, app, namespace)
-        if state == "acquired":
-            result, settled = locking.take(
-                lock,
+        if state in ("acquired", "released"):
+            result = locking.lock_task(
+                k8s_lease.LeaseObject(client, app, namespace),
                 k8s_journal.Journal(client, app, namespace),
+                state,
                 params["owner"],
                 token,
                 params["lease_seconds"],
@@ -185,11 +176,6 @@ def main():
                 deployment_id=params["deployment_id"],
                 check_mode=module.check_mode,
             )
-            if settled is not None:
-                settled.pop("entry")
-                result["interrupted"] = settled
-        elif state == "released":
-            _nothing, result = locking.give_back(lock, token, check_mode=module.check_mode)
         elif state == "checked":
             lock = k8s_lease.check(client, app, namespace, token)
             result = dict(changed=False, operation="checked", lock=lock, previous=lock)
@@ -201,7 +187,7 @@ def main():
                 lock = k8s_lease.renew(client, app, namespace, token, params["lease_seconds"])
                 result = dict(changed=True, operation="renew", lock=lock, previous=previous)
         if module._diff:
-            result["diff"] = dict(before=holder(result["previous"]), after=holder(result["lock"]))
+            result["diff"] = locking.diff(result, ("owner", "token", "purpose", "acquired_at", "expires_at"))
         return result
 
     run(module, operation)

@@ -110,10 +110,10 @@ message:
 """
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease, k8s_rollback, k8s_rollout, waits
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     IDENTITY_ARGUMENT_SPEC,
     app_module,
+    check_time,
     discover_pair,
     kube,
     progress_of,
@@ -140,10 +140,7 @@ def main():
         validate_app_options(module)
         k8s_lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"])
         k8s_rollout.validate_replicas("replicas", params["replicas"], low=1)
-        try:
-            parse_ttl(params["standby_ttl"])
-        except CutoverError as exc:
-            raise CutoverError("standby_ttl: %s" % exc.message) from None
+        check_time("standby_ttl", params["standby_ttl"], parse_ttl)
         client = kube(module)
         result = k8s_rollback.rollback(
             client,

@@ -123,64 +123,43 @@ pods:
 """
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_rollout, waits
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
-    LEASE_ARGUMENT_SPEC,
-    app_module,
-    discover_pair,
-    fence_of,
-    kube,
-    progress_of,
-    run,
-    validate_app_options,
-    validate_lease_option,
-)
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import run_step, step_module
 
 
 def main():
-    spec = dict(
-        image=dict(type="str"),
-        replicas=dict(type="int"),
-        preparation_replicas=dict(type="int"),
-        color=dict(type="str", choices=list(k8s_rollout.COLOR_CHOICES), default="idle"),
-        unhealthy_timeout=dict(type="int", default=120),
-        **waits.argument_spec(),
+    module = step_module(
+        dict(
+            image=dict(type="str"),
+            replicas=dict(type="int"),
+            preparation_replicas=dict(type="int"),
+            color=dict(type="str", choices=list(k8s_rollout.COLOR_CHOICES), default="idle"),
+            unhealthy_timeout=dict(type="int", default=120),
+            **waits.argument_spec(),
+        ),
+        supports_check_mode=True,
     )
-    spec.update(LEASE_ARGUMENT_SPEC)
-    module = app_module(spec, supports_check_mode=True)
     params = module.params
+    wanted = (params["image"], params["replicas"], params["preparation_replicas"], params["color"])
 
-    def operation():
-        validate_app_options(module)
-        validate_lease_option(module)
-        k8s_rollout.validate_inputs(params["image"], params["replicas"], params["preparation_replicas"], params["color"])
-        client = kube(module)
-        pair = discover_pair(module, client, with_pods=False)
-        plan = k8s_rollout.plan_rollout(pair, params["image"], params["replicas"], params["preparation_replicas"], params["color"])
-        result = dict(
-            changed=plan["changed"],
-            color=plan["color"],
-            live_color=plan["live_color"],
-            deployment=plan["deployment"],
-            image=plan["image"],
-            replicas=plan["replicas"],
-            before=plan["before"],
-            after=plan["after"],
-        )
-        if not module.check_mode:
+    def roll_out(step):
+        plan = k8s_rollout.plan_rollout(step.pair, *wanted)
+        result = dict(changed=plan["changed"], **{key: plan[key] for key in ("color", "live_color", "deployment", "image", "replicas")})
+        result.update(before=plan["before"], after=plan["after"])
+        if not step.check_mode:
             result["rollout"] = k8s_rollout.apply_rollout(
-                client,
+                step.client,
                 plan,
                 wait=params["wait"],
                 timeout=params["wait_timeout"],
                 unhealthy_timeout=params["unhealthy_timeout"],
-                fence=fence_of(module, client),
-                waiter=waits.waiter_of(params, progress_of(module)),
+                fence=step.fence,
+                waiter=step.waiter,
             )
         if module._diff:
             result["diff"] = dict(before=plan["before"], after=plan["after"])
         return result
 
-    run(module, operation)
+    run_step(module, roll_out, lambda: k8s_rollout.validate_inputs(*wanted))
 
 
 if __name__ == "__main__":

@@ -139,53 +139,36 @@ required:
 """
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_switch, waits
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
-    LEASE_ARGUMENT_SPEC,
-    app_module,
-    discover_pair,
-    fence_of,
-    kube,
-    progress_of,
-    run,
-    validate_app_options,
-    validate_lease_option,
-)
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import parse_time
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import check_time, run_step, step_module
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import parse_ttl
 
 
 def main():
-    spec = dict(
-        to_color=dict(type="str", choices=list(k8s_switch.TO_COLOR_CHOICES), default="idle"),
-        min_ready=dict(type="int"),
-        swap_preview=dict(type="bool", default=True),
-        publish=dict(type="bool", default=True),
-        standby_ttl=dict(type="str"),
-        retire_after=dict(type="str"),
+    module = step_module(
+        dict(
+            to_color=dict(type="str", choices=list(k8s_switch.TO_COLOR_CHOICES), default="idle"),
+            min_ready=dict(type="int"),
+            swap_preview=dict(type="bool", default=True),
+            publish=dict(type="bool", default=True),
+            standby_ttl=dict(type="str"),
+            retire_after=dict(type="str"),
+            **waits.argument_spec(60, aliases=["verify_timeout"], wait_aliases=["verify"]),
+        ),
+        supports_check_mode=True,
+        mutually_exclusive=[("standby_ttl", "retire_after")],
     )
-    spec.update(LEASE_ARGUMENT_SPEC)
-    spec.update(waits.argument_spec(60, aliases=["verify_timeout"], wait_aliases=["verify"]))
-    module = app_module(spec, supports_check_mode=True, mutually_exclusive=[("standby_ttl", "retire_after")])
     params = module.params
 
-    def operation():
-        validate_app_options(module)
-        validate_lease_option(module)
+    def check():
         k8s_switch.validate_inputs(params["to_color"], params["min_ready"], params["wait_timeout"])
-        try:
-            parse_ttl(params["standby_ttl"])
-        except CutoverError as exc:
-            raise CutoverError("standby_ttl: %s" % exc.message) from None
-        if params["retire_after"] is not None:
-            try:
-                parse_time(params["retire_after"])
-            except CutoverError as exc:
-                raise CutoverError("retire_after: %s" % exc.message) from None
-        client = kube(module)
-        pair = discover_pair(module, client, with_pods=False)
+        check_time("standby_ttl", params["standby_ttl"], parse_ttl)
+        check_time("retire_after", params["retire_after"], parse_time)
+
+    def switch(step):
         result = k8s_switch.switch(
-            client,
-            pair,
+            step.client,
+            step.pair,
             to_color=params["to_color"],
             min_ready=params["min_ready"],
             swap_preview=params["swap_preview"],
@@ -194,9 +177,9 @@ def main():
             publish=params["publish"],
             standby_ttl=params["standby_ttl"],
             retire_after=params["retire_after"],
-            check_mode=module.check_mode,
-            fence=fence_of(module, client),
-            waiter=waits.waiter_of(params, progress_of(module)),
+            check_mode=step.check_mode,
+            fence=step.fence,
+            waiter=step.waiter,
         )
         if module._diff:
             result["diff"] = dict(
@@ -205,7 +188,7 @@ def main():
             )
         return result
 
-    run(module, operation)
+    run_step(module, switch, check)
 
 
 if __name__ == "__main__":

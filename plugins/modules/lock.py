@@ -260,13 +260,6 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import c
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
 
 
-def holder(lock):
-    """What the diff shows of a lease."""
-    if not lock:
-        return {}
-    return {key: lock.get(key) for key in ("owner", "token", "purpose", "deployment_id", "acquired_at", "expires_at")}
-
-
 def main():
     argument_spec = dict(TABLE_ARGUMENT_SPEC)
     argument_spec.update(
@@ -310,26 +303,20 @@ def main():
                 progress=module.log,
             )
             return dict(changed=held["renewals"] > 0, operation="held", table_name=table, held=held)
-        lock = lease.Table(dynamodb, table, params["service"])
-        if state == "acquired":
-            result, settled = locking.take(
-                lock,
-                journal.Journal(dynamodb, table, params["service"]),
-                params["owner"],
-                params["token"],
-                params["lease_seconds"],
-                purpose=params["purpose"],
-                takeover=params["takeover"],
-                check_mode=module.check_mode,
-            )
-            if settled is not None:
-                settled.pop("entry")
-                result["interrupted"] = settled
-        else:
-            _nothing, result = locking.give_back(lock, params["token"], check_mode=module.check_mode)
+        result = locking.lock_task(
+            lease.Table(dynamodb, table, params["service"]),
+            journal.Journal(dynamodb, table, params["service"]),
+            state,
+            params["owner"],
+            params["token"],
+            params["lease_seconds"],
+            purpose=params["purpose"],
+            takeover=params["takeover"],
+            check_mode=module.check_mode,
+        )
         result["table_name"] = table
         if module._diff:
-            result["diff"] = dict(before=holder(result["previous"]), after=holder(result["lock"]))
+            result["diff"] = locking.diff(result)
         return result
 
     run(module, operation)

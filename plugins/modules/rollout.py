@@ -254,7 +254,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, wa
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import (
     DEFAULT_SUSPEND_PROCESSES,
@@ -359,7 +359,7 @@ def main():
             params["wait_timeout"],
             params["suspend_processes"],
         )
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             return roll_out()
 
     def roll_out():

@@ -174,7 +174,7 @@ health:
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import mark_standby, parse_ttl, restore
 
 
@@ -221,7 +221,7 @@ def main():
         module.fail_json(msg=exc.message, **exc.details)
 
     def operation():
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             return mark_or_restore()
 
     def mark_or_restore():

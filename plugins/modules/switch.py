@@ -323,7 +323,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, wa
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name, publish_active_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import after_switch, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
@@ -377,7 +377,7 @@ def main():
 
         elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             result = switch(
                 elbv2,
                 pair,

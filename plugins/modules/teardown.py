@@ -106,7 +106,7 @@ by_color:
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import teardown
 
 
@@ -128,7 +128,7 @@ def main():
         module.fail_json(msg=exc.message, **exc.details)
 
     def operation():
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             return tear_down()
 
     def tear_down():
