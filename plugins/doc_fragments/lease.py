@@ -4,6 +4,24 @@
 
 from __future__ import annotations
 
+import textwrap
+
+# The controller process of a run (what run_identity returns), documented once for the lease's suboption and the
+# option of the modules that hold the lock themselves.
+_CONTROLLER = """type: dict
+suboptions:
+  pid:
+    description: Process id of the C(ansible-playbook) process.
+    type: int
+    required: true
+  started:
+    description: Its start time in clock ticks since boot (from C(/proc)), so a reused pid is not taken for it.
+    type: str
+  host:
+    description: The boot id of its machine.
+    type: str
+"""
+
 
 class ModuleDocFragment:
     # The lease a module's changes and waits run under (fencing); matches fence.LEASE_ARGUMENT_SPEC.
@@ -36,19 +54,18 @@ options:
           - The run's controller process (C(pid), C(started) ticks, C(host) boot id), as
             M(cutover.bluegreen.run_identity) returns it. The module must run on the controller's machine
             (a local connection).
-        type: dict
-        suboptions:
-          pid:
-            description: Process id of the C(ansible-playbook) process.
-            type: int
-            required: true
-          started:
-            description: Its start time in clock ticks since boot (from C(/proc)), so a reused pid is not taken for it.
-            type: str
-          host:
-            description: The boot id of its machine.
-            type: str
-"""
+""" + textwrap.indent(_CONTROLLER, " " * 8)
+
+    # The controller process a module that holds the lock itself watches; matches fence.CONTROLLER_SPEC.
+    CONTROLLER = r"""
+options:
+  controller:
+    description:
+      - The run's controller process, as M(cutover.bluegreen.run_identity) returns it (C(pid), C(started), C(host)).
+        The lease is renewed only while it lives, and the module's work stops once it is gone. The task must run on
+        the controller's machine (a local connection).
+      - Omitted, the controller is not watched (a lease the module renews still lapses when the module's process dies).
+""" + textwrap.indent(_CONTROLLER, " " * 4)
 
     # The identity options of a module that takes, holds or releases the lock itself.
     IDENTITY = r"""

@@ -63,8 +63,10 @@ def resolve_color(color, live, option="color", allowed=COLOR_NAMES, service=None
         return live
     if split:
         raise CutoverError(
-            "%s=idle is ambiguous while production traffic%s is split between both colours (%s); name the colour"
-            % (option, " of %r" % service if service else "", split)
+            "%s=idle is ambiguous while production traffic%s is split between both colours (a canary phase): %s. To act on "
+            "one colour, name it: name the non-live colour (%s) for the one with less of the traffic, or the live colour (%s)"
+            % (option, " of %r" % service if service else "", split, other_color(live), live),
+            live_color=live,
         )
     return other_color(live)
 

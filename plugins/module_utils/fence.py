@@ -41,6 +41,9 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils import lease as 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules as rules
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import table_name
 
+# The run's controller process; matches doc fragment cutover.bluegreen.lease.CONTROLLER (and lease.controller).
+CONTROLLER_SPEC = dict(type="dict", options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")))
+
 # Matches doc fragment cutover.bluegreen.lease.
 LEASE_ARGUMENT_SPEC = dict(
     lease=dict(
@@ -49,10 +52,7 @@ LEASE_ARGUMENT_SPEC = dict(
             token=dict(type="str", required=True, no_log=False),
             table_name=dict(type="str"),
             lease_seconds=dict(type="int"),
-            controller=dict(
-                type="dict",
-                options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
-            ),
+            controller=CONTROLLER_SPEC,
         ),
     ),
 )

@@ -57,6 +57,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
 )
 
 IN_PROGRESS = "in_progress"
+LOCK_ACQUIRE = "acquire"
+LOCK_RELEASE = "release"
 INTERRUPTED = "interrupted"
 OUTCOMES = (IN_PROGRESS, "succeeded", "failed", "rolled_back", INTERRUPTED)
 FINAL_OUTCOMES = OUTCOMES[1:]
@@ -392,12 +394,29 @@ class Journal:
 
 
 # -- under the lock -------------------------------------------------------------------------
-LOCK_ACQUIRE = "acquire"
-LOCK_RELEASE = "release"
 # What taking over a dead run's lease does to the journal entry that lease names.
 ADOPT = "adopt"
 INTERRUPT = "interrupt"
 LEAVE = "leave"
+
+
+# The options of the journal modules (journal, k8s_journal), each documented in its module.
+TASK_ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=["started", "step", "finished"], required=True),
+    deployment_id=dict(type="str"),
+    owner=dict(type="str"),
+    token=dict(type="str", no_log=False),
+    takeover=dict(type="str"),
+    step=dict(type="str"),
+    status=dict(type="str", choices=list(STEP_STATUSES), default="finished"),
+    outcome=dict(type="str", choices=list(FINAL_OUTCOMES)),
+    summary=dict(type="str"),
+    record=dict(type="dict"),
+    lock=dict(type="str", choices=[LOCK_ACQUIRE, LOCK_RELEASE]),
+    lease_seconds=dict(type="int", default=60),
+    purpose=dict(type="str"),
+)
+TASK_REQUIRED_IF = [("state", "step", ["deployment_id", "step"]), ("state", "finished", ["deployment_id", "outcome"])]
 
 
 def validate_lock(lock, state, owner, token, lease_seconds=None, takeover=None):

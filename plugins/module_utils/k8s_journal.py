@@ -257,37 +257,11 @@ class Journal:
 
 
 # -- under the lock (locking's, over the Lease and this journal) ----------------------------------------
-def open_under_lock(
-    kube,
-    app,
-    namespace,
-    owner,
-    token,
-    lease_seconds,
-    purpose=None,
-    takeover=None,
-    deployment_id=None,
-    summary=None,
-    record=None,
-    check_mode=False,
-    now=None,
-):
+def open_under_lock(kube, app, namespace, owner, token, lease_seconds, **options):
     """Take the lock for the run ``token`` and open its entry, which the Lease names; returns ``(entry, lock, settled)``
-    (:func:`locking.open_entry`)."""
-    entry, locked, settled = locking.open_entry(
-        leases.LeaseObject(kube, app, namespace),
-        Journal(kube, app, namespace),
-        owner,
-        token,
-        lease_seconds,
-        purpose,
-        takeover,
-        deployment_id,
-        summary,
-        record,
-        check_mode,
-        now,
-    )
+    (:func:`locking.open_entry`, whose ``options`` these are: ``purpose``, ``takeover``, ``deployment_id``, ...)."""
+    lock, entries = leases.LeaseObject(kube, app, namespace), Journal(kube, app, namespace)
+    entry, locked, settled = locking.open_entry(lock, entries, owner, token, lease_seconds, **options)
     if settled is not None:
         settled.pop("entry", None)
     return entry, locked, settled

@@ -46,24 +46,11 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rul
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, parse_time, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import ANNOTATION_PREFIX, names
-from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import (  # noqa: F401 - the lock's names, here too
-    ACQUIRE,
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import (
     ATTEMPTS,
-    MAX_LEASE_SECONDS,
-    MAX_OWNER_LENGTH,
-    MAX_TAKEOVERS,
-    NOT_HELD,
-    RELEASE,
     RENEW,
-    TAKE_OVER,
-    TAKE_OVER_NAMED,
     TAKEOVERS,
-    TOKEN_PATTERN,
-    UNCHANGED,
     LostLock,
-    describe_holder,
-    names_holder,
-    renew_interval,
     validate_token,
 )
 

@@ -39,7 +39,8 @@ LEASE_ARGUMENT_SPEC = dict(
     ),
 )
 
-# Matches doc fragment cutover.bluegreen.k8s_app (identity): a module that takes the lock itself.
+# Matches doc fragments cutover.bluegreen.lease.IDENTITY and cutover.bluegreen.k8s_app.LEASE_SECONDS: a module that
+# takes the lock itself.
 IDENTITY_ARGUMENT_SPEC = dict(
     owner=dict(type="str", required=True),
     token=dict(type="str", required=True, no_log=False),
@@ -130,13 +131,15 @@ def step_module(argument_spec=None, **kwargs):
 
 
 class Step:
-    """What a step module works with once its options are checked: the client, the pair, the run's fence and waiter."""
+    """What a step module works with once its options are checked: the client, the pair, the run's fence and waiter
+    (``context``: ``check_mode``, ``fence`` and ``waiter``, as the library's steps take them)."""
 
     def __init__(self, module, client, pair):
         self.client, self.pair = client, pair
         self.check_mode = module.check_mode
         self.fence = fence_of(module, client)
         self.waiter = waits.waiter_of(module.params, progress_of(module))
+        self.context = dict(check_mode=self.check_mode, fence=self.fence, waiter=self.waiter)
 
 
 def run_step(module, step, check=None, with_pods=False):

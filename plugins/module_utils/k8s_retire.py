@@ -21,8 +21,6 @@ down before its retire-after time unless forced.
 
 from __future__ import annotations
 
-import time
-
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence as fences
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     COLORS,
@@ -242,15 +240,13 @@ def teardown(
     drain_timeout=300,
     wait_timeout=300,
     check_mode=False,
-    progress=None,
     fence=None,
-    now=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
     waiter=None,
+    now=None,
 ):
     """Retire the expired standbys of ``pair``; returns ``{changed, decisions, torn_down, seconds}``."""
-    started = clock()
+    waiter = waiter_for(waiter)
+    started = waiter.clock()
     moment = now or utcnow()
     decisions = select_teardown(teardown_candidates(pair, colors), moment, force)
     torn = []
@@ -261,8 +257,8 @@ def teardown(
         entry = {"color": decision["color"], "deployment": view["name"], "replicas_before": view["replicas"]}
         torn.append(entry)
         if not check_mode:
-            _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, progress, fence, clock, sleep, waiter)
-    return {"changed": bool(torn), "decisions": decisions, "torn_down": torn, "seconds": round(clock() - started, 3)}
+            _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, fence, waiter)
+    return {"changed": bool(torn), "decisions": decisions, "torn_down": torn, "seconds": round(waiter.clock() - started, 3)}
 
 
 def drained_condition(kube, pair, color, entry):
@@ -299,10 +295,9 @@ def stopped_condition(kube, pair, color, entry):
     )
 
 
-def _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, progress, fence, clock, sleep, waiter=None):
+def _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, fence, waiter):
     """Drain one colour, scale it to zero, wait for its pods to stop; fills ``entry``."""
     color, view = entry["color"], pair["colors"][entry["color"]]
-    waiter = waiter_for(waiter, progress, clock, sleep)
     with fences.fenced(fence):
         entry["drain_seconds"] = waiter.wait(drained_condition(kube, pair, color, entry), drain_timeout).seconds
         fences.guard("scaling %s to 0" % view["name"])

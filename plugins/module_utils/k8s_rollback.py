@@ -103,7 +103,7 @@ def rollback(
                 unhealthy_timeout=unhealthy_timeout,
                 verify_timeout=verify_timeout,
             )
-            _roll_back(kube, discover, pair, target, away, result, check_mode, progress, clock, waiter, **options)
+            _roll_back(kube, discover, pair, target, away, result, check_mode, waiter, **options)
         outcome = "succeeded"
     except CutoverError as exc:
         result["message"] = exc.message
@@ -114,7 +114,7 @@ def rollback(
     return result
 
 
-def _roll_back(kube, discover, pair, target, away, result, check_mode, progress, clock, waiter, **options):
+def _roll_back(kube, discover, pair, target, away, result, check_mode, waiter, **options):
     """The rollback's changes, under the lock: scale ``target`` back up and wait Ready, switch to it, the other colour standby."""
     namespace = pair["namespace"]
     restore = plan_restore(pair, target, options["replicas"])
@@ -132,8 +132,6 @@ def _roll_back(kube, discover, pair, target, away, result, check_mode, progress,
             restore["container"],
             options["wait_timeout"],
             options["unhealthy_timeout"],
-            progress,
-            clock=clock,
             waiter=waiter,
         )
         result["restored"]["wait_seconds"] = waited["seconds"]
@@ -148,7 +146,6 @@ def _roll_back(kube, discover, pair, target, away, result, check_mode, progress,
         standby_ttl=options["standby_ttl"],
         guard=not (check_mode and restore["patch"]),
         check_mode=check_mode,
-        progress=progress,
         waiter=waiter,
     )
     result.update(

@@ -24,7 +24,6 @@ whose readiness probe keeps failing.
 from __future__ import annotations
 
 import re
-import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence as fences
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, resolve_color, utcnow
@@ -43,7 +42,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import 
     probe_failures,
     rollout_state,
 )
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, check_seconds, waiter_for
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, Waiter, check_seconds, waiter_for
 
 MAX_REPLICAS = 1000
 MAX_WAIT_SECONDS = 86400
@@ -223,46 +222,24 @@ def ready_condition(kube, namespace, deployment, replicas, image, container=None
 
 
 def wait_ready(
-    kube,
-    namespace,
-    deployment,
-    replicas,
-    image,
-    container=None,
-    timeout=600,
-    unhealthy_timeout=120,
-    progress=None,
-    fence=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
-    now=utcnow,
-    waiter=None,
+    kube, namespace, deployment, replicas, image, container=None, timeout=600, unhealthy_timeout=120, fence=None, waiter=None, now=utcnow
 ):
     """Wait until the colour of ``deployment`` is rolled out and all its pods are Ready; returns ``{seconds, looks, message}``.
 
     Fails early (a :class:`CutoverError` with ``pods``: each failing pod and its
     reason) as :func:`k8s_pair.failing` decides, and at ``timeout`` naming what
-    is not ready. Every look checks (and renews) the run's ``fence``.
+    is not ready. Every look checks (and renews) the run's ``fence``; ``waiter``
+    (a module's) gives the progress lines and the pace cap.
     """
     condition, state = ready_condition(kube, namespace, deployment, replicas, image, container, unhealthy_timeout, now)
     with fences.fenced(fence):
-        waited = waiter_for(waiter, progress, clock, sleep, delay=0.5, max_delay=3.0).wait(condition, timeout)
+        waited = waiter_for(waiter, delay=0.5, max_delay=3.0).wait(condition, timeout)
     return {"seconds": waited.seconds, "looks": state["looks"], "message": state["why"]}
 
 
-def apply_rollout(
-    kube,
-    plan,
-    wait=True,
-    timeout=600,
-    unhealthy_timeout=120,
-    progress=None,
-    fence=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
-    waiter=None,
-):
+def apply_rollout(kube, plan, wait=True, timeout=600, unhealthy_timeout=120, fence=None, waiter=None):
     """Make the planned changes, waiting for each size; returns ``{steps: [...], wait: {...}}``."""
+    clock = (waiter or Waiter()).clock
     started = clock()
     done = []
     result = {"steps": done}
@@ -277,9 +254,6 @@ def apply_rollout(
             plan["container"],
             seconds,
             unhealthy_timeout,
-            progress,
-            clock=clock,
-            sleep=sleep,
             waiter=waiter,
         )
 

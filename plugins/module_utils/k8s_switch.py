@@ -268,13 +268,11 @@ def switched_condition(kube, pair, to_color, required):
     return Condition(what, check, lambda: "; ".join(state["problems"])), state
 
 
-def verify_switch(
-    kube, pair, to_color, required, timeout=60, progress=None, fence=None, clock=time.monotonic, sleep=time.sleep, waiter=None
-):
+def verify_switch(kube, pair, to_color, required, timeout=60, fence=None, waiter=None):
     """Read back until :func:`verdict` holds (endpoints follow a selector within seconds); returns ``{seconds, services}``."""
     condition, state = switched_condition(kube, pair, to_color, required)
     with fences.fenced(fence):
-        waited = waiter_for(waiter, progress, clock, sleep, delay=0.25, max_delay=2.0).wait(condition, timeout)
+        waited = waiter_for(waiter, delay=0.25, max_delay=2.0).wait(condition, timeout)
     return {"seconds": waited.seconds, "services": state["services"]}
 
 
@@ -327,12 +325,9 @@ def switch(
     retire_after=None,
     guard=True,
     check_mode=False,
-    progress=None,
     fence=None,
-    now=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
     waiter=None,
+    now=None,
 ):
     """Plan, guard, mark the old colour standby, apply, verify, publish the active colour.
 
@@ -358,7 +353,7 @@ def switch(
     applied = None
     if plan["changes"] and not check_mode:
         try:
-            applied = apply_switch(kube, pair["namespace"], plan["changes"], fence, clock)
+            applied = apply_switch(kube, pair["namespace"], plan["changes"], fence, waiter_for(waiter).clock)
         except CutoverError:
             if marks["standby"]["set"]:
                 previous = pair["colors"][old]["annotations"]
@@ -375,7 +370,7 @@ def switch(
             raise
     verified = None
     if verify and not check_mode:
-        verified = verify_switch(kube, pair, to, required_ready(pair, to, min_ready), verify_timeout, progress, fence, clock, sleep, waiter)
+        verified = verify_switch(kube, pair, to, required_ready(pair, to, min_ready), verify_timeout, fence, waiter)
     published = None
     if publish:
         published = publish_active_color(

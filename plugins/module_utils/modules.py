@@ -90,6 +90,16 @@ def discover_pair(module, elbv2=None, autoscaling=None, rules=True, health=True)
     )
 
 
+def reported(module, result):
+    """``result`` as the module returns it: its ``warnings`` warned, its ``diff`` kept in diff mode only."""
+    diff = result.pop("diff", None)
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
+    if module._diff and diff is not None:
+        result["diff"] = diff
+    return result
+
+
 def fail_json_aws_error(module, exc):
     """``module.fail_json_aws_error(exc)``, keeping what the error carries in ``kwargs``.
 

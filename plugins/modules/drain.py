@@ -107,7 +107,7 @@ test_forwarders:
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.drain import drain, resolve_color
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, reported, run
 
 
 def main():
@@ -129,12 +129,7 @@ def main():
             check_mode=module.check_mode,
             waiter=waits.waiter_of(params, module.log),
         )
-        diff = result.pop("diff")
-        for warning in result.pop("warnings"):
-            module.warn(warning)
-        if module._diff:
-            result["diff"] = diff
-        return result
+        return reported(module, result)
 
     run(module, operation)
 

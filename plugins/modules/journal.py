@@ -288,27 +288,8 @@ def shown(item):
 
 
 def main():
-    argument_spec = dict(TABLE_ARGUMENT_SPEC)
-    argument_spec.update(
-        state=dict(type="str", choices=["started", "step", "finished"], required=True),
-        deployment_id=dict(type="str"),
-        owner=dict(type="str"),
-        token=dict(type="str", no_log=False),
-        takeover=dict(type="str"),
-        step=dict(type="str"),
-        status=dict(type="str", choices=list(journal.STEP_STATUSES), default="finished"),
-        outcome=dict(type="str", choices=list(journal.FINAL_OUTCOMES)),
-        summary=dict(type="str"),
-        record=dict(type="dict"),
-        lock=dict(type="str", choices=[journal.LOCK_ACQUIRE, journal.LOCK_RELEASE]),
-        lease_seconds=dict(type="int", default=60),
-        purpose=dict(type="str"),
-    )
-    module = AnsibleAWSModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        required_if=[("state", "step", ["deployment_id", "step"]), ("state", "finished", ["deployment_id", "outcome"])],
-    )
+    argument_spec = dict(TABLE_ARGUMENT_SPEC, **journal.TASK_ARGUMENT_SPEC)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True, required_if=journal.TASK_REQUIRED_IF)
     params = module.params
     table = table_name(params["service"], params["table_name"])
 

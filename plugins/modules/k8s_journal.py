@@ -158,28 +158,9 @@ def shown(entry):
 
 def main():
     module = app_module(
-        dict(
-            state=dict(type="str", choices=["started", "step", "finished"], required=True),
-            deployment_id=dict(type="str"),
-            owner=dict(type="str"),
-            token=dict(type="str", no_log=False),
-            takeover=dict(type="str"),
-            lease_seconds=dict(type="int", default=60),
-            purpose=dict(type="str"),
-            step=dict(type="str"),
-            status=dict(type="str", choices=list(journal.STEP_STATUSES), default="finished"),
-            outcome=dict(type="str", choices=list(k8s_journal.FINAL_OUTCOMES)),
-            summary=dict(type="str"),
-            record=dict(type="dict"),
-            lock=dict(type="str", choices=["acquire", "release"]),
-        ),
+        journal.TASK_ARGUMENT_SPEC,
         supports_check_mode=True,
-        required_if=[
-            ("state", "step", ["deployment_id", "step"]),
-            ("state", "finished", ["deployment_id", "outcome"]),
-            ("lock", "acquire", ["owner", "token"]),
-            ("lock", "release", ["token"]),
-        ],
+        required_if=journal.TASK_REQUIRED_IF + [("lock", "acquire", ["owner", "token"]), ("lock", "release", ["token"])],
     )
     params = module.params
     app, namespace = params["app"], params["namespace"]

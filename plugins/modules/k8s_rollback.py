@@ -53,7 +53,8 @@ options:
     default: 60
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
-  - cutover.bluegreen.k8s_app.identity
+  - cutover.bluegreen.lease.IDENTITY
+  - cutover.bluegreen.k8s_app.LEASE_SECONDS
   - cutover.bluegreen.wait
   - kubernetes.core.k8s_auth_options
 notes:

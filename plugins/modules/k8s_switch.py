@@ -177,9 +177,7 @@ def main():
             publish=params["publish"],
             standby_ttl=params["standby_ttl"],
             retire_after=params["retire_after"],
-            check_mode=step.check_mode,
-            fence=step.fence,
-            waiter=step.waiter,
+            **step.context,
         )
         if module._diff:
             result["diff"] = dict(

@@ -107,9 +107,7 @@ def main():
             wait=params["wait"],
             drain_timeout=params["drain_timeout"],
             wait_timeout=params["wait_timeout"],
-            check_mode=step.check_mode,
-            fence=step.fence,
-            waiter=step.waiter,
+            **step.context,
         )
         if module._diff:
             colors = step.pair["colors"]

@@ -51,23 +51,6 @@ options:
         service locked.
       - When omitted, a renewal keeps the stored purpose.
     type: str
-  controller:
-    description:
-      - With O(state=held), the run's controller process, as M(cutover.bluegreen.run_identity) returns it
-        (C(pid), C(started), C(host)). The lease is renewed only while it lives. The task must run on the
-        controller's machine (a local connection).
-    type: dict
-    suboptions:
-      pid:
-        description: Process id of the C(ansible-playbook) process.
-        type: int
-        required: true
-      started:
-        description: Its start time in clock ticks since boot, so a reused pid is not taken for it.
-        type: str
-      host:
-        description: The boot id of its machine.
-        type: str
   hold_seconds:
     description:
       - With O(state=held), the longest time to keep the lease, in seconds; give the C(async) value of the task.
@@ -82,6 +65,7 @@ notes:
 extends_documentation_fragment:
   - cutover.bluegreen.table
   - cutover.bluegreen.lease.IDENTITY
+  - cutover.bluegreen.lease.CONTROLLER
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -256,6 +240,7 @@ lost_lock:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.fence import CONTROLLER_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
 
@@ -269,10 +254,7 @@ def main():
         lease_seconds=dict(type="int", default=60),
         purpose=dict(type="str"),
         takeover=dict(type="str"),
-        controller=dict(
-            type="dict",
-            options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
-        ),
+        controller=CONTROLLER_SPEC,
         hold_seconds=dict(type="int", default=86400),
     )
     module = AnsibleAWSModule(

@@ -47,23 +47,6 @@ options:
       - Lease of the deployment lock, in seconds; renewed every quarter of it while the rollback waits.
     type: int
     default: 60
-  controller:
-    description:
-      - The run's controller process (C(pid), C(started), C(host)), as M(cutover.bluegreen.run_identity) returns
-        it; the rollback stops when it is gone. The task must run on the controller's machine.
-      - Omitted, the controller is not watched (the lease still lapses if the module process dies).
-    type: dict
-    suboptions:
-      pid:
-        description: Process id of the C(ansible-playbook) process.
-        type: int
-        required: true
-      started:
-        description: Its start time in clock ticks since boot.
-        type: str
-      host:
-        description: The boot id of its machine.
-        type: str
   table_name:
     description:
       - The lock and journal table (default C(cutover-<service>)).
@@ -89,6 +72,7 @@ extends_documentation_fragment:
   - cutover.bluegreen.wait
   - cutover.bluegreen.capacity
   - cutover.bluegreen.lease.IDENTITY
+  - cutover.bluegreen.lease.CONTROLLER
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -183,6 +167,7 @@ seconds:
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import lease, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
+from ansible_collections.cutover.bluegreen.plugins.module_utils.fence import CONTROLLER_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import parse_ttl
@@ -198,10 +183,7 @@ def main():
             token=dict(type="str", required=True, no_log=False),
             takeover=dict(type="str"),
             lease_seconds=dict(type="int", default=60),
-            controller=dict(
-                type="dict",
-                options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
-            ),
+            controller=CONTROLLER_SPEC,
             table_name=dict(type="str"),
             standby_ttl=dict(type="str", default="1d"),
             capacity=dict(type="int"),

@@ -254,7 +254,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, wa
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, reported, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import (
     DEFAULT_SUSPEND_PROCESSES,
@@ -407,9 +407,7 @@ def main():
                 exc.details.setdefault("changed", result["changed"] or bool(exc.details.get("deregistered")))
                 raise
             result["changed"] = result["changed"] or bool(result["health"]["deregistered"])
-        if not module._diff:
-            result.pop("diff")
-        return result
+        return reported(module, result)
 
     run(module, operation)
 

@@ -174,7 +174,7 @@ health:
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, reported, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import mark_standby, parse_ttl, restore
 
 
@@ -250,10 +250,7 @@ def main():
                 reset=params["reset"],
                 check_mode=module.check_mode,
             )
-        diff = result.pop("diff")
-        if module._diff:
-            result["diff"] = diff
-        return result
+        return reported(module, result)
 
     run(module, operation)
 

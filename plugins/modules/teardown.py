@@ -106,7 +106,7 @@ by_color:
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, reported, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import teardown
 
 
@@ -146,12 +146,8 @@ def main():
             check_mode=module.check_mode,
             waiter=waits.waiter_of(params, module.log),
         )
-        diff = result.pop("diff")
-        for color, outcome in result["by_color"].items():
-            for warning in outcome.pop("warnings", []):
-                module.warn("%s: %s" % (color, warning))
-        if module._diff:
-            result["diff"] = diff
+        result["warnings"] = ["%s: %s" % (color, w) for color, outcome in result["by_color"].items() for w in outcome.pop("warnings", [])]
+        reported(module, result)
         result["msg"] = "; ".join(
             "%s %s: %s" % (color, outcome["action"].replace("_", " "), outcome["reason"]) for color, outcome in result["by_color"].items()
         )
