@@ -35,11 +35,11 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import 
     deployment_view,
     describe_problem,
     failing,
-    is_ready,
     pod_image,
     pod_problem,
     pods_of,
     probe_failures,
+    ready_count,
     rollout_state,
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, Waiter, check_seconds, waiter_for
@@ -177,11 +177,11 @@ def readiness(deployment, pods, replicas, image, container, now, probe_messages=
     # Pods of an older image are on their way out (a rolling update); the new ones must become Ready.
     problems = [p for p in (pod_problem(pod, now, probe_messages, container) for pod in current if pod_image(pod, container) == image) if p]
     stale = [pod for pod in current if pod_image(pod, container) != image]
-    ready = [pod for pod in current if is_ready(pod) and pod_image(pod, container) == image]
-    if complete and not stale and len(ready) == replicas and not problems:
-        return True, "%d of %d pods Ready on %s" % (len(ready), replicas, image), []
+    ready = ready_count(pods, color, image, container)  # what the switch's guard counts too
+    if complete and not stale and ready == replicas and not problems:
+        return True, "%d of %d pods Ready on %s" % (ready, replicas, image), []
     if complete:
-        why = "%d of %d pods Ready on %s%s" % (len(ready), replicas, image, ", %d on another image" % len(stale) if stale else "")
+        why = "%d of %d pods Ready on %s%s" % (ready, replicas, image, ", %d on another image" % len(stale) if stale else "")
     return False, why, problems
 
 
