@@ -4,24 +4,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
-# The controller process of a run (what run_identity returns), documented once for the lease's suboption and the
-# option of the modules that hold the lock themselves.
-_CONTROLLER = """type: dict
-suboptions:
-  pid:
-    description: Process id of the C(ansible-playbook) process.
-    type: int
-    required: true
-  started:
-    description: Its start time in clock ticks since boot (from C(/proc)), so a reused pid is not taken for it.
-    type: str
-  host:
-    description: The boot id of its machine.
-    type: str
-"""
-
 
 class ModuleDocFragment:
     # The lease a module's changes and waits run under (fencing); matches fence.LEASE_ARGUMENT_SPEC.
@@ -54,7 +36,19 @@ options:
           - The run's controller process (C(pid), C(started) ticks, C(host) boot id), as
             M(cutover.bluegreen.run_identity) returns it. The module must run on the controller's machine
             (a local connection).
-""" + textwrap.indent(_CONTROLLER, " " * 8)
+        type: dict
+        suboptions:
+          pid:
+            description: The C(ansible-playbook) process's id.
+            type: int
+            required: true
+          started:
+            description: When it started, in clock ticks since boot, so that a reused pid does not pass for it.
+            type: str
+          host:
+            description: Its machine's boot id.
+            type: str
+"""
 
     # The controller process a module that holds the lock itself watches; matches fence.CONTROLLER_SPEC.
     CONTROLLER = r"""
@@ -65,7 +59,19 @@ options:
         The lease is renewed only while it lives, and the module's work stops once it is gone. The task must run on
         the controller's machine (a local connection).
       - Omitted, the controller is not watched (a lease the module renews still lapses when the module's process dies).
-""" + textwrap.indent(_CONTROLLER, " " * 4)
+    type: dict
+    suboptions:
+      pid:
+        description: Process id of the C(ansible-playbook) process.
+        type: int
+        required: true
+      started:
+        description: Its start time in clock ticks since boot (from C(/proc)), so a reused pid is not taken for it.
+        type: str
+      host:
+        description: The boot id of its machine.
+        type: str
+"""
 
     # The identity options of a module that takes, holds or releases the lock itself.
     IDENTITY = r"""

@@ -34,21 +34,13 @@ import json
 from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease as leases
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, utcnow
-from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import (  # noqa: F401 - the journal's names, here too
-    ADOPT,
-    FINAL_OUTCOMES,
-    IN_PROGRESS,
-    INTERRUPT,
-    INTERRUPTED,
-    LEAVE,
-    OUTCOMES,
-    plan_finish,
-    plan_settle,
-    validate_outcome,
-)
+from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import IN_PROGRESS, plan_finish, validate_outcome
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import names
 
+# The journal's outcomes and what a takeover does to a dead run's entry, here as well as in journal.
+FINAL_OUTCOMES, INTERRUPTED, plan_settle = journal.FINAL_OUTCOMES, journal.INTERRUPTED, journal.plan_settle
+ADOPT, INTERRUPT, LEAVE = journal.ADOPT, journal.INTERRUPT, journal.LEAVE
 MAX_ENTRIES = 100
 MAX_RECENT = journal.MAX_RECENT
 ATTEMPTS = 3

@@ -50,24 +50,10 @@ import time
 from ansible_collections.cutover.bluegreen.plugins.module_utils import controller as controllers
 from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules as rules
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, utcnow
-from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import (  # noqa: F401 - the lock's names, here too
-    ACQUIRE,
-    ATTEMPTS,
-    MAX_LEASE_SECONDS,
-    MAX_OWNER_LENGTH,
-    MAX_TAKEOVERS,
-    NOT_HELD,
-    RELEASE,
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import (
     RENEW,
-    TAKE_OVER,
-    TAKE_OVER_NAMED,
     TAKEOVERS,
-    TOKEN_PATTERN,
-    UNCHANGED,
     LostLock,
-    describe_holder,
-    names_holder,
-    renew_interval,
     validate_token,
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
@@ -87,6 +73,11 @@ try:
     import botocore
 except ImportError:
     pass  # the modules report a missing botocore
+
+# The names of the lock's decisions and helpers, here as well as in lease_rules.
+ACQUIRE, UNCHANGED, TAKE_OVER, TAKE_OVER_NAMED = rules.ACQUIRE, rules.UNCHANGED, rules.TAKE_OVER, rules.TAKE_OVER_NAMED
+RELEASE, NOT_HELD = rules.RELEASE, rules.NOT_HELD
+renew_interval, names_holder = rules.renew_interval, rules.names_holder
 
 LOCK_SORT_KEY = "lock"
 # What a run may ask for as its lease (run_identity and the roles' input check): long enough to renew
