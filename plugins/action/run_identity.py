@@ -18,7 +18,8 @@ import uuid
 
 from ansible.errors import AnsibleActionFail
 from ansible_collections.cutover.bluegreen.plugins.module_utils import controller
-from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import MAX_OWNER_LENGTH, RUN_LEASE_SECONDS
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import RUN_LEASE_SECONDS
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import MAX_OWNER_LENGTH
 from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(

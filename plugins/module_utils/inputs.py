@@ -48,7 +48,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.cutover.bluegreen.plugins.module_utils.analysis import MAX_ALARMS, PERCENTILE
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import ID_PATTERN, MAX_RECENT
-from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import MAX_OWNER_LENGTH, RUN_LEASE_SECONDS
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import RUN_LEASE_SECONDS
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import MAX_OWNER_LENGTH
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import MAX_TTL, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import IMAGE_ID, INSTANCE_TYPE
 

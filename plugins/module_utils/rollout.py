@@ -43,7 +43,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     CutoverError,
     utcnow,
 )
-from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import LostLock
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import LostLock
 from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, WaitTimeout, check_seconds, waiter_for
 
 # Launch-template data keys a rollout may change, with the option that sets each.
