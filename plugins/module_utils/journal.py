@@ -393,6 +393,24 @@ class Journal:
         return finish(self.dynamodb, self.table, self.service, deployment_id, outcome, **kwargs)
 
 
+def open_under_lock(dynamodb, table, service, owner, token, lease_seconds, **options):
+    """Take the lock of ``service`` for the run ``token`` and open its entry, which the lease names; returns ``(entry,
+    lock, settled)``: ``locking.open_entry`` over this table's lease and journal (``options``: ``purpose``,
+    ``takeover``, ``deployment_id``, ``summary``, ``record``, ``check_mode``, ``now``)."""
+    from ansible_collections.cutover.bluegreen.plugins.module_utils import lease, locking  # locking builds on this module
+
+    return locking.open_entry(
+        lease.Table(dynamodb, table, service), Journal(dynamodb, table, service), owner, token, lease_seconds, **options
+    )
+
+
+def close_under_lock(dynamodb, table, service, token, write, check_mode=False, now=None):
+    """``write()`` the run's last journal change, then release its lock: ``locking.give_back`` over this table's lease."""
+    from ansible_collections.cutover.bluegreen.plugins.module_utils import lease, locking  # locking builds on this module
+
+    return locking.give_back(lease.Table(dynamodb, table, service), token, write, check_mode, now)
+
+
 # -- under the lock -------------------------------------------------------------------------
 # What taking over a dead run's lease does to the journal entry that lease names.
 ADOPT = "adopt"
