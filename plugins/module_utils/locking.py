@@ -157,14 +157,15 @@ def give_back(lock, token, write=None, check_mode=False, now=None):
     return entry, released
 
 
-def journal_task(stores, params, validate_record=journal.validate_record, check_mode=False, now=None):
+def journal_task(stores, params, validate_record=journal.validate_record, check_mode=False, shown=None, now=None):
     """What a journal module does (``journal``, ``k8s_journal``): one change of an entry (``state`` started, step or
     finished), with ``lock=acquire`` opened under the lock (:func:`open_entry`), with ``lock=release`` written before
     the lock is given back (:func:`give_back`). The options are checked first (:func:`journal.validate_task`, with the
     journal's ``validate_record``), then ``stores()`` gives the lock store and the journal.
 
-    Returns ``{changed, deployment_id, deployment, before, after, missing}`` and, with ``lock``, ``lock`` (the
-    lease after) and ``settled`` (a dead run's entry, when its lease was taken over).
+    Returns ``{changed, deployment_id, deployment, missing}``, with ``shown`` (what a diff shows of an entry) the
+    ``diff``, and with ``lock``, ``lock`` (the lease after) and ``settled`` (a dead run's entry, when its lease was
+    taken over).
     """
     journal.validate_task(params, validate_record)
     lock, entries = stores()
@@ -200,10 +201,10 @@ def journal_task(stores, params, validate_record=journal.validate_record, check_
         changed=result["changed"] or bool(locked and locked["changed"]),
         deployment_id=result["deployment_id"],
         deployment=journal.view(result["after"], moment),
-        before=result["before"],
-        after=result["after"],
         missing=bool(result.get("missing")),
     )
+    if shown:
+        task["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
     if locked is not None:
         task["lock"] = locked["lock"]
     if settled is not None:

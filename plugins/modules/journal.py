@@ -298,16 +298,14 @@ def main():
         return lease.Table(dynamodb, table, params["service"]), journal.Journal(dynamodb, table, params["service"])
 
     def operation():
-        task = locking.journal_task(stores, params, check_mode=module.check_mode)  # checks the options before any call
+        # The options are checked before any call.
+        task = locking.journal_task(stores, params, check_mode=module.check_mode, shown=shown if module._diff else None)
         if task.pop("missing"):
             module.warn(
                 "deployment %s is not in the journal of %s (it may have been started in check mode); nothing was read or written"
                 % (task["deployment_id"], params["service"])
             )
-        before, after = task.pop("before"), task.pop("after")
         task["table_name"] = table
-        if module._diff:
-            task["diff"] = dict(before=shown(before), after=shown(after))
         return task
 
     run(module, operation)

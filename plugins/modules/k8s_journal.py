@@ -171,13 +171,10 @@ def main():
 
     def operation():
         validate_app_options(module)  # and the journal's options, in journal_task, before the client is made
-        task = locking.journal_task(stores, params, k8s_journal.validate_record, check_mode=module.check_mode)
+        task = locking.journal_task(
+            stores, params, k8s_journal.validate_record, check_mode=module.check_mode, shown=shown if module._diff else None
+        )
         task.pop("missing")
-        before, after = task.pop("before"), task.pop("after")
-        if params["lock"] == "release":
-            task["lock"] = None
-        if module._diff:
-            task["diff"] = dict(before=shown(before), after=shown(after))
         return task
 
     run(module, operation)
