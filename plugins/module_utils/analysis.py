@@ -358,7 +358,8 @@ def analyse(
     alarms = validate_alarms(alarms)
     start, end, baseline_start = window(since, seconds, period)
     give_up = end + DELAY_PERIODS * period
-    waiter = waiter_for(waiter, progress, clock, sleep, delay=max(1.0, min(period / 4.0, 15.0)), factor=1.0)
+    look_every = max(1.0, min(period / 4.0, 15.0))  # a quarter of a period, at an even pace
+    waiter = waiter_for(waiter, progress, clock, sleep, delay=look_every, max_delay=look_every, factor=1.0)
     began = waiter.clock()
     state = {"looks": 0, "running": None}
 
