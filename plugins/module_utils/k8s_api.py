@@ -64,16 +64,6 @@ def is_not_found(exc):
     return isinstance(exc, KubeError) and exc.status == 404
 
 
-def get_or_none(kube, resource, namespace, name):
-    """The object ``name`` of ``resource``, or None when it does not exist (404)."""
-    try:
-        return kube.call("get", resource, namespace, name)
-    except CutoverError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-
-
 def path(resource, namespace, name=None):
     """The URL path of a namespaced resource (collection, or one object)."""
     group, version, plural = RESOURCES[resource]

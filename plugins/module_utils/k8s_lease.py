@@ -44,7 +44,7 @@ import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules as rules
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, parse_time, utcnow
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import get_or_none, is_conflict
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import ANNOTATION_PREFIX, names
 from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import (
     ATTEMPTS,
@@ -215,7 +215,12 @@ def released_body(current):
 # -- the API ---------------------------------------------------------------------------------------
 def read_object(kube, app, namespace):
     """The stored Lease object, or None."""
-    return get_or_none(kube, "coordination.k8s.io/leases", namespace, names(app)["lease"])
+    try:
+        return kube.call("get", "coordination.k8s.io/leases", namespace, names(app)["lease"])
+    except CutoverError as exc:
+        if is_not_found(exc):
+            return None
+        raise
 
 
 def read(kube, app, namespace, now=None):
