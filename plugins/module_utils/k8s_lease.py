@@ -52,7 +52,6 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules impo
     RENEW,
     TAKEOVERS,
     LostLock,
-    renew_interval,
     validate_token,
 )
 
@@ -329,43 +328,29 @@ def hold(
     sleep=time.sleep,
     controller_problem=controllers.problem,
 ):
-    """Keep this run's lease while its controller lives; returns why it stopped and how often it renewed.
-
-    The AWS lock's heartbeat (:func:`lease.hold`) on the Lease: looks at the
-    controller every ``look_every`` seconds (no API call) and renews every
-    ``renew_every`` seconds (a quarter of the lease by default). Stops when the
-    controller is gone (the lease is left to expire, so the journal entry it
-    names stays with it for the run that takes over), when a renewal finds the
-    lease is not this token's any more (released or taken over), or after
-    ``max_seconds``. A renewal that fails for another reason (the API server
-    unreachable, throttled beyond the retries) is tried again at the next interval.
-    """
+    """Keep this run's lease while its controller lives (:func:`lease_rules.hold`, over the Lease)."""
     validate(token=token, lease_seconds=lease_seconds)
-    renew_every = renew_interval(lease_seconds) if renew_every is None else renew_every
-    started = clock()
-    last = started
-    renewals = failures = 0
-    errors = []
-    while True:
-        why = controller_problem(controller)
-        if why:
-            return dict(stopped="controller_gone", reason=why, renewals=renewals, failed_renewals=failures, errors=errors[-3:])
-        now = clock()
-        if max_seconds is not None and now - started >= max_seconds:
-            return dict(stopped="time_limit", reason="held for %d s" % max_seconds, renewals=renewals, failed_renewals=failures)
-        if now - last >= renew_every:
-            last = now
-            try:
-                renew(kube, app, namespace, token, lease_seconds)
-                renewals += 1
-            except LostLock as exc:
-                return dict(stopped="not_held", reason=exc.message, renewals=renewals, failed_renewals=failures)
-            except CutoverError as exc:
-                failures += 1
-                errors.append(exc.message)
-                if progress:
-                    progress("renewing the lease of %s failed (%s); trying again in %.0f s" % (app, exc.message, renew_every))
-        sleep(look_every)
+
+    def renewed():
+        try:
+            renew(kube, app, namespace, token, lease_seconds)
+        except LostLock as exc:
+            return exc.message
+        return None
+
+    return rules.hold(
+        renewed,
+        label(app),
+        lease_seconds,
+        controller,
+        controller_problem,
+        renew_every=renew_every,
+        max_seconds=max_seconds,
+        look_every=look_every,
+        progress=progress,
+        clock=clock,
+        sleep=sleep,
+    )
 
 
 # -- fencing: the waits and changes of a run that holds the lock -------------------------------------------

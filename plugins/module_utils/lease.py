@@ -395,42 +395,24 @@ def hold(
     sleep=time.sleep,
     controller_problem=controllers.problem,
 ):
-    """Keep this run's lease while its controller lives; returns why it stopped and how often it renewed.
+    """Keep this run's lease while its controller lives (:func:`lease_rules.hold`, over the lock's item)."""
 
-    Looks at the controller every ``look_every`` seconds (no AWS call) and
-    renews every ``renew_every`` seconds (a quarter of the lease by default).
-    Stops when the controller is gone (the lease is left to expire, so the
-    journal entry it names stays with it for the run that takes over), when a
-    renewal finds the lease is not this token's any more (released or taken
-    over), or after ``max_seconds``. A failed renewal (throttled beyond the
-    retries, the network) is tried again at the next interval.
-    """
-    renew_every = renew_interval(lease_seconds) if renew_every is None else renew_every
-    started = clock()
-    last = started
-    renewals = failures = 0
-    errors = []
-    while True:
-        why = controller_problem(controller)
-        if why:
-            return dict(stopped="controller_gone", reason=why, renewals=renewals, failed_renewals=failures, errors=errors[-3:])
-        now = clock()
-        if max_seconds is not None and now - started >= max_seconds:
-            return dict(stopped="time_limit", reason="held for %d s" % max_seconds, renewals=renewals, failed_renewals=failures)
-        if now - last >= renew_every:
-            last = now
-            try:
-                if not renew(dynamodb, table, service, token, lease_seconds):
-                    return dict(
-                        stopped="not_held",
-                        reason="the lease of service %s is not this run's any more (released or taken over)" % service,
-                        renewals=renewals,
-                        failed_renewals=failures,
-                    )
-                renewals += 1
-            except failed_calls() + (botocore.exceptions.BotoCoreError, CutoverError) as exc:
-                failures += 1
-                errors.append(str(exc))
-                if progress:
-                    progress("renewing the lease of %s failed (%s); trying again in %.0f s" % (service, exc, renew_every))
-        sleep(look_every)
+    def renewed():
+        if renew(dynamodb, table, service, token, lease_seconds):
+            return None
+        return "the lease of service %s is not this run's any more (released or taken over)" % service
+
+    return rules.hold(
+        renewed,
+        label(service),
+        lease_seconds,
+        controller,
+        controller_problem,
+        failures=failed_calls() + (botocore.exceptions.BotoCoreError, CutoverError),
+        renew_every=renew_every,
+        max_seconds=max_seconds,
+        look_every=look_every,
+        progress=progress,
+        clock=clock,
+        sleep=sleep,
+    )

@@ -360,3 +360,57 @@ class LeaseFence:
         self.reads += 1
         lease = self.store.view(self.store.read(), utcnow())
         return bool(lease) and lease.get("token") == self.token
+
+
+# -- the heartbeat -------------------------------------------------------------------------------
+def hold(
+    renew,
+    label,
+    lease_seconds,
+    controller,
+    controller_problem,
+    failures=(CutoverError,),
+    renew_every=None,
+    max_seconds=None,
+    look_every=1.0,
+    progress=None,
+    clock=time.monotonic,
+    sleep=time.sleep,
+):
+    """Keep a run's lease while its controller lives; returns why it stopped and how often it renewed.
+
+    ``renew()`` renews the lease in its store and returns None, or why the lease
+    is not the run's any more (released or taken over). Looks at the controller
+    every ``look_every`` seconds (no API call) and renews every ``renew_every``
+    seconds (a quarter of the lease by default). Stops when the controller is
+    gone (the lease is left to expire, so the journal entry it names stays with
+    it for the run that takes over), when a renewal finds the lease is not the
+    run's any more, or after ``max_seconds``. A renewal that raises one of
+    ``failures`` (throttled beyond the retries, the network, the API server
+    unreachable) is tried again at the next interval.
+    """
+    renew_every = renew_interval(lease_seconds) if renew_every is None else renew_every
+    started = clock()
+    last = started
+    renewals = count_failed = 0
+    errors = []
+    while True:
+        why = controller_problem(controller)
+        if why:
+            return dict(stopped="controller_gone", reason=why, renewals=renewals, failed_renewals=count_failed, errors=errors[-3:])
+        now = clock()
+        if max_seconds is not None and now - started >= max_seconds:
+            return dict(stopped="time_limit", reason="held for %d s" % max_seconds, renewals=renewals, failed_renewals=count_failed)
+        if now - last >= renew_every:
+            last = now
+            try:
+                lost = renew()
+                if lost:
+                    return dict(stopped="not_held", reason=lost, renewals=renewals, failed_renewals=count_failed)
+                renewals += 1
+            except failures as exc:
+                count_failed += 1
+                errors.append(getattr(exc, "message", None) or str(exc))
+                if progress:
+                    progress("renewing the lease of %s failed (%s); trying again in %.0f s" % (label, errors[-1], renew_every))
+        sleep(look_every)
