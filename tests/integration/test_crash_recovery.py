@@ -121,8 +121,10 @@ def pair(provisioned, sandbox, tmp_path_factory):
                 return {"services": "shop", **extra}
             return {"service": "shop", **extra}
 
-        def live(self):
-            listener = aws.elbv2.describe_listeners(ListenerArns=[outputs["production_listener_arn"]])["Listeners"][0]
+        def live(self, listener="production"):
+            """The colours a listener (production or test) forwards to, with their weights."""
+            arn = outputs[f"{listener}_listener_arn"]
+            listener = aws.elbv2.describe_listeners(ListenerArns=[arn])["Listeners"][0]
             colors = {arn: color for color, arn in outputs["target_group_arns"].items()}
             return {colors[arn]: weight for arn, weight in forward_weights(listener["DefaultActions"]).items() if weight}
 
@@ -360,7 +362,12 @@ def test_killed_during_the_health_wait_another_release_closes_its_entry_as_inter
 def test_killed_right_after_the_switch_a_rerun_with_takeover_verifies_bakes_marks_the_standby_and_closes(pair):
     # a lease long enough to be live still when the re-run reaches the lock on a busy machine: taken over by name
     run = pair.start("deploy", **version(6), deploy_lease_seconds=60)
-    killed = kill_when(run, lambda: pair.live() == {"blue": 1}, "production to be switched to blue")
+    # the switch moves production first and the test listener last: killed once both are moved
+    killed = kill_when(
+        run,
+        lambda: pair.live() == {"blue": 1} and pair.live("test") == {"green": 1},
+        "production to be switched to blue and the test listener to green",
+    )
     dead = pair.lock()
     entry = pair.entry(dead["deployment_id"])
     assert entry["outcome"] == "in_progress"
