@@ -313,22 +313,8 @@ def release(kube, app, namespace, token, check_mode=False, now=None):
 
 
 # -- the heartbeat -------------------------------------------------------------------------------
-def hold(
-    kube,
-    app,
-    namespace,
-    token,
-    lease_seconds,
-    controller,
-    renew_every=None,
-    max_seconds=None,
-    look_every=1.0,
-    progress=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
-    controller_problem=controllers.problem,
-):
-    """Keep this run's lease while its controller lives (:func:`lease_rules.hold`, over the Lease)."""
+def hold(kube, app, namespace, token, lease_seconds, controller, controller_problem=controllers.problem, **pace):
+    """Keep this run's lease while its controller lives (:func:`lease_rules.hold`, over the Lease; ``pace`` as there)."""
     validate(token=token, lease_seconds=lease_seconds)
 
     def renewed():
@@ -338,19 +324,7 @@ def hold(
             return exc.message
         return None
 
-    return rules.hold(
-        renewed,
-        label(app),
-        lease_seconds,
-        controller,
-        controller_problem,
-        renew_every=renew_every,
-        max_seconds=max_seconds,
-        look_every=look_every,
-        progress=progress,
-        clock=clock,
-        sleep=sleep,
-    )
+    return rules.hold(renewed, label(app), lease_seconds, controller, controller_problem, **pace)
 
 
 # -- fencing: the waits and changes of a run that holds the lock -------------------------------------------

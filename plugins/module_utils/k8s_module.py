@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.fence import CONTROLLER_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import Kube
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_lease import Fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import discover, validate_app, validate_service_name
@@ -28,11 +29,6 @@ APP_ARGUMENT_SPEC = dict(
     container=dict(type="str"),
 )
 
-# The run's controller process (plugins/module_utils/controller.py), as cutover.bluegreen.run_identity describes it.
-CONTROLLER_SPEC = dict(
-    type="dict",
-    options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
-)
 
 # Matches doc fragment cutover.bluegreen.k8s_app (fencing): the lock this run holds.
 LEASE_ARGUMENT_SPEC = dict(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, WaitTimeout, waiter_for
 
 MAX_CONTENT = 4096
 COLOR_CHOICES = COLORS + ("idle",)
@@ -91,38 +92,45 @@ def smoke_test(
     service=None,
     sleep=time.sleep,
     clock=time.monotonic,
+    waiter=None,
 ):
-    """Request ``path`` through the Service until an answer passes; returns what it got, or fails naming the last answer."""
+    """Request ``path`` through the Service until an answer passes; returns what it got, or fails naming the last answer.
+
+    A wait (:mod:`waits`) of at most ``retries`` + 1 looks, ``delay`` seconds apart, each one request.
+    """
     planned = plan_smoke_test(pair, color, service)
-    started = clock()
-    attempts, why, answer = 0, "no request made", {"status": None, "body": b""}
-    for attempt in range(retries + 1):
-        attempts = attempt + 1
+    seen = {"why": "no request made", "answer": {"status": None, "body": b""}}
+
+    def check():
         try:
-            answer = kube.call("get", "services/proxy", pair["namespace"], planned["service"], subpath=path, raw=True)
+            seen["answer"] = kube.call("get", "services/proxy", pair["namespace"], planned["service"], subpath=path, raw=True)
         except CutoverError as exc:  # no answer at all (the API server unreachable)
-            answer, why = {"status": None, "body": b""}, exc.message
-        else:
-            passed, why = judge(answer, list(statuses), expect)
-            if passed:
-                break
-        if attempt < retries:
-            sleep(delay)
-    else:
+            seen.update(answer={"status": None, "body": b""}, why=exc.message)
+            return None
+        passed, seen["why"] = judge(seen["answer"], list(statuses), expect)
+        return seen["answer"] if passed else None
+
+    what = "GET %s through the Service %s/%s (%s) to pass" % (path, pair["namespace"], planned["service"], planned["color"])
+    waiter = waiter_for(waiter, clock=clock, sleep=sleep, delay=delay, max_delay=delay, factor=1.0)
+    try:
+        # The retries bound the wait; the timeout only backs them up.
+        waited = waiter.wait(Condition(what, check, lambda: seen["why"]), (retries + 1) * (delay + 60), looks=retries + 1)
+    except WaitTimeout as exc:
+        answer = seen["answer"]
         raise CutoverError(
             "the smoke test of app %s failed: GET %s through the Service %s/%s (%s) %s, after %d attempt(s)"
-            % (pair["app"], path, pair["namespace"], planned["service"], planned["color"], why, attempts),
+            % (pair["app"], path, pair["namespace"], planned["service"], planned["color"], seen["why"], exc.details["attempts"]),
             status=answer["status"],
             content=_text(answer.get("body"))[:MAX_CONTENT],
-            attempts=attempts,
+            attempts=exc.details["attempts"],
             service=planned["service"],
             color=planned["color"],
-        )
+        ) from exc
     return {
-        "status": answer["status"],
-        "content": _text(answer.get("body"))[:MAX_CONTENT],
-        "attempts": attempts,
-        "seconds": round(clock() - started, 3),
+        "status": waited.result["status"],
+        "content": _text(waited.result.get("body"))[:MAX_CONTENT],
+        "attempts": waited.looks,
+        "seconds": waited.seconds,
         "service": planned["service"],
         "color": planned["color"],
         "path": path,

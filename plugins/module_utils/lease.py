@@ -45,7 +45,6 @@ from __future__ import annotations
 import datetime
 import math
 import re
-import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import controller as controllers
 from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules as rules
@@ -380,39 +379,14 @@ def release(dynamodb, table, service, token, check_mode=False, now=None):
 
 
 # -- the heartbeat -------------------------------------------------------------------------------
-def hold(
-    dynamodb,
-    table,
-    service,
-    token,
-    lease_seconds,
-    controller,
-    renew_every=None,
-    max_seconds=None,
-    look_every=1.0,
-    progress=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
-    controller_problem=controllers.problem,
-):
-    """Keep this run's lease while its controller lives (:func:`lease_rules.hold`, over the lock's item)."""
+def hold(dynamodb, table, service, token, lease_seconds, controller, controller_problem=controllers.problem, **pace):
+    """Keep this run's lease while its controller lives (:func:`lease_rules.hold`, over the lock's item; ``pace``:
+    its ``renew_every``, ``max_seconds``, ``look_every``, ``progress``, ``clock`` and ``sleep``)."""
 
     def renewed():
         if renew(dynamodb, table, service, token, lease_seconds):
             return None
         return "the lease of service %s is not this run's any more (released or taken over)" % service
 
-    return rules.hold(
-        renewed,
-        label(service),
-        lease_seconds,
-        controller,
-        controller_problem,
-        failures=failed_calls() + (botocore.exceptions.BotoCoreError, CutoverError),
-        renew_every=renew_every,
-        max_seconds=max_seconds,
-        look_every=look_every,
-        progress=progress,
-        clock=clock,
-        sleep=sleep,
-    )
+    failures = failed_calls() + (botocore.exceptions.BotoCoreError, CutoverError)
+    return rules.hold(renewed, label(service), lease_seconds, controller, controller_problem, failures=failures, **pace)

@@ -105,17 +105,20 @@ class Waiter:
             self.max_sleep,
         )
 
-    def wait(self, condition, timeout):
-        """Look until ``condition`` holds; returns :data:`Waited` (its result, the seconds waited, the looks)."""
-        return self.wait_all([condition], timeout)[0]
+    def wait(self, condition, timeout, looks=None):
+        """Look until ``condition`` holds; returns :data:`Waited` (its result, the seconds waited, the looks).
 
-    def wait_all(self, conditions, timeout):
+        With ``looks``, the wait ends after that many looks too (a request retried so many times).
+        """
+        return self.wait_all([condition], timeout, looks)[0]
+
+    def wait_all(self, conditions, timeout, looks=None):
         """Wait for each condition in turn, all within ``timeout`` seconds; returns a :data:`Waited` per condition."""
         check_seconds("timeout", timeout)
         deadline = self.clock() + timeout
-        return [self._wait(condition, deadline) for condition in conditions]
+        return [self._wait(condition, deadline, looks) for condition in conditions]
 
-    def _wait(self, condition, deadline):
+    def _wait(self, condition, deadline, most_looks=None):
         started = last_report = self.clock()
         pace = dict({"delay": self.delay, "max_delay": self.max_delay, "factor": self.factor}, **condition.pace)
         most = pace["max_delay"] if self.max_sleep is None else max(0.1, min(pace["max_delay"], self.max_sleep))
@@ -131,7 +134,7 @@ class Waiter:
                 if self.progress and looks > 1:
                     self.progress("%s: done after %.1f s (%d looks)" % (condition.what, waited, looks))
                 return Waited(result, waited, looks)
-            if now >= deadline:
+            if now >= deadline or (most_looks is not None and looks >= most_looks):
                 state = condition.describe()
                 message = "timed out after %.0f s waiting for %s" % (now - started, condition.what)
                 if state:

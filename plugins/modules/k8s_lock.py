@@ -74,23 +74,6 @@ options:
       - The journal entry the run writes (see M(cutover.bluegreen.k8s_journal)), kept in the Lease so that a run
         taking over a dead run's lease knows which entry it left unfinished.
     type: str
-  controller:
-    description:
-      - With O(state=held), the run's controller process (C(pid), C(started) ticks, C(host) boot id) as
-        M(cutover.bluegreen.run_identity) returns it; the heartbeat ends when it is gone. The module must run on the
-        controller's machine.
-    type: dict
-    suboptions:
-      pid:
-        description: Its process id.
-        type: int
-        required: true
-      started:
-        description: Its start time in clock ticks since boot.
-        type: str
-      host:
-        description: The boot id of its machine.
-        type: str
   hold_seconds:
     description:
       - With O(state=held), the longest the heartbeat runs, in seconds (at least 1).
@@ -98,6 +81,7 @@ options:
     default: 86400
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
+  - cutover.bluegreen.lease.CONTROLLER
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(get), C(create) and C(update) on the app's Lease, and to settle a dead run's entry C(get) and C(update)

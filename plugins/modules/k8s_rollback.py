@@ -51,25 +51,9 @@ options:
       - Seconds to wait for the endpoints to follow the selectors (0 to 3600).
     type: int
     default: 60
-  controller:
-    description:
-      - The run's controller process (C(pid), C(started) ticks, C(host) boot id) as M(cutover.bluegreen.run_identity)
-        returns it. Given, the rollback stops with C(lost the lock) before its next change or look once that process
-        is gone (a task's worker outlives a killed controller). The module must then run on the controller's machine.
-    type: dict
-    suboptions:
-      pid:
-        description: Its process id.
-        type: int
-        required: true
-      started:
-        description: Its start time in clock ticks since boot.
-        type: str
-      host:
-        description: The boot id of its machine.
-        type: str
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
+  - cutover.bluegreen.lease.CONTROLLER
   - cutover.bluegreen.lease.IDENTITY
   - cutover.bluegreen.k8s_app.LEASE_SECONDS
   - cutover.bluegreen.wait

@@ -103,11 +103,12 @@ color:
   sample: green
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_smoke
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_smoke, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     app_module,
     discover_pair,
     kube,
+    progress_of,
     run,
     validate_app_options,
 )
@@ -142,6 +143,7 @@ def main():
             delay=params["delay"],
             color=params["color"],
             service=params.get("preview_service"),
+            waiter=waits.Waiter(progress_of(module)),
         )
         result["changed"] = False
         return result

@@ -141,3 +141,12 @@ def test_the_wait_options_compose_with_their_former_names_as_aliases():
         "wait_sleep": {"type": "int"},
     }
     assert waits.argument_spec(None, wait=False) == {"wait_timeout": {"type": "int"}, "wait_sleep": {"type": "int"}}
+
+
+def test_a_wait_of_so_many_looks_ends_after_the_last_without_sleeping_again():
+    clock, looks = FakeClock(), []
+    never = Condition("GET / to pass", lambda: looks.append(clock()), lambda: "answered 503")
+    with pytest.raises(WaitTimeout) as caught:
+        Waiter(delay=1, factor=1, clock=clock, sleep=clock.sleep).wait(never, 600, looks=4)
+    assert looks == [0, 1, 2, 3] and clock.sleeps == [1, 1, 1]  # no pause after the last look
+    assert caught.value.details["attempts"] == 4 and caught.value.message.endswith("waiting for GET / to pass: answered 503")
