@@ -32,6 +32,7 @@ import boto3  # noqa: E402
 
 from sandbox import ACCESS_KEY, REGION, SECRET_KEY, server  # noqa: E402
 from sandbox.dataplane.control import call, listener_urls, wait_settled  # noqa: E402
+from sandbox.load import LoadLoop  # noqa: E402
 from sandbox.playbooks import run  # noqa: E402
 
 
@@ -76,17 +77,20 @@ def deploy_calls(target_groups: int, asgs: int) -> dict:
             urls = listener_urls(folder)
             call(sandbox.endpoint, "api-calls", method="DELETE")
             began = time.monotonic()
-            code, output = run(
-                "deploy",
-                sandbox,
-                {
-                    "service": "shop",
-                    "image_id": "ami-0b5c0de0000000002",
-                    "user_data": "version=v2",
-                    "deploy_smoke_test_url": urls[outputs["test_listener_arn"]],
-                    "deploy_verify_window": 3,
-                },
-            )
+            # the metric proof after the switch needs requests: a bounded load through production meanwhile
+            with LoadLoop(urls[outputs["production_listener_arn"]], rate=20, threads=2, max_seconds=600):
+                code, output = run(
+                    "deploy",
+                    sandbox,
+                    {
+                        "service": "shop",
+                        "image_id": "ami-0b5c0de0000000002",
+                        "user_data": "version=v2",
+                        "deploy_smoke_test_url": urls[outputs["test_listener_arn"]],
+                        "deploy_metric_period": sandbox.metric_period,
+                        "deploy_bake_seconds": 0,  # a bake waits by design; this counts the release's own calls
+                    },
+                )
             wall = time.monotonic() - began
             if code:
                 raise RuntimeError(output)

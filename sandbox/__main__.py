@@ -127,6 +127,8 @@ def _add_fault_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
 def cmd_start(options: argparse.Namespace) -> int:
     began = time.monotonic()
     if options.kubernetes:
+        if options.metric_period is not None or options.metric_lag is not None:
+            raise ValueError("--metric-period and --metric-lag are the AWS sandbox's load-balancer metrics: not with --kubernetes")
         k8s = _kubernetes().start(port=options.port, directory=options.dir)
         print(f"kubernetes sandbox up at {k8s.endpoint} (pid {k8s.pid}, {time.monotonic() - began:.1f} s); use it with:")
         for key, value in k8s.environment().items():
@@ -137,11 +139,17 @@ def cmd_start(options: argparse.Namespace) -> int:
     faults = None
     if options.fault_rate is not None:
         faults = {"rules": [_fault_rule(options, "fault_")], "seed": options.fault_seed or 0}
-    sandbox = server.start(port=options.port, directory=options.dir, faults=faults)
+    sandbox = server.start(
+        port=options.port, directory=options.dir, faults=faults, metric_period=options.metric_period, metric_lag=options.metric_lag
+    )
     print(f"sandbox up at {sandbox.endpoint} (pid {sandbox.pid}, {time.monotonic() - began:.1f} s); use it with:")
     if faults:
         print(f"# fault injection on: {json.dumps(faults)} (python -m sandbox faults --off to stop it)")
     _print_env(sandbox)
+    print(
+        f"# load-balancer metrics: {sandbox.metric_period}-second periods published {sandbox.metric_lag:g} s after they end "
+        f"(AWS: 60 s, about a minute); give the playbooks -e deploy_metric_period={sandbox.metric_period}"
+    )
     from .dataplane.control import read_state
 
     state = read_state(server.state_dir(options.dir))
@@ -327,14 +335,14 @@ def cmd_faults(options: argparse.Namespace) -> int:
 def cmd_demo(options: argparse.Namespace) -> int:
     from . import demo
 
-    return demo.main(port=options.port, directory=options.dir, rate=options.rate)
+    return demo.main(port=options.port, directory=options.dir, rate=options.rate, metric_period=options.metric_period)
 
 
 def cmd_up(options: argparse.Namespace) -> int:
     """Start a clean sandbox, provision the pair, print its outputs, and stop (unless --keep)."""
     directory = server.state_dir(options.dir)
     began = time.monotonic()
-    sandbox = server.start(port=options.port, directory=directory)
+    sandbox = server.start(port=options.port, directory=directory, metric_period=options.metric_period, metric_lag=options.metric_lag)
     try:
         print(f"sandbox up at {sandbox.endpoint} ({time.monotonic() - began:.1f} s)")
         outputs = _provision(directory, options.stack, dict(item.split("=", 1) for item in options.config))
@@ -389,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
             _add_fault_options(sub)
             sub.add_argument("--add", action="store_true", help="add this rule to the rules in force instead of replacing them")
             sub.add_argument("--off", action="store_true", help="no more faults")
+        if name in ("start", "up", "demo"):
+            sub.add_argument("--metric-period", type=int, default=None, help="seconds per load-balancer metric period (default 5; AWS: 60)")
+        if name in ("start", "up"):
+            sub.add_argument(
+                "--metric-lag", type=float, default=None, help="seconds after a period ends before it is published (default 3)"
+            )
         if name in ("provision", "up"):
             sub.add_argument("--stack", default="sandbox", help="stack file infra/aws/Pulumi.<stack>.yaml (default sandbox)")
             sub.add_argument("--config", action="append", default=[], metavar="cutover:KEY=VALUE", help="override a config value")

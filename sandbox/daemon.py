@@ -16,6 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
+from . import METRIC_LAG, METRIC_PERIOD
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.daemon")
@@ -23,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", default=".sandbox", help="where the data plane writes dataplane.json and its files")
     parser.add_argument("--faults", default=None, help='fault injection from the start: {"seed": 7, "rules": [...]} (see sandbox.faults)')
+    parser.add_argument("--metric-period", type=int, default=METRIC_PERIOD, help="seconds per AWS/ApplicationELB period (AWS: 60)")
+    parser.add_argument("--metric-lag", type=float, default=METRIC_LAG, help="seconds after a period ends before it is published")
     options = parser.parse_args(argv)
     if not options.host.startswith("127.") and options.host != "localhost":
         parser.error("the sandbox listens on loopback only (127.0.0.0/8)")
@@ -44,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     from . import moto_fixes
 
     moto_fixes.install()
+
+    from .dataplane import cloudwatch
+
+    try:
+        cloudwatch.install(cloudwatch.Settings(period=options.metric_period, lag=options.metric_lag))
+    except ValueError as exc:
+        parser.error(str(exc))
 
     from . import dataplane
 

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import ACCESS_KEY, DEFAULT_PORT, REGION, SECRET_KEY
+from . import ACCESS_KEY, DEFAULT_PORT, METRIC_LAG, METRIC_PERIOD, REGION, SECRET_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,6 +31,8 @@ class Sandbox:
     port: int
     state_dir: str
     log: str
+    metric_period: int = METRIC_PERIOD  # seconds per AWS/ApplicationELB period here (AWS: 60)
+    metric_lag: float = METRIC_LAG  # seconds after a period ends before its datapoints appear
 
     @property
     def endpoint(self) -> str:
@@ -101,10 +103,15 @@ def start(
     directory: str | os.PathLike[str] | None = None,
     timeout: float = 30.0,
     faults: dict | None = None,
+    metric_period: int | None = None,
+    metric_lag: float | None = None,
 ) -> Sandbox:
     """Start a sandbox with clean state (a running one is stopped first) and wait until it answers.
 
     ``faults`` (``{"seed": 7, "rules": [...]}``, see :mod:`sandbox.faults`) are in force from the first call.
+    ``metric_period`` and ``metric_lag`` are the time constants of the load balancer's metrics
+    (default ``CUTOVER_SANDBOX_METRIC_PERIOD`` / ``CUTOVER_SANDBOX_METRIC_LAG``, else the
+    sandbox's compressed 5 s and 3 s; AWS's are 60 s and about a minute).
     """
     if faults:
         from .faults import Faults
@@ -118,6 +125,10 @@ def start(
         port = int(os.environ.get("CUTOVER_SANDBOX_PORT", DEFAULT_PORT))
     if port == 0:
         port = free_port(host)
+    period = int(metric_period if metric_period is not None else os.environ.get("CUTOVER_SANDBOX_METRIC_PERIOD") or METRIC_PERIOD)
+    lag = float(metric_lag if metric_lag is not None else os.environ.get("CUTOVER_SANDBOX_METRIC_LAG") or METRIC_LAG)
+    if period < 1 or lag < 0:
+        raise SandboxError(f"the metric period must be at least 1 s and the lag 0 s or more; got {period} s and {lag} s")
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
             raise SandboxError(f"port {port} on {host} is already in use; choose another with --port or CUTOVER_SANDBOX_PORT")
@@ -125,7 +136,10 @@ def start(
     log = folder / "sandbox.log"
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.daemon", "--host", host, "--port", str(port), "--state-dir", str(folder)]
+            [
+                *(sys.executable, "-m", "sandbox.daemon", "--host", host, "--port", str(port), "--state-dir", str(folder)),
+                *("--metric-period", str(period), "--metric-lag", str(lag)),
+            ]
             + (["--faults", json.dumps(faults)] if faults else []),
             cwd=REPO,
             stdin=subprocess.DEVNULL,
@@ -133,7 +147,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    sandbox = Sandbox(pid=process.pid, host=host, port=port, state_dir=str(folder), log=str(log))
+    sandbox = Sandbox(pid=process.pid, host=host, port=port, state_dir=str(folder), log=str(log), metric_period=period, metric_lag=lag)
     deadline = time.monotonic() + timeout
     delay = 0.05
     while not _answers(sandbox.endpoint):

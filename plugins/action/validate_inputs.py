@@ -59,7 +59,7 @@ class ActionModule(ActionBase):
             except AnsibleError as exc:
                 problems.append("%s: cannot be evaluated: %s" % (name, to_text(exc)))
                 options = {other: spec for other, spec in options.items() if other != name}
-        typed, found = check(options, raw)
+        typed, found = check(options, raw, context={"playbook_dir": task_vars.get("playbook_dir")})
         problems.extend(found)
         role = os.path.basename(os.path.normpath(role_path))
         if problems:

@@ -38,7 +38,7 @@ options:
 """
 
     # The lock a module's changes and waits run under (fencing); matches k8s_module.LEASE_ARGUMENT_SPEC.
-    LEASE = r"""
+    FENCE = r"""
 options:
   lease:
     description:

@@ -21,6 +21,8 @@ Adding a variable (one line here, one entry in the spec)
        type and choices say everything. Every option of every role must have a line (a unit test checks it).
     3. When the rule has an ``allowed`` text, end the option's description in the spec with
        ``Allowed: <that text>.`` (the unit test compares them, so the documentation and the check agree).
+       A rule may also ``read`` a value into the form the role uses (canary steps as ``{weight, seconds}``
+       integers, hook files as absolute paths); the role then uses that form, not the variable.
     4. A rule that involves several variables goes to COMBINATIONS, as a condition and a message (OneOf when
        one of several variables must be given).
 
@@ -29,7 +31,9 @@ Using the checked values in a role
     holds every variable of the role, typed. Wherever a task computes with a value (arithmetic, comparisons,
     membership, loops) it reads it from there, e.g. ``deploy_inputs.deploy_health_timeout``, because the
     variable itself is still the string an ``-e`` gave: extra vars outrank anything a task can set. Module
-    options may take the variable itself, since a module converts its own options.
+    options may take the variable itself, since a module converts its own options. A list or a mapping may
+    also come as JSON text (``-e 'deploy_canary_steps=[{"weight": 5, "seconds": 120}]'``); an empty text is
+    an empty list or mapping.
 
 Everything here is pure Python over plain values, so the unit tests need neither Ansible nor AWS.
 """
@@ -41,6 +45,7 @@ import os
 import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.cutover.bluegreen.plugins.module_utils.analysis import MAX_ALARMS, PERCENTILE
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import ID_PATTERN, MAX_RECENT
 from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import MAX_OWNER_LENGTH, RUN_LEASE_SECONDS
@@ -58,34 +63,52 @@ USER_DATA_BYTES = 16384  # EC2 takes at most 16 KB of user data, before base64
 class Rule:
     """What one variable allows: ``allowed`` says it (in messages and in the spec), ``test`` checks a typed value.
 
-    A value that is not given (``None``) is not tested: whether a variable is required is the spec's to say.
+    ``read`` (optional) turns the typed value into the form the role uses, given the run's ``context``
+    (``playbook_dir``); it raises ValueError, TypeError or CutoverError for a value it cannot read. The
+    text of a CutoverError from ``read`` says what is wrong within the value (which step, which hook) and
+    follows the allowed text in the message. A value that is not given (``None``) is not tested: whether a variable is
+    required is the spec's to say.
     """
 
-    def __init__(self, allowed, test):
+    def __init__(self, allowed, test, read=None):
         self.allowed = allowed
         self.test = test
+        self.read = read
 
-    def problem(self, value):
-        """``None`` when ``value`` is allowed, else what is allowed."""
+    def examine(self, value, context=None):
+        """``(value as the role uses it, None)`` when ``value`` is allowed, else ``(value, what is allowed)``."""
         if value is None:
-            return None
+            return None, None
+        if self.read is not None:
+            try:
+                value = self.read(value, context or {})
+            except CutoverError as exc:
+                return value, "%s (%s)" % (self.allowed, exc)
+            except (TypeError, ValueError):
+                return value, self.allowed
         try:
             fine = self.test(value)
         except (CutoverError, TypeError, ValueError):
             fine = False
-        return None if fine else self.allowed
+        return value, (None if fine else self.allowed)
+
+    def problem(self, value, context=None):
+        """``None`` when ``value`` is allowed, else what is allowed."""
+        return self.examine(value, context)[1]
 
 
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def at_least(low):
-    return Rule("%s or more" % low, lambda value: _number(value) and value >= low)
+def at_least(low, note=""):
+    return Rule("%s or more%s" % (low, note), lambda value: _number(value) and value >= low)
 
 
-def between(low, high, note=""):
-    return Rule("%s%s to %s" % (low, note, high), lambda value: _number(value) and low <= value <= high)
+def between(low, high, note="", after=False):
+    """``low`` to ``high``; ``note`` follows ``low`` (``0 (no canary) to 99``), or the range with ``after``."""
+    text = "%s to %s%s" % (low, high, note) if after else "%s%s to %s" % (low, note, high)
+    return Rule(text, lambda value: _number(value) and low <= value <= high)
 
 
 def matches(pattern, allowed):
@@ -112,7 +135,108 @@ def _writable_directory(path):
     return path == "" or (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK))
 
 
+def _whole(value):
+    """An integer from an int, a whole float or a text of digits; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.match(r"^\s*\d+\s*$", value):
+        return int(value)
+    return None
+
+
+MAX_CANARY_STEPS = 20
+CANARY_STEP_WEIGHT = (1, 99)
+CANARY_STEP_SECONDS = (1, 86400)
+_STEP_TEXT = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+def read_canary_steps(value, context=None):
+    """``[{"weight": int, "seconds": int}, ...]`` from a list of mappings or of ``weight:seconds`` texts.
+
+    Each weight 1 to 99, above the step before; each step 1 to 86400 seconds; at most 20 steps.
+    """
+    del context
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    value = [item for item in value if not (isinstance(item, str) and not item.strip())]
+    if len(value) > MAX_CANARY_STEPS:
+        raise CutoverError("%d steps" % len(value))
+    steps = []
+    for number, item in enumerate(value, 1):
+        weight = seconds = None
+        if isinstance(item, dict) and set(item) == {"weight", "seconds"}:
+            weight, seconds = _whole(item["weight"]), _whole(item["seconds"])
+        elif isinstance(item, str) and _STEP_TEXT.match(item):
+            weight, seconds = (int(part) for part in _STEP_TEXT.match(item).groups())
+        if weight is None or seconds is None or not CANARY_STEP_WEIGHT[0] <= weight <= CANARY_STEP_WEIGHT[1]:
+            raise CutoverError("step %d, %s, has no weight from 1 to 99 and seconds" % (number, _item(item)))
+        if not CANARY_STEP_SECONDS[0] <= seconds <= CANARY_STEP_SECONDS[1]:
+            raise CutoverError("step %d, %s, lasts %d seconds" % (number, _item(item), seconds))
+        if steps and weight <= steps[-1]["weight"]:
+            raise CutoverError(
+                "step %d, %s, does not rise above step %d's weight %d" % (number, show(item), number - 1, steps[-1]["weight"])
+            )
+        steps.append({"weight": weight, "seconds": seconds})
+    return steps
+
+
+def read_alarms(value, context=None):
+    """The alarm names, each stripped; empty names (``-e deploy_alarms=``) dropped."""
+    del context
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise TypeError("not a list of names")
+    names = [name.strip() for name in value if name.strip()]
+    if len(names) > MAX_ALARMS:
+        raise CutoverError("%d names" % len(names))
+    too_long = [name for name in names if len(name) > 255]
+    if too_long:
+        raise CutoverError("%s is longer" % show(too_long[0]))
+    return names
+
+
+def hooks(points):
+    """The rule of a hooks variable: ``{point: task file}`` read as ``{point: absolute path of a file that exists}``.
+
+    A relative path is relative to the playbook's directory (``playbook_dir``), where ``include_tasks`` of a
+    role's task would not look for it; every problem of the mapping is named at once.
+    """
+
+    def read(value, context=None):
+        if not isinstance(value, dict):
+            raise TypeError("not a mapping")
+        base = (context or {}).get("playbook_dir") or os.getcwd()
+        found, wrong = {}, []
+        for point, path in value.items():
+            if point not in points:
+                wrong.append("%s is not a hook point" % show(point))
+            elif not isinstance(path, str) or not path.strip():
+                wrong.append("%s names no task file" % point)
+            else:
+                full = os.path.normpath(os.path.join(base, os.path.expanduser(path.strip())))
+                if os.path.isfile(full):
+                    found[point] = full
+                else:
+                    wrong.append("%s: %s is not a file" % (point, full))
+        if wrong:
+            raise CutoverError("; ".join(wrong))
+        return found
+
+    return Rule(
+        "a mapping of %s to a task file that exists, absolute or relative to the playbook's directory "
+        "(point=path,... with -e)" % ("the hook points %s" % ", ".join(points) if len(points) > 1 else "the hook point %s" % points[0]),
+        lambda value: True,
+        read,
+    )
+
+
 TYPE_ONLY = Rule(None, lambda value: True)  # the spec's type, choices and elements say everything
+PERCENT = Rule("0 to 100 (100 lets every rate pass)", lambda value: _number(value) and 0 <= value <= 100)
+DEPLOY_HOOK_POINTS = ("before_rollout", "before_switch", "after_switch", "after_bake")
+TEARDOWN_HOOK_POINTS = ("after_retire",)
 # The lock's variables (owner, lease, takeover) are checked here and again by run_identity, which makes the
 # run's identity from them (plugins/action/run_identity.py), with lease.validate's limits.
 OWNER = Rule("at most %d characters" % MAX_OWNER_LENGTH, lambda value: 0 < len(value.strip()) <= MAX_OWNER_LENGTH)
@@ -154,12 +278,33 @@ RULES = {
     "deploy_smoke_test_expect": TYPE_ONLY,
     "deploy_smoke_test_retries": at_least(0),
     "deploy_canary_weight": between(0, 99, " (no canary)"),
-    "deploy_canary_seconds": at_least(1),
+    "deploy_canary_seconds": between(1, 86400),
+    "deploy_canary_steps": Rule(
+        "at most %d steps, each a weight from 1 to 99 above the step before and 1 to 86400 seconds: "
+        "{weight, seconds} mappings, JSON text or weight:seconds pairs (5:120,25:120 with -e)" % MAX_CANARY_STEPS,
+        lambda steps: isinstance(steps, list),
+        read_canary_steps,
+    ),
     "deploy_canary_max_5xx": at_least(0),
-    "deploy_canary_min_requests": at_least(0),
+    "deploy_canary_min_requests": at_least(1, " (fewer is not enough data: a gate never passes on no data)"),
+    "deploy_metric_period": between(1, 3600, " (AWS publishes AWS/ApplicationELB in 60-second periods)", after=True),
     "deploy_verify_traffic": TYPE_ONLY,
-    "deploy_verify_window": at_least(1),
-    "deploy_verify_timeout": TIMEOUT,
+    "deploy_verify_timeout": between(1, 86400),
+    "deploy_bake_seconds": between(0, 86400, " (no bake)"),
+    "deploy_bake_min_requests": at_least(1, " (fewer is not enough data: a gate never passes on no data)"),
+    "deploy_bake_max_5xx_percent": PERCENT,
+    "deploy_bake_max_elb_5xx_percent": PERCENT,
+    "deploy_bake_max_5xx_increase": Rule("0 to 100 percentage points (100 lets every rise pass)", lambda v: _number(v) and 0 <= v <= 100),
+    "deploy_bake_latency_percentile": matches(PERCENTILE, "a percentile such as p50, p90, p99 or p99.9"),
+    "deploy_bake_max_latency_ms": at_least(0, " (0 or not given: no absolute latency gate)"),
+    "deploy_bake_max_latency_ratio": Rule("0 (no relative latency gate), or 1 or more", lambda v: _number(v) and (v == 0 or v >= 1)),
+    "deploy_bake_latency_slack_ms": at_least(0),
+    "deploy_alarms": Rule(
+        "at most %d CloudWatch alarm names of 1 to 255 characters (comma-separated with -e)" % MAX_ALARMS,
+        lambda names: isinstance(names, list),
+        read_alarms,
+    ),
+    "deploy_hooks": hooks(DEPLOY_HOOK_POINTS),
     "deploy_standby_ttl": TTL,
     "deploy_record_dir": RECORD_DIR,
     "deploy_deregister_foreign": TYPE_ONLY,
@@ -182,6 +327,7 @@ RULES = {
     "teardown_owner": OWNER,
     "teardown_lease_seconds": LEASE,
     "teardown_takeover": TAKEOVER,
+    "teardown_hooks": hooks(TEARDOWN_HOOK_POINTS),
     # status
     "status_service": SERVICE,
     "status_deployments": between(0, MAX_RECENT),
@@ -222,10 +368,11 @@ class OneOf(Combination):
 
 COMBINATIONS = (
     Combination(
-        ("deploy_phase", "deploy_canary_weight"),
-        lambda phase, weight: phase != "canary" or 1 <= weight <= 99,
+        ("deploy_phase", "deploy_canary_weight", "deploy_canary_steps"),
+        lambda phase, weight, steps: phase != "canary" or 1 <= weight <= 99 or bool(steps),
         "deploy_canary_weight={deploy_canary_weight} with deploy_phase=canary: "
-        "phase canary needs deploy_canary_weight between 1 and 99 (the percent of production for the new version)",
+        "phase canary needs deploy_canary_weight between 1 and 99 (the percent of production for the new version) "
+        "or deploy_canary_steps",
     ),
     OneOf(
         ("deploy_image_id", "deploy_user_data", "deploy_instance_type"),
@@ -245,8 +392,10 @@ def show(value, limit=60):
     """A value as a message shows it: short, and lists as they are written with -e."""
     if value is None:
         return "(not given)"
-    if isinstance(value, list):
-        text = ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        text = ",".join("%s=%s" % (key, _item(item)) for key, item in value.items())
+    elif isinstance(value, list):
+        text = ",".join(_item(item) for item in value)
     elif isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, str):
@@ -254,6 +403,11 @@ def show(value, limit=60):
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _item(value):
+    """An element of a list or a mapping in a message: a mapping or list inside as compact JSON."""
+    return json.dumps(value, separators=(",", ":"), default=str) if isinstance(value, (dict, list)) else str(value)
 
 
 def type_text(spec):
@@ -274,10 +428,12 @@ def type_text(spec):
     }.get(kind, kind)
 
 
-def rule_problems(values, names, rules=None, combinations=COMBINATIONS, already_bad=()):
+def rule_problems(values, names, rules=None, combinations=COMBINATIONS, already_bad=(), context=None):
     """The messages of every rule and combination that ``values`` (typed) break, one per bad input.
 
     ``names`` are the role's variables; ``already_bad`` those that failed their type, which are not tested again.
+    A rule that reads its value (canary steps, hooks) puts the value it read into ``values``, for the
+    combinations and for the role; ``context`` (``playbook_dir``) is what those readings need.
     """
     rules = RULES if rules is None else rules
     problems, bad = [], set(already_bad)
@@ -285,10 +441,14 @@ def rule_problems(values, names, rules=None, combinations=COMBINATIONS, already_
         if name in bad:
             continue
         rule = rules.get(name)
-        allowed = rule.problem(values.get(name)) if rule is not None else None
+        if rule is None:
+            continue
+        value, allowed = rule.examine(values.get(name), context)
         if allowed is not None:
             problems.append("%s=%s: allowed %s" % (name, show(values.get(name)), allowed))
             bad.add(name)
+        elif name in values:
+            values[name] = value
     for combination in combinations:
         if all(name in names for name in combination.names) and not bad.intersection(combination.names):
             message = combination.problem(values)
@@ -307,7 +467,7 @@ def convert(options, raw):
     """
     typed, problems, bad = {}, [], []
     for name, spec in options.items():
-        given = {name: raw[name]} if raw.get(name) is not None else {}
+        given = {name: text_form(spec, raw[name])} if raw.get(name) is not None else {}
         result = ArgumentSpecValidator({name: dict(spec)}).validate(given)
         if result.error_messages:
             if name in given:
@@ -321,6 +481,26 @@ def convert(options, raw):
     return typed, problems, bad
 
 
+def text_form(spec, value):
+    """A list or a mapping given as text: JSON text is read as JSON, an empty text is empty; others as they are.
+
+    ansible-core reads a text for a list by splitting it at commas and one for a mapping as ``key=value``
+    pairs (or JSON); JSON text of a list of mappings (canary steps) would be split into pieces.
+    """
+    kind = spec.get("type")
+    if kind not in ("list", "dict") or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return [] if kind == "list" else {}
+    if text[0] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return value  # the type check names it
+    return value
+
+
 def allowed_text(spec, rule=None):
     """The type (or choices) and the range, e.g. ``an integer, 0 or more``; a list rule says both at once."""
     if rule is not None and rule.allowed:
@@ -328,10 +508,14 @@ def allowed_text(spec, rule=None):
     return type_text(spec)
 
 
-def check(options, raw):
-    """``(typed, problems)`` for one role: types first (each bad variable once), then RULES and COMBINATIONS."""
+def check(options, raw, context=None):
+    """``(typed, problems)`` for one role: types first (each bad variable once), then RULES and COMBINATIONS.
+
+    ``typed`` holds each variable as the role uses it (converted to its type, and read by its rule);
+    ``context`` holds what a rule's reading needs (``playbook_dir``, the base of relative hook files).
+    """
     typed, problems, bad = convert(options, raw)
-    problems.extend(rule_problems(typed, list(options), already_bad=bad))
+    problems.extend(rule_problems(typed, list(options), already_bad=bad, context=context))
     return typed, problems
 
 

@@ -624,6 +624,7 @@ def plan_resume(lock, entry, release, takeover=None, live_color=None, split=Fals
         "to_color": new,
         "from_version": record.get("from_version") or {},
         "switched": switched,
+        "switched_at": record.get("switch_started_at") if switched else None,
         "holder": lock.get("owner"),
-        "steps_left": "verify, standby, close" if switched else "every step from the rollout on (each done step changes nothing)",
+        "steps_left": "verify, bake, standby, close" if switched else "every step from the rollout on (each done step changes nothing)",
     }

@@ -62,7 +62,7 @@ options:
     default: 120
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
-  - cutover.bluegreen.k8s_app.lease
+  - cutover.bluegreen.k8s_app.fence
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(list) on Deployments, Services, Pods and Events, C(get) and C(patch) on the app's Deployments.

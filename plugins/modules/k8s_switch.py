@@ -71,7 +71,7 @@ options:
     type: str
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
-  - cutover.bluegreen.k8s_app.lease
+  - cutover.bluegreen.k8s_app.fence
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(get), C(list) and C(patch) on Services, C(list) on Deployments, Pods and EndpointSlices, C(get) and C(patch) on

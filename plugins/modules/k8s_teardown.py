@@ -49,7 +49,7 @@ options:
     default: 300
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
-  - cutover.bluegreen.k8s_app.lease
+  - cutover.bluegreen.k8s_app.fence
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(list) on Deployments, Services, Pods and EndpointSlices and C(patch) on the app's Deployments.

@@ -211,8 +211,9 @@ resume:
       lock names it, that lock may be taken (expired, or named by O(takeover)), it is still in progress, it
       released the same version in the same phase, and production is where it left it.
     - C(deployment_id), C(from_color) and C(to_color) (from the deployment, not from the pair the switch may have
-      turned), C(from_version), C(switched) (production already moved, so only verifying, marking the standby and
-      closing are left), C(holder) (the dead run), C(steps_left).
+      turned), C(from_version), C(switched) (production already moved, so only verifying, baking, marking the
+      standby and closing are left), C(switched_at) (when its switch began, as the deployment noted it, or null),
+      C(holder) (the dead run), C(steps_left).
   returned: always
   type: dict
   sample: {"deployment_id": "20260101T120000Z-1a2b3c4d", "from_color": "blue", "to_color": "green", "switched": true}

@@ -11,12 +11,15 @@ module: traffic
 short_description: Check what traffic a colour of a blue-green pair really receives
 version_added: 0.1.0
 description:
-  - Reads the load balancer's CloudWatch metrics (namespace C(AWS/ApplicationELB)) of one colour's target group.
-  - With O(state=stopped), waits until the colour received no request during the last O(window) seconds,
-    proving that a switch really moved the traffic away from it.
-  - With O(state=gate), judges a canary phase, and fails when the colour answered more 5XX responses than
-    allowed during the last O(window) seconds, naming the numbers.
-  - CloudWatch has no datapoint for a period without requests; that counts as zero.
+  - Reads the load balancer's CloudWatch metrics (namespace C(AWS/ApplicationELB)) of a colour's target group,
+    on CloudWatch's real semantics - aggregates per O(period) aligned to the clock, published some time after the
+    period ended, and no datapoint at all for a period without requests. Only whole periods are judged, and only
+    those after O(since).
+  - With O(state=stopped), waits for a period that proves the colour's traffic stopped - a period that began at or
+    after O(since) in which the other colour served requests and this one none. A missing datapoint alone proves
+    nothing; until such a period is published the check has "not enough data", and it times out saying so.
+  - With O(state=gate), judges the colour on its requests and 5XX responses in the periods that ended after
+    O(since); too few requests is "not enough data", which fails the gate (it never passes).
 author:
   - cutover maintainers (@cutover)
 options:
@@ -28,23 +31,36 @@ options:
     choices: [blue, green, idle, live]
   state:
     description:
-      - V(stopped) waits for the colour's traffic to stop; V(gate) checks its error numbers.
+      - V(stopped) waits until the colour's traffic is proven stopped; V(gate) checks its error numbers.
     type: str
     default: stopped
     choices: [stopped, gate]
+  period:
+    description:
+      - Seconds per period of the load balancer's metrics. AWS publishes C(AWS/ApplicationELB) in 60-second
+        periods; only a place that publishes shorter ones (a sandbox) needs another value.
+    type: int
+    default: 60
+  since:
+    description:
+      - The moment, in seconds since the epoch, before which nothing counts; for example the C(switched_at) that
+        M(cutover.bluegreen.switch) returns.
+      - With O(state=stopped) the default is when the module starts; with O(state=gate), O(window) seconds before it.
+    type: float
   window:
     description:
-      - Seconds of metrics to look at.
+      - With O(state=gate) and no O(since), how many seconds back to judge (whole periods that ended in them).
     type: int
-    default: 30
+    default: 300
   timeout:
     description:
-      - With O(state=stopped), how long to wait, in seconds.
+      - With O(state=stopped), how long to wait, in seconds. A proof needs a whole period after O(since) and its
+        publication, so give it at least two periods and the publication delay.
     type: int
     default: 300
   max_5xx:
     description:
-      - With O(state=gate), the most 5XX responses allowed in the window.
+      - With O(state=gate), the most 5XX responses allowed.
     type: int
     default: 0
   max_5xx_percent:
@@ -53,9 +69,10 @@ options:
     type: float
   min_requests:
     description:
-      - With O(state=gate), how many requests must have reached the colour before it can be judged.
+      - With O(state=gate), how many requests must have reached the colour before it can be judged; with fewer,
+        the gate fails with "not enough data". At least 1.
     type: int
-    default: 0
+    default: 50
 extends_documentation_fragment:
   - cutover.bluegreen.pair
   - amazon.aws.common.modules
@@ -63,6 +80,8 @@ extends_documentation_fragment:
   - amazon.aws.boto3
 notes:
   - Never changes anything; supports check mode.
+  - Requests reach a target group through any listener; after a switch the test listener forwards to the old
+    colour, so requests sent through it keep the old colour's traffic from stopping.
 """
 
 EXAMPLES = r"""
@@ -71,17 +90,17 @@ EXAMPLES = r"""
     service: shop
     color: blue
     state: stopped
-    window: 15
-    timeout: 120
+    since: "{{ switch.switched_at }}"
+    timeout: 300
 
-- name: Canary gate on green
+- name: Gate green on its last five minutes
   cutover.bluegreen.traffic:
     service: shop
     color: green
     state: gate
-    window: 60
+    window: 300
     max_5xx_percent: 1.0
-    min_requests: 50
+    min_requests: 100
 """
 
 RETURN = r"""
@@ -94,53 +113,85 @@ target_group_arn:
   description: The colour's target group.
   returned: success
   type: str
+verdict:
+  description: V(passed), V(failed) or V(not enough data) (the last two fail the task).
+  returned: success
+  type: str
+  sample: passed
 requests:
-  description: Requests the colour's target group received in the last O(window) seconds when the module returned.
+  description: With O(state=gate), requests the colour's target group received in the judged periods.
   returned: success
   type: float
-  sample: 0.0
+  sample: 1200.0
 errors_5xx:
-  description: 5XX responses of the colour's targets in that window.
+  description: With O(state=gate), 5XX responses of the colour's targets in the judged periods.
   returned: success
   type: float
   sample: 0.0
+periods:
+  description: With O(state=gate), the judged periods (C(start), C(end), C(periods)).
+  returned: success
+  type: dict
+evidence:
+  description:
+    - With O(state=stopped), the period that proved it (C(period_start), C(period_seconds), C(new_requests),
+      C(old_requests)) and a C(summary).
+  returned: success
+  type: dict
 waited_seconds:
-  description: With O(state=stopped), how long the traffic took to stop.
+  description: With O(state=stopped), how long the proof took.
   returned: success
   type: float
-  sample: 4.2
+  sample: 74.2
 passed:
   description: With O(state=gate), whether the gate passed (a failed gate fails the task).
   returned: success
   type: bool
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+import time
+
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
-from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import evaluate_gate, metric_sums, wait_stopped
+from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import (
+    PASSED,
+    evaluate_gate,
+    gate_sums,
+    validate_period,
+    wait_stopped,
+)
 
 
 def main():
+    started = time.time()
     module = pair_module(
         dict(
             color=dict(type="str", required=True, choices=["blue", "green", "idle", "live"]),
             state=dict(type="str", default="stopped", choices=["stopped", "gate"]),
-            window=dict(type="int", default=30),
+            period=dict(type="int", default=60),
+            since=dict(type="float"),
+            window=dict(type="int", default=300),
             timeout=dict(type="int", default=300),
             max_5xx=dict(type="int", default=0),
             max_5xx_percent=dict(type="float"),
-            min_requests=dict(type="int", default=0),
+            min_requests=dict(type="int", default=50),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    for name in ("window", "timeout", "max_5xx", "min_requests"):
-        if params[name] < 0:
+    for name in ("timeout", "max_5xx"):
+        if params[name] is not None and params[name] < 0:
             module.fail_json(msg="%s must be zero or more, got %s" % (name, params[name]))
+    if params["min_requests"] < 1:
+        module.fail_json(msg="min_requests must be at least 1 (a gate never passes on no data), got %s" % params["min_requests"])
     if params["window"] < 1:
         module.fail_json(msg="window must be at least 1 second, got %s" % params["window"])
     if params["max_5xx_percent"] is not None and not 0 <= params["max_5xx_percent"] <= 100:
         module.fail_json(msg="max_5xx_percent must be between 0 and 100, got %s" % params["max_5xx_percent"])
+    try:
+        period = validate_period(params["period"])
+    except CutoverError as exc:
+        module.fail_json(msg=exc.message)
 
     def operation():
         pair = discover_pair(module, rules=False, health=False)
@@ -151,16 +202,32 @@ def main():
         if params["state"] == "stopped":
             if color == pair.live_color and not pair.split:
                 raise CutoverError("%s is the live colour of %r; its traffic will not stop" % (color, pair.service))
-            result["waited_seconds"] = wait_stopped(
-                cloudwatch, pair.load_balancer_arn, target_group_arn, params["window"], params["timeout"], progress=module.log
+            other = other_color(color)
+            waited, evidence = wait_stopped(
+                cloudwatch,
+                pair.load_balancer_arn,
+                target_group_arn,
+                pair.colors[other]["target_group"]["arn"],
+                params["since"] if params["since"] is not None else started,
+                period,
+                params["timeout"],
+                names=(color, other),
+                progress=module.log,
             )
-        sums = metric_sums(cloudwatch, pair.load_balancer_arn, target_group_arn, params["window"])
-        result.update(requests=sums["RequestCount"], errors_5xx=sums["HTTPCode_Target_5XX_Count"])
-        if params["state"] == "gate":
-            passed, reasons = evaluate_gate(sums, params["max_5xx"], params["max_5xx_percent"], params["min_requests"])
-            result["passed"] = passed
-            if not passed:
-                raise CutoverError("the canary gate of %s failed: %s" % (color, "; ".join(reasons)), **result)
+            result.update(waited_seconds=waited, evidence=evidence, verdict=PASSED)
+            return result
+        since = params["since"] if params["since"] is not None else started - params["window"]
+        sums = gate_sums(cloudwatch, pair.load_balancer_arn, target_group_arn, since, period)
+        verdict, reasons = evaluate_gate(sums, params["max_5xx"], params["max_5xx_percent"], params["min_requests"])
+        result.update(
+            requests=sums["RequestCount"],
+            errors_5xx=sums["HTTPCode_Target_5XX_Count"],
+            periods=dict(start=sums["start"], end=sums["end"], periods=sums["periods"]),
+            verdict=verdict,
+            passed=verdict == PASSED,
+        )
+        if verdict != PASSED:
+            raise CutoverError("the gate of %s: %s: %s" % (color, verdict, "; ".join(reasons)), **result)
         return result
 
     run(module, operation)

@@ -18,6 +18,11 @@ description:
     with the table in the collection's C(plugins/module_utils/inputs.py).
   - Fails with one message that lists every bad input of the run, one line each naming the variable and what is
     allowed. Succeeds with every variable of the role, typed, in its result; register it to compute with them.
+  - Some variables are also read into the form the role uses, in the result - canary steps as a list of
+    C({weight, seconds}) integers whichever form they were given in, hook task files as absolute paths (relative
+    ones are relative to the playbook's directory) after checking that they exist, alarm names stripped.
+  - A list or mapping given as JSON text is read as JSON, for example
+    C(-e 'deploy_canary_steps=[{"weight":5,"seconds":60}]').
   - Checks the values the role's tasks will see (extra vars over role parameters over defaults).
   - An action that runs in the controller process, without starting a module and without any AWS call.
 author:

@@ -18,7 +18,9 @@ requests, inside the sandbox daemon's process (and process group):
   ``unhealthy`` with the reason, ``draining`` for the deregistration delay
   (:mod:`.patches`);
 - request metrics (:mod:`.metrics`) go to the sandbox's CloudWatch under
-  ``AWS/ApplicationELB`` every second.
+  ``AWS/ApplicationELB`` as ALB publishes them: per clock-aligned period, after a
+  publication lag, no datapoint where nothing happened; metric alarms are
+  evaluated like CloudWatch does (:mod:`.cloudwatch`).
 
 Nothing here is imported by the instance processes but :mod:`.app`, which uses the
 standard library only.

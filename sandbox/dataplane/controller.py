@@ -14,7 +14,8 @@ in line with it:
 4. health: HAProxy's check results become target health in moto; deregistrations
    complete when the target has nothing in flight (or at the delay, cutting what
    is left) and leave ``describe_target_health`` when the delay is over;
-5. metrics to CloudWatch, and the state file ``dataplane.json``.
+5. metrics to CloudWatch (per period, after the publication lag; alarms evaluated), and
+   the state file ``dataplane.json``.
 
 Passes run when an API call changed something (the WSGI wrapper wakes the loop)
 and every half second. A failing pass is logged to the sandbox log and retried;
@@ -44,15 +45,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import STATE_FILE, haproxy, metrics
+from . import STATE_FILE, cloudwatch, haproxy, metrics
 from .model import Instance, Snapshot, Target, TargetGroup
 from .patches import INITIAL, STOPPED, Deregistration, Health, Key, Registry
 
 LOG = logging.getLogger("sandbox.dataplane")
 APP = Path(__file__).resolve().parent / "app.py"
 TICK = 0.5
-HOST_COUNT_EVERY = 10
-RECENT_ATTACHMENT = 300
 SLOW_PASS = 0.2
 STOP_GRACE = 3.0
 
@@ -170,6 +169,7 @@ class Controller:
         self.paths = haproxy.Paths(self._runtime_dir())
         self.process = haproxy.Process(self.binary, self.paths)
         self.collector = metrics.Collector()
+        self.publisher = metrics.Publisher(cloudwatch.STORE, cloudwatch.settings())
         self.routing = Routing()
         self.layout = haproxy.Layout()
         self.servers: dict[Key, ServerRecord] = {}
@@ -187,8 +187,8 @@ class Controller:
         self._nowhere = socket.socket()  # bound, never listening: connections to it are refused
         self._nowhere.bind(("127.0.0.1", 0))
         self._last_state = ""
-        self._last_host_counts = 0.0
-        self._recently_attached: dict[tuple[str, str], int] = {}
+        self._last_host_sample = 0
+        self._next_alarm_evaluation = 0.0
         self._failed_layout: haproxy.Layout | None = None
         self.passes = 0
         self.version = ""
@@ -583,48 +583,29 @@ class Controller:
 
     # -- metrics and state -------------------------------------------------------------------------------
     def _metrics(self, snapshot: Snapshot) -> None:
-        frontends, attached = {}, {}
+        frontends = {}
         for lb in snapshot.load_balancers:
             for listener in lb.listeners:
                 frontends[listener.frontend] = (lb.dimension, lb.account, lb.region)
-            attached[lb.dimension] = tuple(
-                sorted(
-                    snapshot.target_groups[arn].dimension
-                    for listener in lb.listeners
-                    for arn in listener.target_group_arns()
-                    if arn in snapshot.target_groups
-                )
-            )
-        second = int(datetime.now(UTC).timestamp())
-        # a group a listener forwarded to in the last few minutes still gets its zeros: "fell to zero" reads as 0
-        for lb, groups in attached.items():
-            for group in groups:
-                self._recently_attached[(lb, group)] = second
-        recent: dict[str, set[str]] = {}
-        for (lb, group), seen in list(self._recently_attached.items()):
-            if second - seen > RECENT_ATTACHMENT:
-                del self._recently_attached[(lb, group)]
-            else:
-                recent.setdefault(lb, set()).add(group)
-        attached = {lb: tuple(sorted(groups)) for lb, groups in recent.items()}
-        self.topology = metrics.Topology(frontends, {g.backend: g.dimension for g in snapshot.target_groups.values()}, attached)
-        data: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.topology = metrics.Topology(frontends, {g.backend: g.dimension for g in snapshot.target_groups.values()})
+        now = datetime.now(UTC).timestamp()
+        second = int(now)
         for finished, bucket in sorted(self.collector.take(second).items()):
-            for where, points in metrics.datapoints(finished, bucket, self.topology).items():
-                data.setdefault(where, []).extend(points)
-        if second - self._last_host_counts >= HOST_COUNT_EVERY:
-            self._last_host_counts = second
-            counts = []
+            self.publisher.add_second(finished, bucket, self.topology)
+        if second > self._last_host_sample:  # the gauges: one sample a second per group a listener uses
+            self._last_host_sample = second
+            samples = []
             for arn, lb in snapshot.attached().items():
                 group = snapshot.target_groups.get(arn)
                 if group is None:
                     continue
                 states = [r.health.state for k, r in self.servers.items() if k[0] == arn and k not in self.drains]
-                counts.append((lb.account, lb.region, lb.dimension, group.dimension, states.count("healthy"), states.count("unhealthy")))
-            for where, points in metrics.host_counts(counts, second).items():
-                data.setdefault(where, []).extend(points)
-        if data:
-            metrics.publish(data)
+                samples.append((lb.account, lb.region, lb.dimension, group.dimension, states.count("healthy"), states.count("unhealthy")))
+            self.publisher.sample_hosts(second, samples)
+        published = self.publisher.publish_due(now)
+        if published or now >= self._next_alarm_evaluation:  # CloudWatch evaluates alarms every period
+            self._next_alarm_evaluation = now + self.publisher.settings.period
+            cloudwatch.evaluate_alarms(now)
 
     def describe(self) -> dict[str, Any]:
         """The data plane as the control endpoint and the state file show it."""

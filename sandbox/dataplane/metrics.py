@@ -1,21 +1,24 @@
-"""Request metrics from HAProxy's request log into the sandbox's CloudWatch (``AWS/ApplicationELB``).
+"""Request metrics from HAProxy's request log into the sandbox's CloudWatch (``AWS/ApplicationELB``), as ALB publishes them.
 
 HAProxy logs each request (``%f %b %s %ST %Tr %Ta``: frontend, backend, server,
 status, server response time, total time) as a raw datagram to a loopback UDP
-port; :class:`Collector` counts them into one-second buckets, and
-:func:`datapoints` turns a finished bucket into CloudWatch datapoints with ALB's
-names, units and dimensions:
+port; :class:`Collector` counts them into one-second buckets. :class:`Publisher`
+adds finished seconds into periods aligned to the clock and publishes each
+period's datapoints into :data:`.cloudwatch.STORE` once the period ended and
+the publication lag passed (:class:`.cloudwatch.Settings`), with ALB's names,
+units and dimensions:
 
 - per load balancer (``LoadBalancer=app/<name>/<id>``): RequestCount,
-  HTTPCode_ELB_5XX_Count, HTTPCode_Target_{2,3,4,5}XX_Count, TargetResponseTime;
+  HTTPCode_ELB_5XX_Count (answers of the load balancer itself: no target, or
+  none that answered), HTTPCode_Target_{2,3,4,5}XX_Count, TargetResponseTime;
 - per target group of it (``TargetGroup=targetgroup/<name>/<id>``, ``LoadBalancer``):
-  RequestCount, HTTPCode_Target_{2,3,4,5}XX_Count, TargetResponseTime.
+  RequestCount, HTTPCode_Target_{2,3,4,5}XX_Count, TargetResponseTime,
+  and the gauges HealthyHostCount and UnHealthyHostCount (sampled every second
+  for the groups a listener uses, published every period).
 
-A second in which a load balancer carried requests gets a datapoint for every
-target group its listeners forward to (or forwarded to in the last five
-minutes), zero included, so "the old colour's traffic fell to zero" reads as
-zeros, not as missing data. Idle seconds publish nothing (ALB does the same). HealthyHostCount and UnHealthyHostCount are
-published every ten seconds for target groups a listener uses.
+A count that is zero in a period is not published at all, as ALB does: a period
+without requests has no RequestCount datapoint, and "the old colour served
+nothing" cannot be read from a missing datapoint alone.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+from .cloudwatch import Aggregate, Settings, Store
 
 LOG = logging.getLogger("sandbox.dataplane")
-NAMESPACE = "AWS/ApplicationELB"
 NO_SERVER = "<NOSRV>"
 
 
@@ -127,74 +130,84 @@ class Topology:
 
     frontends: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)  # frontend -> (lb dimension, account, region)
     backends: Mapping[str, str] = field(default_factory=dict)  # backend -> target group dimension
-    attached: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # lb dimension -> target group dimensions
 
 
-def _count(name: str, value: float, dims: list[dict[str, str]], when: datetime) -> dict[str, Any]:
-    return {"MetricName": name, "Dimensions": dims, "Timestamp": when, "Value": float(value), "Unit": "Count", "StorageResolution": 1}
+def _dims(lb: str, group: str | None) -> list[dict[str, str]]:
+    if group is None:
+        return [{"Name": "LoadBalancer", "Value": lb}]
+    return [{"Name": "TargetGroup", "Value": group}, {"Name": "LoadBalancer", "Value": lb}]
 
 
-def _times(times: list[float], dims: list[dict[str, str]], when: datetime) -> list[dict[str, Any]]:
-    if not times:
-        return []
-    stats = {"SampleCount": float(len(times)), "Sum": sum(times), "Minimum": min(times), "Maximum": max(times)}
-    return [{"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": when, "StatisticValues": stats, "Unit": "Seconds"}]
+def series(counts: Counts, elb: bool) -> list[tuple[str, Aggregate, str]]:
+    """(metric, datapoint, unit) of one period's counts; zero counts publish nothing."""
+    data = []
+    if counts.requests:
+        data.append(("RequestCount", Aggregate.count(counts.requests), "Count"))
+    for klass, value in counts.target.items():
+        if value:
+            data.append((f"HTTPCode_Target_{klass}_Count", Aggregate.count(value), "Count"))
+    if elb and counts.elb_5xx:
+        data.append(("HTTPCode_ELB_5XX_Count", Aggregate.count(counts.elb_5xx), "Count"))
+    if counts.times:
+        data.append(("TargetResponseTime", Aggregate.of(counts.times), "Seconds"))
+    return data
 
 
-def _series(counts: Counts, dims: list[dict[str, str]], when: datetime, elb: bool) -> list[dict[str, Any]]:
-    data = [_count("RequestCount", counts.requests, dims, when)]
-    data += [_count(f"HTTPCode_Target_{klass}_Count", value, dims, when) for klass, value in counts.target.items()]
-    if elb:
-        data.append(_count("HTTPCode_ELB_5XX_Count", counts.elb_5xx, dims, when))
-    return data + _times(counts.times, dims, when)
+Where = tuple[str, str, str, str | None]  # account, region, load balancer dimension, target group dimension (None: the load balancer)
 
 
-def datapoints(second: int, bucket: Mapping[tuple[str, str], Counts], topology: Topology) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """CloudWatch MetricData per (account, region) for one finished second."""
-    when = datetime.fromtimestamp(second, UTC).replace(tzinfo=None)
-    per_lb: dict[str, Counts] = {}
-    per_group: dict[tuple[str, str], Counts] = {}
-    where: dict[str, tuple[str, str]] = {}
-    for (frontend, backend), counts in bucket.items():
-        known = topology.frontends.get(frontend)
-        if known is None:
-            continue
-        lb, account, region = known
-        where[lb] = (account, region)
-        per_lb.setdefault(lb, Counts()).merge(counts)
-        group = topology.backends.get(backend)
-        if group is not None:
-            per_group.setdefault((lb, group), Counts()).merge(counts)
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for lb, counts in per_lb.items():
-        lb_dims = [{"Name": "LoadBalancer", "Value": lb}]
-        data = _series(counts, lb_dims, when, elb=True)
-        for group in sorted(set(topology.attached.get(lb, ())) | {g for (owner, g) in per_group if owner == lb}):
-            group_dims = [{"Name": "TargetGroup", "Value": group}, {"Name": "LoadBalancer", "Value": lb}]
-            data += _series(per_group.get((lb, group), Counts()), group_dims, when, elb=False)
-        out.setdefault(where[lb], []).extend(data)
-    return out
+@dataclass
+class Pending:
+    counts: dict[Where, Counts] = field(default_factory=dict)
+    hosts: dict[Where, tuple[list[float], list[float]]] = field(default_factory=dict)
 
 
-def host_counts(counts: Iterable[tuple[str, str, str, str, int, int]], second: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """HealthyHostCount/UnHealthyHostCount datapoints from (account, region, lb, group, healthy, unhealthy)."""
-    when = datetime.fromtimestamp(second, UTC).replace(tzinfo=None)
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for account, region, lb, group, healthy, unhealthy in counts:
-        dims = [{"Name": "TargetGroup", "Value": group}, {"Name": "LoadBalancer", "Value": lb}]
-        out.setdefault((account, region), []).extend(
-            [_count("HealthyHostCount", healthy, dims, when), _count("UnHealthyHostCount", unhealthy, dims, when)]
-        )
-    return out
+class Publisher:
+    """Adds the collector's finished seconds into clock-aligned periods; publishes each after its lag."""
 
+    def __init__(self, store: Store, settings: Settings):
+        self.store = store
+        self.settings = settings
+        self.pending: dict[int, Pending] = {}
+        self.published = 0  # datapoints so far
 
-def publish(data: Mapping[tuple[str, str], list[dict[str, Any]]]) -> int:
-    """Put datapoints into moto's CloudWatch backends in this process; returns how many."""
-    from moto.cloudwatch.models import cloudwatch_backends
+    def period_of(self, second: int) -> int:
+        return second - second % self.settings.period
 
-    total = 0
-    for (account, region), metric_data in data.items():
-        if metric_data:
-            cloudwatch_backends[account][region].put_metric_data(NAMESPACE, metric_data)
-            total += len(metric_data)
-    return total
+    def add_second(self, second: int, bucket: Mapping[tuple[str, str], Counts], topology: Topology) -> None:
+        pending = self.pending.setdefault(self.period_of(second), Pending())
+        for (frontend, backend), counts in bucket.items():
+            known = topology.frontends.get(frontend)
+            if known is None:
+                continue
+            lb, account, region = known
+            pending.counts.setdefault((account, region, lb, None), Counts()).merge(counts)
+            group = topology.backends.get(backend)
+            if group is not None:
+                pending.counts.setdefault((account, region, lb, group), Counts()).merge(counts)
+
+    def sample_hosts(self, second: int, samples: Iterable[tuple[str, str, str, str, int, int]]) -> None:
+        """One sample per target group a listener uses: (account, region, lb, group, healthy, unhealthy)."""
+        pending = self.pending.setdefault(self.period_of(second), Pending())
+        for account, region, lb, group, healthy, unhealthy in samples:
+            healthy_samples, unhealthy_samples = pending.hosts.setdefault((account, region, lb, group), ([], []))
+            healthy_samples.append(float(healthy))
+            unhealthy_samples.append(float(unhealthy))
+
+    def due(self, now: float) -> list[int]:
+        return sorted(start for start in self.pending if start + self.settings.period + self.settings.lag <= now)
+
+    def publish_due(self, now: float) -> int:
+        """Publish every period whose end plus the lag has passed; returns how many periods."""
+        periods = self.due(now)
+        for start in periods:
+            pending = self.pending.pop(start)
+            for (account, region, lb, group), counts in pending.counts.items():
+                for name, aggregate, unit in series(counts, elb=group is None):
+                    self.store.put(account, region, name, _dims(lb, group), start, aggregate, unit)
+                    self.published += 1
+            for (account, region, lb, group), (healthy, unhealthy) in pending.hosts.items():
+                self.store.put(account, region, "HealthyHostCount", _dims(lb, group), start, Aggregate.of(healthy), "Count")
+                self.store.put(account, region, "UnHealthyHostCount", _dims(lb, group), start, Aggregate.of(unhealthy), "Count")
+                self.published += 2
+        return len(periods)

@@ -52,7 +52,15 @@ def pair(provisioned, sandbox):
 
         def play(self, name, **extra):
             if name in ("deploy", "promote"):
-                extra = {"deploy_smoke_test_url": self.test_url, "deploy_verify_window": 4, **extra}
+                # the sandbox's metric period; the metric proof and the canary need requests: the tests send them
+                extra = {
+                    "deploy_smoke_test_url": self.test_url,
+                    "deploy_metric_period": sandbox.metric_period,
+                    "deploy_verify_timeout": 60,
+                    "deploy_bake_seconds": 0,
+                    "deploy_canary_min_requests": 10,
+                    **extra,
+                }
             return run_playbook_file(name, self.endpoint, **{"service": "shop", **extra})
 
         def live(self):
@@ -197,12 +205,13 @@ def test_a_rollback_that_cannot_restore_fails_at_once_with_the_reason(pair):
 
 
 def test_a_promote_to_a_canary_colour_with_a_foreign_target_is_refused_and_switched_back(pair):
-    run = pair.play("deploy", phase="canary", deploy_canary_weight=20, deploy_canary_seconds=1, **V3)
-    assert run.ok, run.failure()
-    assert pair.live() == {"green": 80, "blue": 20}
-    pair.register_foreign("blue")
-    pair.wait_target("blue", pair.foreign, "healthy")
-    run = pair.play("promote", deploy_canary_seconds=1)
+    with LoadLoop(pair.production, rate=RATE, threads=4, max_seconds=240):  # the canary's gates judge requests
+        run = pair.play("deploy", phase="canary", deploy_canary_weight=20, deploy_canary_seconds=5, **V3)
+        assert run.ok, run.failure()
+        assert pair.live() == {"green": 80, "blue": 20}
+        pair.register_foreign("blue")
+        pair.wait_target("blue", pair.foreign, "healthy")
+        run = pair.play("promote", deploy_canary_seconds=5)
     assert not run.ok
     failure = run.failure()
     assert f"{pair.foreign}:8080 healthy is not an instance of Auto Scaling group shop-blue" in failure

@@ -240,46 +240,45 @@ def test_production_reaches_both_blue_instances_and_the_rule_routes_too(blue_liv
     assert get(urls["test"] + "/")[0] == 503
 
 
-def test_cloudwatch_counts_requests_per_target_group(blue_live):
+def test_cloudwatch_counts_requests_per_target_group_per_period_after_a_lag(blue_live, sandbox):
     outputs, aws, urls = blue_live
+    period, lag = sandbox.metric_period, sandbox.metric_lag
     began = datetime.now(UTC).replace(microsecond=0)
     load = Load(urls["production"], rate=100, seconds=2.0, threads=2).start().join()
+    ended = time.time()
     assert load.failures == {} and load.served["blue"] == load.total >= 160, load.report()
 
     def counted():
-        blue = sum(p["Sum"] for p in metric(aws, "RequestCount", **dims(outputs, "blue")))
+        blue = sum(p["Sum"] for p in metric(aws, "RequestCount", period=period, **dims(outputs, "blue")))
         return blue >= load.total and blue
 
-    blue_total, _ = wait_for(counted, 10, "blue's RequestCount to include the load")
-    lb_total = sum(p["Sum"] for p in metric(aws, "RequestCount", **dims(outputs)))
+    blue_total, _ = wait_for(counted, 3 * period + lag, "blue's RequestCount to include the load")
+    # published only once the load's last period ended and the lag passed
+    last_period_end = (int(ended) // period + 1) * period
+    assert time.time() >= last_period_end + lag - 0.5
+    points = metric(aws, "RequestCount", period=period, **dims(outputs, "blue"))
+    assert all(p["Timestamp"].timestamp() % period == 0 for p in points)  # aligned to the clock
+    lb_total = sum(p["Sum"] for p in metric(aws, "RequestCount", period=period, **dims(outputs)))
     assert lb_total >= blue_total  # the load balancer's series is its own, not a sum of subsets
-    # green is attached (the test listener) and got nothing meanwhile: zeros, not missing data
-    green = [p for p in metric(aws, "RequestCount", period=1, **dims(outputs, "green")) if p["Timestamp"] > began]
-    assert len(green) >= 1 and {p["Sum"] for p in green} == {0.0}, green
-    assert sum(p["Sum"] for p in metric(aws, "HTTPCode_Target_5XX_Count", **dims(outputs, "blue"))) == 0
-    times = metric(aws, "TargetResponseTime", stat="Average", **dims(outputs, "blue"))
-    assert times and 0 <= times[-1]["Average"] < 1.0
-    # one-second datapoints: get_metric_data with a period of 1 s sees the load second by second
+    # green is attached (the test listener) and got nothing meanwhile: no datapoint at all, as on AWS
+    green = [p for p in metric(aws, "RequestCount", period=period, **dims(outputs, "green")) if p["Timestamp"] >= began]
+    assert green == []
+    assert metric(aws, "HTTPCode_Target_5XX_Count", period=period, **dims(outputs, "blue")) == []  # no 5XX: no datapoint either
+    assert sum(p["Sum"] for p in metric(aws, "HTTPCode_Target_2XX_Count", **dims(outputs, "blue"))) >= load.total
+    # the percentiles of the real response times
     now = datetime.now(UTC)
-    series = aws.cloudwatch.get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "blue",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/ApplicationELB",
-                        "MetricName": "RequestCount",
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims(outputs, "blue").items()],
-                    },
-                    "Period": 1,
-                    "Stat": "Sum",
-                },
-            }
-        ],
-        StartTime=now - timedelta(seconds=60),
+    times = aws.cloudwatch.get_metric_statistics(
+        Namespace="AWS/ApplicationELB",
+        MetricName="TargetResponseTime",
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims(outputs, "blue").items()],
+        StartTime=began,
         EndTime=now,
-    )["MetricDataResults"][0]
-    assert len([v for v in series["Values"] if v > 0]) >= 1
+        Period=600,
+        ExtendedStatistics=["p50", "p99"],
+    )["Datapoints"]
+    assert len(times) == 1 and 0 < times[0]["ExtendedStatistics"]["p50"] <= times[0]["ExtendedStatistics"]["p99"] < 1.0
+    healthy = metric(aws, "HealthyHostCount", period=period, stat="Minimum", **dims(outputs, "blue"))
+    assert healthy and healthy[-1]["Minimum"] == 2.0
 
 
 def test_scaled_out_targets_go_initial_then_healthy_and_serve_their_release(blue_live, sandbox):
@@ -328,10 +327,10 @@ def test_a_listener_switch_routes_within_a_second_and_weights_split(blue_live):
     wait_for(lambda: {get(urls["production"] + "/")[1]["color"] for _ in range(20)} == {"green"}, 3, "a zero weight to take nothing")
 
 
-def test_switch_under_load_fails_no_request_and_the_old_colour_falls_to_zero(blue_live):
+def test_switch_under_load_fails_no_request_and_the_old_colour_falls_to_zero(blue_live, sandbox):
     outputs, aws, urls = blue_live
     ensure_healthy(aws, outputs, "green", 2)
-    load = Load(urls["production"], rate=200, seconds=6.0, threads=4).start()
+    load = Load(urls["production"], rate=200, seconds=12.0, threads=4).start()  # a whole metric period after the switch
     time.sleep(1.5)
     switched_at = datetime.now(UTC)
     forward(aws, outputs["production_listener_arn"], outputs["target_group_arns"]["green"])
@@ -345,15 +344,20 @@ def test_switch_under_load_fails_no_request_and_the_old_colour_falls_to_zero(blu
     late = [color for at, color in load.timeline if at > 2.6]  # a second after the switch
     assert late and set(late) == {"green"}
 
-    def zero_after_switch():
-        points = metric(aws, "RequestCount", minutes=2, period=1, **dims(outputs, "blue"))
-        after = [p["Sum"] for p in points if p["Timestamp"].astimezone(UTC) >= switched_at + timedelta(seconds=2)]
-        return len(after) >= 2 and after  # at least two whole seconds of load after the switch
+    def proven():
+        period = sandbox.metric_period
+        after = switched_at.timestamp() // period * period + period  # the first whole period after the switch
+        blue = {
+            p["Timestamp"].timestamp(): p["Sum"] for p in metric(aws, "RequestCount", minutes=2, period=period, **dims(outputs, "blue"))
+        }
+        green = {
+            p["Timestamp"].timestamp(): p["Sum"] for p in metric(aws, "RequestCount", minutes=2, period=period, **dims(outputs, "green"))
+        }
+        judged = [moment for moment in green if moment >= after and green[moment] > 0]
+        return judged and (judged, blue)
 
-    after, _ = wait_for(zero_after_switch, 10, "blue's per-second RequestCount after the switch")
-    assert set(after) == {0.0}, after
-    green_after = metric(aws, "RequestCount", minutes=2, period=1, **dims(outputs, "green"))
-    assert sum(p["Sum"] for p in green_after if p["Timestamp"].astimezone(UTC) >= switched_at + timedelta(seconds=2)) > 0
+    (judged, blue), _ = wait_for(proven, 30, "a whole period after the switch in which green served")
+    assert all(moment not in blue for moment in judged)  # blue has no datapoint at all in those periods
 
 
 def test_failing_health_checks_make_targets_unhealthy_with_a_reason_and_take_no_traffic(blue_live, sandbox):

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from sandbox import ACCESS_KEY, REGION, SECRET_KEY, server
 from sandbox.dataplane.control import call, listener_urls, wait_settled
+from sandbox.load import LoadLoop
 
 from .ansible_harness import run_module, run_playbook_file
 from .conftest import cli
@@ -225,6 +226,9 @@ def test_a_rule_can_end_after_a_number_of_faults(sandbox):
         faults_off(sandbox)
 
 
+TOKEN = "faults-test-run-0001"  # the run's token: only the run that holds the lock renews or releases it
+
+
 def test_lock_and_journal_writes_whose_responses_were_lost_take_effect_once(provisioned, sandbox):
     """The next PutItem or DeleteItem is applied and its response lost: the retry meets our own write."""
     _outputs, aws = provisioned
@@ -233,7 +237,7 @@ def test_lock_and_journal_writes_whose_responses_were_lost_take_effect_once(prov
     entries = []
     try:
         faults(sandbox, dict(lost_once, operation="PutItem"))
-        taken = run_module("cutover.bluegreen.lock", dict(owner, lease_seconds=60), sandbox.endpoint)
+        taken = run_module("cutover.bluegreen.lock", dict(owner, token=TOKEN, lease_seconds=60), sandbox.endpoint)
         assert not taken.get("failed"), taken.get("msg")
         assert (taken["changed"], taken["operation"], taken["lock"]["owner"]) == (True, "acquire", "faults-test")
         assert call(sandbox.endpoint, "faults")["injected"] == {"dynamodb:PutItem": {"500-after": 1}}
@@ -250,7 +254,7 @@ def test_lock_and_journal_writes_whose_responses_were_lost_take_effect_once(prov
         assert [entry["deployment_id"]["S"] for entry in entries] == [started["deployment_id"]]
 
         faults(sandbox, dict(lost_once, operation="DeleteItem"))
-        released = run_module("cutover.bluegreen.lock", dict(owner, state="released"), sandbox.endpoint)
+        released = run_module("cutover.bluegreen.lock", dict(owner, token=TOKEN, state="released"), sandbox.endpoint)
         assert not released.get("failed"), released.get("msg")
         assert (released["changed"], released["operation"]) == (True, "release")
         assert call(sandbox.endpoint, "faults")["injected"] == {"dynamodb:DeleteItem": {"500-after": 1}}
@@ -286,11 +290,19 @@ def busy_pair(provisioned, sandbox):
         def play(self, name, **extra):
             """Run a playbook with the faults on; return (run, faults injected, API calls)."""
             if name == "deploy":
-                extra = {"deploy_smoke_test_url": urls[outputs["test_listener_arn"]], "deploy_verify_window": 4, **extra}
+                # the sandbox's metric period; the metric proof after the switch judges the load's requests
+                extra = {
+                    "deploy_smoke_test_url": urls[outputs["test_listener_arn"]],
+                    "deploy_metric_period": sandbox.metric_period,
+                    "deploy_verify_timeout": 90,
+                    "deploy_bake_seconds": 0,
+                    **extra,
+                }
             call(sandbox.endpoint, "api-calls", method="DELETE")
             faults(sandbox, *BUSY, seed=SEED)
             try:
-                run = run_playbook_file(name, sandbox.endpoint, **{"service" if name != "teardown" else "services": "shop", **extra})
+                with LoadLoop(urls[outputs["production_listener_arn"]], rate=40, threads=4, max_seconds=600):
+                    run = run_playbook_file(name, sandbox.endpoint, **{"service" if name != "teardown" else "services": "shop", **extra})
                 injected = call(sandbox.endpoint, "faults")["injected"]
             finally:
                 faults_off(sandbox)

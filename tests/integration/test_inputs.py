@@ -7,7 +7,9 @@ any playbook is refused before the first AWS call: the sandbox counts no API cal
 (listener and rule actions, Auto Scaling groups, launch-template versions, lock and journal items, the
 active-colour parameter) is the same before and after.
 
-One pair for the whole file; the refusals come first, then one release after another.
+One pair for the whole file; the refusals come first, then one release after another. A bounded load through
+the production listener runs for the whole file: the canary's gates and the metric proof after a switch judge
+the load balancer's metrics, which need requests (it makes no AWS API call, so the refusals still count none).
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ import jinja2.meta
 import pytest
 import yaml
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import forward_weights
+from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import dimension_value
 
 from sandbox.dataplane.control import call, listener_urls, wait_settled
+from sandbox.load import LoadLoop
 from tests.conftest import REPO
 
 from .ansible_harness import run_playbook_file
 
 CHECK = "Check every input before anything is read or changed"
 V2 = "ami-0b5c0de0000000002"
+ALARM = "shop-green-target-5xx"
 
 
 # -- what the playbooks accept -----------------------------------------------------------------------------
@@ -65,11 +70,39 @@ def pair(provisioned, sandbox, tmp_path_factory):
     outputs, aws = provisioned
     wait_settled(sandbox.endpoint)
     urls = listener_urls(sandbox.state_dir)
+    # an alarm that deploy_alarms names (it must exist); it watches green's 5XX, which stay at none
+    aws.cloudwatch.put_metric_alarm(
+        AlarmName=ALARM,
+        Namespace="AWS/ApplicationELB",
+        MetricName="HTTPCode_Target_5XX_Count",
+        Dimensions=[
+            {"Name": "TargetGroup", "Value": dimension_value(outputs["target_group_arns"]["green"])},
+            {"Name": "LoadBalancer", "Value": dimension_value(outputs["load_balancer_arn"])},
+        ],
+        Statistic="Sum",
+        Period=sandbox.metric_period,
+        EvaluationPeriods=1,
+        Threshold=5,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+    )
+    hooks = tmp_path_factory.mktemp("hooks")
+    for point in ("before_rollout", "after_bake", "after_retire"):
+        (hooks / f"{point}.yml").write_text(
+            f"- name: Note the {point} hook\n"
+            f"  ansible.builtin.copy:\n"
+            f"    dest: {hooks}/{point}.ran\n"
+            '    content: "{{ (deploy_release | default(teardown_release)) | to_json }}"\n'
+            '    mode: "0644"\n'
+        )
+    load = LoadLoop(urls[outputs["production_listener_arn"]], rate=40, threads=4, max_seconds=1800).start()
 
     class Pair:
         endpoint = sandbox.endpoint
         test_url = urls[outputs["test_listener_arn"]]
         records = tmp_path_factory.mktemp("records")
+        hook_dir = hooks
+        metric_period = sandbox.metric_period
 
         def __init__(self):
             self.outputs, self.aws = outputs, aws
@@ -142,7 +175,8 @@ def pair(provisioned, sandbox, tmp_path_factory):
             assert self.snapshot() == before
             return run
 
-    return Pair()
+    yield Pair()
+    load.stop()
 
 
 def problems(run) -> list[str]:
@@ -161,14 +195,18 @@ def assert_typed(run, playbook: str, given: dict[str, Any]) -> None:
         assert checked[variable] == expected and type(checked[variable]) is type(expected), (name, checked[variable])
 
 
-# Where the typed value is not the value itself (the playbook maps it).
-TYPED = {"services": ["shop"]}
+# Where the typed value is not the value itself (the playbook maps it, or the check reads it).
+TYPED = {
+    "services": ["shop"],
+    "deploy_canary_steps": [{"weight": 10, "seconds": 5}, {"weight": 20, "seconds": 5}],
+    "deploy_alarms": [ALARM],
+}
 
 
 # -- refusals: nothing is read or changed -----------------------------------------------------------------------
 def test_a_negative_verify_timeout_is_refused_before_the_rollout(pair):
     run = pair.refused("deploy", service="shop", image_id=V2, deploy_verify_timeout=-1)
-    assert problems(run) == ["deploy_verify_timeout=-1: allowed 0 or more"]
+    assert problems(run) == ["deploy_verify_timeout=-1: allowed 1 to 86400"]
     assert "deploy: 1 bad input, nothing was read or changed" in run.failure()
 
 
@@ -195,7 +233,19 @@ def test_every_bad_deploy_input_is_named_at_once(pair):
         "deploy_canary_seconds": 0,
         "deploy_canary_max_5xx": -1,
         "deploy_canary_min_requests": -1,
-        "deploy_verify_window": 0,
+        "deploy_canary_steps": "50:10,20:10",
+        "deploy_metric_period": 0,
+        "deploy_bake_seconds": -1,
+        "deploy_bake_min_requests": 0,
+        "deploy_bake_max_5xx_percent": 120,
+        "deploy_bake_max_elb_5xx_percent": -1,
+        "deploy_bake_max_5xx_increase": 101,
+        "deploy_bake_latency_percentile": "99th",
+        "deploy_bake_max_latency_ms": -1,
+        "deploy_bake_max_latency_ratio": 0.5,
+        "deploy_bake_latency_slack_ms": -1,
+        "deploy_alarms": "x" * 256,
+        "deploy_hooks": "before_switch=/nonexistent/hook.yml",
         "deploy_preparation_capacity": 0,
         "deploy_version_label": "v" * 129,
         "deploy_deployment_id": "latest",
@@ -206,6 +256,10 @@ def test_every_bad_deploy_input_is_named_at_once(pair):
     assert "deploy_phase=bogus: allowed one of full, canary, promote" in found
     assert "deploy_smoke_test_status=200,700: allowed a non-empty list of HTTP statuses from 100 to 599 (comma-separated with -e)" in found
     assert any(problem.startswith("deploy_standby_ttl=1x: allowed seconds, or a duration such as 90m, 2h, 1d") for problem in found)
+    assert any(problem.endswith("(step 2, 20:10, does not rise above step 1's weight 50)") for problem in found)
+    assert any(problem.endswith("(before_switch: /nonexistent/hook.yml is not a file)") for problem in found)
+    assert "deploy_metric_period=0: allowed 1 to 3600 (AWS publishes AWS/ApplicationELB in 60-second periods)" in found
+    assert "deploy_bake_latency_percentile=99th: allowed a percentile such as p50, p90, p99 or p99.9" in found
     assert f"deploy: {len(bad)} bad inputs, nothing was read or changed" in run.failure()
 
 
@@ -213,7 +267,7 @@ def test_combinations_of_deploy_inputs_are_refused(pair):
     run = pair.refused("deploy", service="shop", image_id=V2, phase="canary", deploy_capacity=2, deploy_preparation_capacity=2)
     assert sorted(problems(run)) == [
         "deploy_canary_weight=0 with deploy_phase=canary: phase canary needs deploy_canary_weight between 1 and 99 "
-        "(the percent of production for the new version)",
+        "(the percent of production for the new version) or deploy_canary_steps",
         "deploy_preparation_capacity=2 with deploy_capacity=2: "
         "the preparation capacity must be smaller than the capacity (it is reached first)",
     ]
@@ -231,9 +285,9 @@ def test_a_value_of_the_wrong_type_is_refused_naming_it(pair):
 def test_bad_promote_rollback_teardown_and_status_inputs_are_refused(pair):
     run = pair.refused("promote", service="shop", deployment_id="latest", deploy_canary_seconds=0, deploy_verify_timeout=-1)
     assert sorted(problems(run)) == [
-        "deploy_canary_seconds=0: allowed 1 or more",
+        "deploy_canary_seconds=0: allowed 1 to 86400",
         "deploy_deployment_id=latest: allowed a deployment id such as 20260101T120000Z-1a2b3c4d (<UTC start time>-<suffix>)",
-        "deploy_verify_timeout=-1: allowed 0 or more",
+        "deploy_verify_timeout=-1: allowed 1 to 86400",
     ]
     run = pair.refused(
         "rollback",
@@ -253,8 +307,11 @@ def test_bad_promote_rollback_teardown_and_status_inputs_are_refused(pair):
         "rollback_table_name",
     ]
     assert "rollback_service=Shop_1: allowed 1 to 26 characters of a-z, 0-9 and - (not first or last)" in problems(run)
-    run = pair.refused("teardown", services="shop,shop", teardown_wait_timeout=-1)
+    run = pair.refused("teardown", services="shop,shop", teardown_wait_timeout=-1, teardown_hooks="after_retire=/nonexistent/contract.yml")
     assert sorted(problems(run)) == [
+        "teardown_hooks=after_retire=/nonexistent/contract.yml: allowed a mapping of the hook point after_retire to a task file that "
+        "exists, absolute or relative to the playbook's directory (point=path,... with -e) "
+        "(after_retire: /nonexistent/contract.yml is not a file)",
         "teardown_services=shop,shop: allowed a non-empty list of service names, each named once (comma-separated with -e)",
         "teardown_wait_timeout=-1: allowed 0 or more",
     ]
@@ -270,10 +327,13 @@ CANARY_RUN = {
     "user_data": "version=v2",
     "instance_type": "t3.small",
     "version": "v2",
-    "deploy_canary_weight": 20,
+    "deploy_canary_weight": 5,  # the steps replace it
     "deploy_canary_seconds": 1,
+    "deploy_canary_steps": "10:5,20:5",
     "deploy_canary_max_5xx": 0,
-    "deploy_canary_min_requests": 0,
+    "deploy_canary_min_requests": 5,
+    "deploy_metric_period": 5,  # the sandbox's
+    "deploy_alarms": ALARM,
     "deploy_capacity": 3,
     "deploy_preparation_capacity": 1,
     "deploy_force": False,
@@ -295,11 +355,25 @@ CANARY_RUN = {
 def test_a_canary_release_takes_every_deploy_variable_as_a_string(pair):
     records = pair.records / "canary"
     records.mkdir()
-    given = {**CANARY_RUN, "deploy_smoke_test_url": pair.test_url, "deploy_record_dir": str(records)}
+    hook = pair.hook_dir / "before_rollout.yml"
+    given = {
+        **CANARY_RUN,
+        "deploy_smoke_test_url": pair.test_url,
+        "deploy_record_dir": str(records),
+        "deploy_hooks": f"before_rollout={hook}",
+    }
+    TYPED["deploy_hooks"] = {"before_rollout": str(hook)}
     run = pair.play("deploy", **given)
     assert run.ok, run.failure()
     assert_typed(run, "deploy", given)
-    assert pair.live() == {"blue": 80, "green": 20}  # phase, weight
+    assert pair.live() == {"blue": 80, "green": 20}  # phase, the last step's weight
+    steps = [
+        (step["weight"], step["verdict"]) for step in json.loads(next(records.glob("shop-*.json")).read_text())["analysis"]["canary_steps"]
+    ]
+    assert steps == [(10, "passed"), (20, "passed")]  # canary_steps, each gated (min_requests, alarms)
+    gates = run.result("Watch the canary step")["gates"]
+    assert {"alarm", "target_5xx_count"} <= {gate["gate"] for gate in gates}  # alarms, max_5xx
+    assert json.loads((pair.hook_dir / "before_rollout.ran").read_text())["hook"] == "before_rollout"  # hooks
     green = pair.asg("green")
     assert green["DesiredCapacity"] == 3  # capacity
     rollout = run.result("Wait for the instances and their health checks")
@@ -317,9 +391,19 @@ def test_a_canary_release_takes_every_deploy_variable_as_a_string(pair):
 PROMOTE_RUN = {
     "service": "shop",
     "deploy_canary_seconds": 2,
+    "deploy_canary_min_requests": 5,
+    "deploy_metric_period": 5,
     "deploy_verify_traffic": True,
-    "deploy_verify_window": 4,
     "deploy_verify_timeout": 120,
+    "deploy_bake_seconds": 6,
+    "deploy_bake_min_requests": 5,
+    "deploy_bake_max_5xx_percent": 2.5,
+    "deploy_bake_max_elb_5xx_percent": 2.5,
+    "deploy_bake_max_5xx_increase": 2.0,
+    "deploy_bake_latency_percentile": "p90",
+    "deploy_bake_max_latency_ms": 5000.0,
+    "deploy_bake_max_latency_ratio": 3.0,
+    "deploy_bake_latency_slack_ms": 50.0,
     "deploy_standby_ttl": "2h",
     "deploy_table_name": "cutover-shop",
     "takeover": "a-run-that-holds-nothing",
@@ -330,12 +414,20 @@ def test_a_promotion_takes_its_variables_as_strings(pair):
     canary = pair.journal()[0]["deployment_id"]["S"]
     records = pair.records / "promote"
     records.mkdir()
-    given = {**PROMOTE_RUN, "deployment_id": canary, "deploy_record_dir": str(records)}
+    hook = pair.hook_dir / "after_bake.yml"
+    given = {**PROMOTE_RUN, "deployment_id": canary, "deploy_record_dir": str(records), "deploy_hooks": f"after_bake={hook}"}
+    TYPED["deploy_hooks"] = {"after_bake": str(hook)}
     run = pair.play("promote", **given)
     assert run.ok, run.failure()
     assert_typed(run, "promote", given)
     assert pair.live() == {"green": 1}
     assert run.result("Verify that the old colour no longer receives requests").get("skipped") is not True  # verify_traffic
+    bake = run.result("Watch the bake")
+    assert bake["verdict"] == "passed" and bake["window"]  # bake_seconds and the gates' limits
+    limits = {(gate["gate"], gate["kind"]): gate["limit"] for gate in bake["gates"]}
+    assert limits[("requests", "minimum")] == 5 and limits[("target_5xx_rate", "absolute")] == 2.5
+    assert limits[("elb_5xx_rate", "absolute")] == 2.5 and limits[("latency_p90", "absolute")] == 5000
+    assert json.loads((pair.hook_dir / "after_bake.ran").read_text())["bake"]["verdict"] == "passed"
     retire_after = datetime.datetime.fromisoformat(pair.asg("blue")["TagMap"]["cutover:retire-after"].replace("Z", "+00:00"))
     hours = (retire_after - datetime.datetime.now(datetime.UTC)).total_seconds() / 3600
     assert 1.9 < hours <= 2.0  # standby_ttl
@@ -346,6 +438,7 @@ def test_a_promotion_takes_its_variables_as_strings(pair):
 TEARDOWN_RUN = {
     "services": "shop",
     "force": True,
+    "teardown_hooks": "after_retire=AFTER_RETIRE",
     "teardown_wait_timeout": 60,
     "teardown_owner": "cron",
     "teardown_lease_seconds": 600,
@@ -355,9 +448,13 @@ TEARDOWN_ROLE_RUN = {"services": "shop", "teardown_services": ["shop"], "teardow
 
 
 def test_a_teardown_takes_its_variables_as_strings(pair):
-    run = pair.play("teardown", **TEARDOWN_RUN)
+    hook = pair.hook_dir / "after_retire.yml"
+    given = {**TEARDOWN_RUN, "teardown_hooks": f"after_retire={hook}"}
+    TYPED["teardown_hooks"] = {"after_retire": str(hook)}
+    run = pair.play("teardown", **given)
     assert run.ok, run.failure()
-    assert_typed(run, "teardown", TEARDOWN_RUN)
+    assert_typed(run, "teardown", given)
+    assert json.loads((pair.hook_dir / "after_retire.ran").read_text())["retired"] == ["blue"]  # hooks
     blue = pair.asg("blue")
     assert (blue["DesiredCapacity"], blue["TagMap"]["cutover:state"]) == (0, "retired")  # force: before its TTL
     # the role's own names override the playbook's mapping: nothing is due without force
@@ -433,8 +530,8 @@ def test_status_and_the_role_names_of_the_short_variables_take_strings(pair):
 
 def test_every_variable_a_user_may_set_is_given_as_a_string_above():
     runs = {
-        "deploy": [CANARY_RUN, ROLE_NAMES_RUN, {"deploy_smoke_test_url", "deploy_record_dir"}],
-        "promote": [PROMOTE_RUN, {"deployment_id", "deploy_record_dir"}],
+        "deploy": [CANARY_RUN, ROLE_NAMES_RUN, {"deploy_smoke_test_url", "deploy_record_dir", "deploy_hooks"}],
+        "promote": [PROMOTE_RUN, {"deployment_id", "deploy_record_dir", "deploy_hooks"}],
         "rollback": [ROLLBACK_RUN, ROLLBACK_ROLE_RUN, {"rollback_record_dir"}],
         "teardown": [TEARDOWN_RUN, TEARDOWN_ROLE_RUN],
         "status": [{"service", "status_service", "status_deployments"}],

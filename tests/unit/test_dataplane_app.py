@@ -126,10 +126,3 @@ def test_log_lines_count_into_per_second_buckets():
         assert list(collector.take(102)) == [101]
     finally:
         collector.sock.close()
-
-
-def test_host_counts_per_target_group():
-    data = metrics.host_counts([("123456789012", "us-east-1", "app/lb/1", "targetgroup/g/2", 2, 1)], 1_700_000_000)
-    points = data["123456789012", "us-east-1"]
-    assert {(p["MetricName"], p["Value"]) for p in points} == {("HealthyHostCount", 2.0), ("UnHealthyHostCount", 1.0)}
-    assert points[0]["Dimensions"] == [{"Name": "TargetGroup", "Value": "targetgroup/g/2"}, {"Name": "LoadBalancer", "Value": "app/lb/1"}]

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sandbox.dataplane import metrics, patches
+from sandbox.dataplane import patches
 from sandbox.dataplane.controller import failure_reason, target_health
 from sandbox.dataplane.patches import Health, Registry
 
@@ -147,61 +147,29 @@ def test_terminating_an_instance_drains_its_targets_and_stops_it_at_once(aws):
     assert registry.take_terminated() == {one}
 
 
-def test_metric_statistics_match_dimensions_exactly_and_in_any_order(aws):
-    _registry, clients = aws
-    cloudwatch = clients["cloudwatch"]
-    second = int(datetime.now(UTC).timestamp()) - 5
-    topology = metrics.Topology(
-        frontends={"l_1": ("app/shop-alb/1", "123456789012", "us-east-1")},
-        backends={"tg_b": "targetgroup/shop-blue/b", "tg_g": "targetgroup/shop-green/g"},
-        attached={"app/shop-alb/1": ("targetgroup/shop-blue/b", "targetgroup/shop-green/g")},
-    )
-    bucket = {("l_1", "tg_b"): metrics.Counts(), ("l_1", "sandbox_no_route"): metrics.Counts()}
-    for _ in range(7):
-        bucket["l_1", "tg_b"].add(200, "i-1_8080", 12)
-    bucket["l_1", "tg_b"].add(500, "i-1_8080", 30)
-    bucket["l_1", "sandbox_no_route"].add(503, "<NOSRV>", -1)
-    assert metrics.publish(metrics.datapoints(second, bucket, topology)) > 0
-    now = datetime.now(UTC)
-
-    def total(name, stat="Sum", **dims):
-        points = cloudwatch.get_metric_statistics(
-            Namespace="AWS/ApplicationELB",
-            MetricName=name,
-            Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-            StartTime=now - timedelta(minutes=1),
-            EndTime=now,
-            Period=60,
-            Statistics=[stat],
-        )["Datapoints"]
-        return [p[stat] for p in points]
-
-    lb = {"LoadBalancer": "app/shop-alb/1"}
-    assert total("RequestCount", **lb) == [9.0]  # the load balancer's own series, not its groups' added in
-    assert total("RequestCount", TargetGroup="targetgroup/shop-blue/b", **lb) == [8.0]
-    assert total("RequestCount", TargetGroup="targetgroup/shop-green/g", **lb) == [0.0]
-    assert total("HTTPCode_Target_5XX_Count", TargetGroup="targetgroup/shop-blue/b", **lb) == [1.0]
-    assert total("HTTPCode_ELB_5XX_Count", **lb) == [1.0]
-    assert total("TargetResponseTime", "Maximum", TargetGroup="targetgroup/shop-blue/b", **lb) == [0.03]
-    result = cloudwatch.get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "blue",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/ApplicationELB",
-                        "MetricName": "RequestCount",
-                        "Dimensions": [  # the other order than they were put in
-                            {"Name": "LoadBalancer", "Value": "app/shop-alb/1"},
-                            {"Name": "TargetGroup", "Value": "targetgroup/shop-blue/b"},
-                        ],
-                    },
-                    "Period": 1,
-                    "Stat": "Sum",
-                },
-            }
+def test_metric_statistics_of_custom_metrics_match_dimensions_exactly(aws):
+    cloudwatch = aws[1]["cloudwatch"]
+    now = datetime.now(UTC).replace(microsecond=0)
+    both = [{"Name": "Service", "Value": "shop"}, {"Name": "Colour", "Value": "blue"}]
+    cloudwatch.put_metric_data(
+        Namespace="Shop",
+        MetricData=[
+            {"MetricName": "Orders", "Dimensions": both, "Value": 3.0, "Timestamp": now - timedelta(seconds=5)},
+            {"MetricName": "Orders", "Dimensions": both[:1], "Value": 10.0, "Timestamp": now - timedelta(seconds=5)},
         ],
-        StartTime=now - timedelta(minutes=1),
-        EndTime=now,
-    )["MetricDataResults"][0]
-    assert result["Values"] == [8.0]
+    )
+
+    def total(dims):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="Shop",
+            MetricName="Orders",
+            Dimensions=dims,
+            StartTime=now - timedelta(minutes=1),
+            EndTime=now + timedelta(seconds=1),
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        return [p["Sum"] for p in points]
+
+    assert total(both[:1]) == [10.0]  # the service's own series, not its colours' added in
+    assert total(list(reversed(both))) == [3.0]  # in any order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -135,11 +136,20 @@ def test_a_missing_required_variable_is_named():
         ("deploy_smoke_test_status", [[200], [200, 204, 599, 100]], [[], [99], [600], [200, 700]]),
         ("deploy_smoke_test_retries", [0, 10], [-1]),
         ("deploy_canary_weight", [0, 1, 99], [-1, 100, 150]),
-        ("deploy_canary_seconds", [1, 3600], [0]),
+        ("deploy_canary_seconds", [1, 3600, 86400], [0, 86401]),
         ("deploy_canary_max_5xx", [0, 5], [-1]),
-        ("deploy_canary_min_requests", [0, 50], [-1]),
-        ("deploy_verify_window", [1], [0]),
-        ("deploy_verify_timeout", [0, 180], [-1]),
+        ("deploy_canary_min_requests", [1, 50], [0, -1]),
+        ("deploy_metric_period", [1, 5, 60, 3600], [0, -60, 3601]),
+        ("deploy_verify_timeout", [1, 300, 86400], [0, -1, 86401]),
+        ("deploy_bake_seconds", [0, 180, 86400], [-1, 86401]),
+        ("deploy_bake_min_requests", [1, 50], [0, -5]),
+        ("deploy_bake_max_5xx_percent", [0, 1.0, 2.5, 100], [-0.1, 100.5, 120]),
+        ("deploy_bake_max_elb_5xx_percent", [0, 100], [-1, 101]),
+        ("deploy_bake_max_5xx_increase", [0, 1.0, 100], [-1, 101]),
+        ("deploy_bake_latency_percentile", ["p50", "p90", "p99", "p99.9", "p99.99"], ["99th", "p100", "p", "P99", "p99.1234", ""]),
+        ("deploy_bake_max_latency_ms", [0, 250.5], [-1]),
+        ("deploy_bake_max_latency_ratio", [0, 1, 1.25, 3], [0.5, 0.99, -1]),
+        ("deploy_bake_latency_slack_ms", [0, 20], [-0.5]),
         ("deploy_standby_ttl", ["1d", "2h", "90m", "1h30m", "3600", "0", 60], ["1x", "-1h", "forever", "3651d", "1.5h"]),
         ("rollback_capacity", [1], [0]),
         ("rollback_health_timeout", [0], [-5]),
@@ -174,7 +184,7 @@ def test_every_bad_input_is_reported_at_once_each_naming_its_variable():
     assert problems == [
         "deploy_capacity=-2: allowed 1 or more",
         "deploy_canary_weight=150: allowed 0 (no canary) to 99",
-        "deploy_verify_timeout=-1: allowed 0 or more",
+        "deploy_verify_timeout=-1: allowed 1 to 86400",
     ]
     message = failure_message("deploy", problems)
     assert message.splitlines()[0] == "deploy: 3 bad inputs, nothing was read or changed:"
@@ -182,9 +192,13 @@ def test_every_bad_input_is_reported_at_once_each_naming_its_variable():
 
 
 def test_combinations():
-    canary = "phase canary needs deploy_canary_weight between 1 and 99"
-    assert any(canary in p for p in deploy(deploy_phase="canary")[1])
+    canary = (
+        "phase canary needs deploy_canary_weight between 1 and 99 (the percent of production for the new version) or deploy_canary_steps"
+    )
+    assert deploy(deploy_phase="canary")[1] == ["deploy_canary_weight=0 with deploy_phase=canary: " + canary]
     assert deploy(deploy_phase="canary", deploy_canary_weight="10")[1] == []
+    assert deploy(deploy_phase="canary", deploy_canary_steps="5:10,20:10")[1] == []  # steps instead of a weight
+    assert deploy(deploy_phase="canary", deploy_canary_steps="")[1] == ["deploy_canary_weight=0 with deploy_phase=canary: " + canary]
     assert deploy(deploy_phase="full", deploy_canary_weight="0")[1] == []
     # a weight out of range is named once, by its own rule, not again by the combination
     assert deploy(deploy_phase="canary", deploy_canary_weight="100")[1] == ["deploy_canary_weight=100: allowed 0 (no canary) to 99"]
@@ -206,6 +220,8 @@ def test_combinations():
 def test_values_are_shown_as_they_are_typed_and_short():
     assert show([200, 204]) == "200,204" and show(True) == "true" and show(None) == "(not given)"
     assert show("") == '""' and show("a b") == '"a b"' and show(-1) == "-1"
+    assert show({"before_switch": "/h.yml", "after_bake": "b.yml"}) == "before_switch=/h.yml,after_bake=b.yml"
+    assert show([{"weight": 5, "seconds": 60}, "25:60"]) == '{"weight":5,"seconds":60},25:60'
     assert len(show("x" * 500)) == 60 and show("x" * 500).endswith("...")
 
 
@@ -213,3 +229,111 @@ def test_the_check_reads_nothing_but_the_table_and_the_spec():
     """No AWS client, no module: the check is plain Python over values (cheap on the controller)."""
     source = (REPO / "plugins" / "module_utils" / "inputs.py").read_text()
     assert not re.search(r"^\s*import boto|client\(", source, re.M)
+
+
+# -- values read into the form the role uses: canary steps, alarms, hooks ------------------------------------------
+STEPS = [{"weight": 5, "seconds": 120}, {"weight": 25, "seconds": 120}, {"weight": 50, "seconds": 60}]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        STEPS,  # YAML or JSON extra vars
+        "5:120,25:120,50:60",  # -e deploy_canary_steps=5:120,25:120,50:60
+        " 5 : 120, 25:120 ,50:60 ",
+        '[{"weight": 5, "seconds": 120}, {"weight": 25, "seconds": 120}, {"weight": 50, "seconds": 60}]',  # JSON text with -e
+        [{"weight": "5", "seconds": "120"}, "25:120", {"weight": 50.0, "seconds": 60}],  # mixed, numbers as text
+    ],
+)
+def test_canary_steps_are_read_into_whole_numbers_whatever_their_form(given):
+    typed, problems = deploy(deploy_canary_steps=given)
+    assert problems == [] and typed["deploy_canary_steps"] == STEPS
+    assert all(type(step["weight"]) is int and type(step["seconds"]) is int for step in typed["deploy_canary_steps"])
+
+
+def test_no_canary_steps_is_an_empty_list():
+    for given in ([], "", "  "):
+        typed, problems = deploy(deploy_canary_steps=given)
+        assert problems == [] and typed["deploy_canary_steps"] == []
+
+
+@pytest.mark.parametrize(
+    ("given", "detail"),
+    [
+        ("50:10,20:10", "step 2, 20:10, does not rise above step 1's weight 50"),
+        ("20:10,20:10", "step 2, 20:10, does not rise above step 1's weight 20"),
+        ("50", "step 1, 50, has no weight from 1 to 99 and seconds"),
+        ("0:10", "step 1, 0:10, has no weight from 1 to 99 and seconds"),
+        ("100:10", "step 1, 100:10, has no weight from 1 to 99 and seconds"),
+        ("5:0", "step 1, 5:0, lasts 0 seconds"),
+        ("5:86401", "step 1, 5:86401, lasts 86401 seconds"),
+        ([{"weight": 5}], 'step 1, {"weight":5}, has no weight from 1 to 99 and seconds'),
+        (
+            [{"weight": 5, "seconds": 10, "pause": 1}],
+            'step 1, {"weight":5,"seconds":10,"pause":1}, has no weight from 1 to 99 and seconds',
+        ),
+        ([{"weight": 5.5, "seconds": 10}], 'step 1, {"weight":5.5,"seconds":10}, has no weight from 1 to 99 and seconds'),
+        ([{"weight": True, "seconds": 10}], 'step 1, {"weight":true,"seconds":10}, has no weight from 1 to 99 and seconds'),
+        (",".join(f"{w}:1" for w in range(1, 22)), "21 steps"),
+    ],
+)
+def test_bad_canary_steps_are_named_step_by_step(given, detail):
+    _typed, problems = deploy(deploy_canary_steps=given)
+    [problem] = problems
+    assert problem.startswith("deploy_canary_steps=") and problem.endswith(f": allowed {RULES['deploy_canary_steps'].allowed} ({detail})")
+
+
+def test_twenty_rising_steps_are_allowed():
+    typed, problems = deploy(deploy_canary_steps=",".join(f"{w}:1" for w in range(1, 21)))
+    assert problems == [] and len(typed["deploy_canary_steps"]) == 20
+
+
+def test_alarm_names_are_stripped_and_limited():
+    typed, problems = deploy(deploy_alarms=" shop-green-5xx , shop p99,")
+    assert problems == [] and typed["deploy_alarms"] == ["shop-green-5xx", "shop p99"]
+    assert deploy(deploy_alarms="")[0]["deploy_alarms"] == []
+    allowed = RULES["deploy_alarms"].allowed
+    assert deploy(deploy_alarms=["x" * 256])[1] == [f"deploy_alarms={'x' * 57}...: allowed {allowed} ({'x' * 57}... is longer)"]
+    assert deploy(deploy_alarms=[f"a{i}" for i in range(101)])[1][0].endswith(f"allowed {allowed} (101 names)")
+    assert deploy(deploy_alarms=[f"a{i}" for i in range(100)])[1] == []
+
+
+def test_hook_files_are_made_absolute_from_the_playbooks_directory(tmp_path):
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "expand.yml").write_text("[]\n")
+    (tmp_path / "contract.yml").write_text("[]\n")
+    context = {"playbook_dir": str(tmp_path)}
+    given = {"deploy_service": "shop", "deploy_image_id": "ami-0123456789abcdef0"}
+    typed, problems = check(options("deploy"), {**given, "deploy_hooks": "before_rollout=hooks/expand.yml"}, context)
+    assert problems == [] and typed["deploy_hooks"] == {"before_rollout": str(tmp_path / "hooks" / "expand.yml")}
+    text = json.dumps({"after_bake": str(tmp_path / "contract.yml"), "before_switch": "./hooks/../contract.yml"})
+    typed, problems = check(options("deploy"), {**given, "deploy_hooks": text}, context)
+    assert problems == [] and typed["deploy_hooks"] == dict.fromkeys(("after_bake", "before_switch"), str(tmp_path / "contract.yml"))
+    typed, problems = check(options("teardown"), {"teardown_services": "shop", "teardown_hooks": "after_retire=contract.yml"}, context)
+    assert problems == [] and typed["teardown_hooks"] == {"after_retire": str(tmp_path / "contract.yml")}
+
+
+def test_bad_hooks_are_named_at_once(tmp_path):
+    (tmp_path / "expand.yml").write_text("[]\n")
+    context = {"playbook_dir": str(tmp_path)}
+    given = {"deploy_service": "shop", "deploy_image_id": "ami-0123456789abcdef0"}
+    hooks = {"before_switch": "/nonexistent/hook.yml", "after_everything": "expand.yml", "after_bake": "", "before_rollout": "expand.yml"}
+    [problem] = check(options("deploy"), {**given, "deploy_hooks": hooks}, context)[1]
+    allowed = RULES["deploy_hooks"].allowed
+    assert "before_rollout, before_switch, after_switch, after_bake" in allowed
+    assert problem.endswith(
+        f": allowed {allowed} (before_switch: /nonexistent/hook.yml is not a file; after_everything is not a hook point; "
+        "after_bake names no task file)"
+    )
+    assert problem.startswith("deploy_hooks=")
+    [problem] = check(options("teardown"), {"teardown_services": "shop", "teardown_hooks": "before_switch=expand.yml"}, context)[1]
+    assert problem.endswith("(before_switch is not a hook point)") and "the hook point after_retire" in problem
+    [problem] = check(options("deploy"), {**given, "deploy_hooks": "before_switch=" + str(tmp_path)}, context)[1]
+    assert f"before_switch: {tmp_path} is not a file" in problem  # a directory is no task file
+
+
+def test_lists_and_mappings_may_come_as_json_text():
+    typed, problems = deploy(deploy_smoke_test_status="[200, 204]", deploy_alarms='["a", "b"]')
+    assert problems == [] and typed["deploy_smoke_test_status"] == [200, 204] and typed["deploy_alarms"] == ["a", "b"]
+    _typed, problems = deploy(deploy_canary_steps="[{not json")
+    assert len(problems) == 1 and problems[0].startswith("deploy_canary_steps=")

@@ -387,7 +387,12 @@ def test_a_rerun_of_the_same_release_resumes_with_the_entrys_colours():
     assert (before["from_color"], before["to_color"], before["from_version"]) == ("blue", "green", {"image_id": "ami-1"})
     after = journal.plan_resume(lock(), deploy_entry(), RELEASE, live_color="green")  # killed after the switch
     assert (after["from_color"], after["to_color"], after["switched"]) == ("blue", "green", True)
-    assert after["steps_left"] == "verify, standby, close"
+    assert after["steps_left"] == "verify, bake, standby, close"
+    assert after["switched_at"] is None and before["switched_at"] is None  # the dead run noted no switch
+    entry = deploy_entry()
+    entry["record"]["switch_started_at"] = 1767268800.25  # noted as the switch began: the bake's baseline ends there
+    assert journal.plan_resume(lock(), entry, RELEASE, live_color="green")["switched_at"] == 1767268800.25
+    assert journal.plan_resume(lock(), entry, RELEASE, live_color="blue")["switched_at"] is None  # switched back since
 
 
 def test_a_live_lease_is_resumed_only_when_the_rerun_takes_it_by_name():

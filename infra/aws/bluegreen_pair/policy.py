@@ -12,6 +12,7 @@ from typing import Any
 DESCRIBE_ACTIONS = (
     "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:DescribeScalingActivities",
+    "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricData",
     "ec2:DescribeLaunchTemplateVersions",
     "elasticloadbalancing:DescribeListeners",
