@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 import uuid
 
 from ansible.errors import AnsibleActionFail
@@ -75,6 +76,19 @@ def parse_owner(value, prefix=""):
     return value
 
 
+def process_started_at(start_ticks, stat_path="/proc/stat"):
+    """When a process started, in epoch seconds, from its start time in clock ticks after boot (Linux); None
+    where unknown. The end-to-end figures of a run count from here: the command's start, not its first task."""
+    if start_ticks is None:
+        return None
+    try:
+        with open(stat_path, encoding="ascii") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
+        return round(boot + int(start_ticks) / os.sysconf("SC_CLK_TCK"), 3)
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
 def parse_takeover(value):
     if value is None or not str(value).strip():
         return None  # a blank survey answer: no takeover
@@ -101,11 +115,13 @@ class ActionModule(ActionBase):
                 "while this run lives; this task runs over %s connection" % (transport or "another")
             )
         pid = os.getppid()
+        described = controller.describe(pid)
         result.update(
             changed=False,
             owner=owner or default_owner(task_vars or {}, pid),
             token=uuid.uuid4().hex,
-            controller=controller.describe(pid),
+            controller=described,
+            started_at=process_started_at(described["started"]) or round(time.time(), 3),
             lease_seconds=lease_seconds,
             takeover=takeover,
         )

@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Plan a fleet release on the controller, before any service is read or changed (see the module's docs).
+
+The rules are in plugins/module_utils/fleet.py; this action reads the inventory group of services (when
+one is named) and hands the plan back for the play's ``add_host`` and ``serial``.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.cutover.bluegreen.plugins.module_utils.fleet import FleetError, batch_count_text, members_of, plan
+
+ARGUMENT_SPEC = dict(
+    service=dict(type="raw"),
+    services=dict(type="raw"),
+    service_group=dict(type="str"),
+    regions=dict(type="raw"),
+    waves=dict(type="raw"),
+    max_fail_percentage=dict(type="raw"),
+    usage=dict(type="str", default=""),
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp  # nothing is transferred
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        members = None
+        group = (args["service_group"] or "").strip()
+        if group:
+            hosts = (task_vars.get("groups") or {}).get(group)
+            if hosts is not None:
+                hostvars = task_vars.get("hostvars") or {}
+                members = members_of(group, list(hosts), {host: hostvars.get(host) or {} for host in hosts})
+        try:
+            fleet = plan(
+                service=args["service"],
+                services=args["services"],
+                service_group=group or None,
+                members=members,
+                regions=args["regions"],
+                waves=args["waves"],
+                max_fail_percentage=args["max_fail_percentage"],
+                usage=args["usage"],
+            )
+        except FleetError as exc:
+            raise AnsibleActionFail(str(exc), result={"problems": exc.problems}) from None
+        result.update(fleet)
+        result.update(changed=False, msg="fleet: %s" % batch_count_text(fleet))
+        return result
