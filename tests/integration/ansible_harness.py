@@ -109,6 +109,15 @@ class PlaybookRun:
     def failure(self) -> str:
         return " | ".join(str(result.get("msg")) for _, result in self.tasks() if result.get("failed") and not result.get("ignore_errors"))
 
+    def per_host(self, name_part: str) -> dict[str, dict[str, Any]]:
+        """``{host: result}`` of the tasks whose name contains ``name_part`` (each host's last), for fleets."""
+        found: dict[str, dict[str, Any]] = {}
+        for play in self.document["plays"]:
+            for task in play["tasks"]:
+                if name_part in task["task"]["name"]:
+                    found.update(task["hosts"])
+        return found
+
     def messages(self) -> str:
         return "\n".join(str(result.get("msg", "")) for _, result in self.tasks())
 
@@ -134,15 +143,18 @@ def key_value_args(extra_vars: dict[str, Any]) -> list[str]:
     return args
 
 
-def run_playbook_file(name: str, endpoint: str, timeout: float = 600, strings: bool = False, **extra_vars: Any) -> PlaybookRun:
+def run_playbook_file(
+    name: str, endpoint: str, timeout: float = 600, strings: bool = False, cli: tuple[str, ...] = (), **extra_vars: Any
+) -> PlaybookRun:
     """Run ``playbooks/<name>.yml`` as a user does, with ``-e`` extra vars.
 
     By default the extra vars are one JSON document (typed values, as AWX passes them); with ``strings=True``
-    each is a separate ``-e key=value``, as typed at a shell, so that every value arrives as a string.
+    each is a separate ``-e key=value``, as typed at a shell, so that every value arrives as a string. ``cli`` holds
+    more arguments (``-i inventory``, ``-f forks``).
     """
     extra = key_value_args(extra_vars) if strings else ["-e", json.dumps(extra_vars)]
     result = subprocess.run(
-        [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), *extra],
+        [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), *cli, *extra],
         env=ansible_env(endpoint),
         cwd=REPO,
         capture_output=True,
