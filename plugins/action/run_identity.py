@@ -76,16 +76,18 @@ def parse_owner(value, prefix=""):
     return value
 
 
-def process_started_at(start_ticks, stat_path="/proc/stat"):
-    """When a process started, in epoch seconds, from its start time in clock ticks after boot (Linux); None
-    where unknown. The end-to-end figures of a run count from here: the command's start, not its first task."""
+def process_started_at(start_ticks, uptime_path="/proc/uptime", clock=time.time):
+    """When a process started, in epoch seconds, from its start in clock ticks after boot (Linux), to about a
+    hundredth of a second; None where unknown. The end-to-end figures of a run count from here: the command's
+    start, not its first task. (The boot time in /proc/stat is whole seconds; the uptime is not.)"""
     if start_ticks is None:
         return None
     try:
-        with open(stat_path, encoding="ascii") as handle:
-            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
-        return round(boot + int(start_ticks) / os.sysconf("SC_CLK_TCK"), 3)
-    except (OSError, StopIteration, ValueError, IndexError):
+        with open(uptime_path, encoding="ascii") as handle:
+            uptime = float(handle.read().split()[0])
+        now = clock()
+        return round(now - (uptime - int(start_ticks) / os.sysconf("SC_CLK_TCK")), 3)
+    except (OSError, ValueError, IndexError):
         return None
 
 

@@ -34,7 +34,7 @@ options:
     type: raw
   service_group:
     description:
-      - An inventory group whose hosts are services. A host's variable C(service) names its service (default: the
+      - An inventory group whose hosts are services. A host's variable C(service) names its service (by default the
         host's name), its C(cutover_aws_region) its region; its other variables (role variables such as
         C(deploy_smoke_test_url)) apply to that service alone.
       - AWX job slicing splits such a group between the slices of a job.
@@ -54,7 +54,7 @@ options:
     type: raw
   max_fail_percentage:
     description:
-      - After a wave in which more than this share of its services failed (or all of them), the fleet stops: the
+      - After a wave in which more than this share of its services failed (or all of them), the fleet stops; the
         later waves do not start. V(0) (the default) stops it after any failure.
       - Services within one wave run to their end whatever the others do.
     type: raw
