@@ -1,42 +1,41 @@
 """Benchmark: our release against the bare stock-module playbook, side by side on one sandbox, and fleets.
 
-What it runs, on one sandbox and its ``shop`` pair, under one bounded loopback load
-(``--rate`` requests/s through the production listener during every measured run):
+What it runs, on one sandbox and its ``shop`` pair, under one bounded loopback load (``--rate``
+requests/s through the production listener during every measured run):
 
-* ``--runs`` cycles of, in this order: the baseline deploy (``benchmarks/baseline/deploy.yml``:
-  stock amazon.aws / community.aws modules), our ``playbooks/deploy.yml``, then both rollbacks
-  to the warm standby our deploy left (ours, ``playbooks/rollback.yml``, and the stock
-  ``benchmarks/baseline/rollback.yml``; which goes first alternates). Before each deploy the
-  pair is put in the same state (the live colour at capacity, the idle colour at zero with an
-  empty target group, the test listener on the idle colour, rules on the live one); after
-  each rollback production is put back the same way, untimed.
-* ``--fleet 1,5,20``: a second sandbox with that many pairs (``svc01``...), and for each
-  size that many deploys started together, each under its own small load.
+* ``--runs`` cycles of, in this order: the baseline deploy (``benchmarks/baseline/deploy.yml``: stock
+  amazon.aws / community.aws modules), our ``playbooks/deploy.yml``, then both rollbacks to the warm
+  standby our deploy left (ours, ``playbooks/rollback.yml``, and the stock ``benchmarks/baseline/rollback.yml``;
+  which goes first alternates). Before each deploy the pair is put in the same state (the live colour at
+  capacity, the idle colour at zero with an empty target group, the test listener on the idle colour, the
+  rules on the live one); after each rollback production is put back, untimed.
+* ``--fleet 1,5,20``: a second sandbox with that many pairs (``svc01``...), and for each size one run of
+  ``playbooks/deploy.yml -e services=svc01,...`` with as many forks, each pair under its own small load.
 
-What it prints, per run and as medians:
+The waits AWS imposes are the same for both playbooks and are read from the sandbox, not from the
+playbooks' own timers (which include how late each noticed): the health wait is the time from the first
+target of the new colour registered to the last one healthy (the sandbox's log), plus the instances' way to
+InService (our record); the traffic proof must wait for the first complete metric period after the switch
+and its publication lag (``ceil(switch / period) * period + period + lag - switch``); a bake (``--bake``)
+for its whole periods after the switch and the lag. What it prints, per run and as medians:
 
-* deploy wall time; for ours the waits AWS imposes, read from the run's own deployment record
-  (instances InService, every target healthy, the traffic proof after the switch, the bake
-  when ``--bake`` is set) and its own overhead (wall - those waits); for the baseline its
-  health wait (its until-loop task, from the json callback's task times) and its own time
-  (wall - that); the ratio ours overhead / baseline own time (target <= 1.0);
-* the same health wait as the sandbox saw it (its log: from the first target registered to
-  the last one healthy) and how late each playbook moved on after it;
-* rollback end to end: from the command's start until the load loop sees every request on
-  the restored colour, ours against the stock rollback (target ratio <= 1.0), next to the
-  figure our rollback record keeps (command's first task to the switch);
-* AWS API calls per run (the sandbox's counter), failed requests, the CPU the runs used;
-* where our deploy's time goes: each task's median duration, grouped (module start-ups,
-  the background rollout job and its polling, lock and journal, smoke test, small tasks,
-  ansible-playbook's own start and end), and a calibration of what one task costs here
-  (a controller-side task, a module, an AWS module, our pair_info);
-* for fleets: the wall time of N deploys started together against one, and what the machine
-  spent on them (ansible, the sandbox's API and data plane, HAProxy, the instances, the load).
+* deploy wall time, those waits and the overhead (wall - waits) of each; the ratio ours / baseline
+  (target <= 1.0), and the same ratio with the baseline's health wait taken from its own until-loop task;
+* how late each playbook moved on after the last target was healthy;
+* rollback end to end: from the command's start until the load sees every request on the restored colour,
+  ours against the stock rollback's (and against the stock playbook's wall time; target <= 1.0), next to the
+  figure our rollback record keeps (the command's start to the switch) and the module's own time;
+* AWS API calls per run (the sandbox's counter), failed requests, the CPU ansible used;
+* where our deploy's time goes: each task's median duration, grouped (module start-ups, the background
+  rollout job, lock and journal, smoke test, small tasks, ansible-playbook's own start and end), and what one
+  task costs here (a controller-side task, a module, an AWS module, our pair_info);
+* for fleets: the wall time of one run releasing N services against one releasing one, and what the machine
+  spent on it (ansible, the sandbox's API and data plane, HAProxy, the instances, the load).
 
-    .venv/bin/python benchmarks/speed.py [--runs 3] [--rate 100] [--bake SECONDS] [--fleet 1,5,20] [--fleet-rate 10]
+    .venv/bin/python benchmarks/speed.py [--runs 3] [--rate 100] [--bake SECONDS] [--fleet 1,5,20] [--fleet-rate 5]
 
-A benchmark, not a test: it prints numbers; the machine's load shows in them (run it on a quiet
-machine, or say that it was not).
+A benchmark, not a test: it prints numbers; the machine's load shows in them (run it on a quiet machine, or
+say that it was not).
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import os
 import re
 import resource
@@ -65,7 +65,8 @@ sys.path.insert(0, str(REPO))
 import boto3  # noqa: E402
 
 from sandbox import ACCESS_KEY, REGION, SECRET_KEY, server  # noqa: E402
-from sandbox.dataplane.control import call, listener_urls, wait_settled  # noqa: E402
+from sandbox.dataplane.control import call, wait_settled  # noqa: E402
+from sandbox.fleet import Pair, provision_pairs  # noqa: E402
 from sandbox.load import LoadLoop, moved_at  # noqa: E402
 from sandbox.playbooks import environment, link_collection  # noqa: E402
 
@@ -78,8 +79,6 @@ STOCK = {"deploy": REPO / "benchmarks" / "baseline" / "deploy.yml", "rollback": 
 STOCK_HEALTH_TASK = "Wait until every target of the idle target group is healthy"
 COLORS = ("blue", "green")
 TICK = os.sysconf("SC_CLK_TCK")
-# The sandbox's compressed CloudWatch period where the sandbox does not say its own.
-DEFAULT_METRIC_PERIOD = 5
 
 
 def other(color: str) -> str:
@@ -200,7 +199,7 @@ class Run:
 class Command:
     """One ``ansible-playbook`` run, started now; ``finish()`` waits for it (runs may overlap)."""
 
-    def __init__(self, playbook: Path, extra_vars: dict[str, Any], env: dict[str, str]):
+    def __init__(self, playbook: Path, extra_vars: dict[str, Any], env: dict[str, str], args: list[str] | None = None):
         # open until finish(): the run goes on meanwhile
         self._out = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self._err = tempfile.TemporaryFile("w+")  # noqa: SIM115
@@ -208,7 +207,7 @@ class Command:
         self._began = time.monotonic()
         self._cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.process = subprocess.Popen(
-            [ANSIBLE_PLAYBOOK, str(playbook), "-e", json.dumps(extra_vars)],
+            [ANSIBLE_PLAYBOOK, str(playbook), *(args or []), "-e", json.dumps(extra_vars)],
             cwd=REPO,
             env=env,
             stdout=self._out,
@@ -235,18 +234,14 @@ class Command:
 
 
 # -- the sandbox and its pairs ----------------------------------------------------------------------------------
-@dataclass
-class Pair:
-    service: str
-    outputs: dict[str, Any]
-    production_url: str
-    test_url: str
-    releases: int = 1
+RELEASES: dict[str, int] = defaultdict(lambda: 1)
 
-    def next_release(self) -> dict[str, str]:
-        self.releases += 1
-        number = self.releases
-        return {"image_id": f"ami-0b5c0de{number:010d}", "user_data": f"version=v{number}", "version": f"v{number}"}
+
+def next_release(pair: Pair) -> dict[str, str]:
+    """A version the pair does not run yet."""
+    RELEASES[pair.service] += 1
+    number = RELEASES[pair.service]
+    return {"image_id": f"ami-0b5c0de{number:010d}", "user_data": f"version=v{number}", "version": f"v{number}"}
 
 
 class Bench:
@@ -262,42 +257,28 @@ class Bench:
 
     @property
     def metric_period(self) -> int:
-        return int(getattr(self.sandbox, "metric_period", None) or DEFAULT_METRIC_PERIOD)
+        return int(self.sandbox.metric_period)
 
     def proof_vars(self) -> dict[str, Any]:
-        """The traffic proof at the sandbox's metric period (with a sandbox whose CloudWatch has no periods, the
-        check's window stands in for one)."""
-        if getattr(self.sandbox, "metric_period", None) is None:
-            return {"deploy_verify_window": DEFAULT_METRIC_PERIOD}
+        """The traffic proof (and a bake) at the sandbox's compressed metric period."""
         return {"deploy_metric_period": self.metric_period}
+
+    def imposed_after_switch(self, switched_at: float, bake: int) -> float:
+        """What the metrics make a release wait after its switch, at best: the first complete period after the
+        switch (and, with a bake, its whole periods) plus the publication lag."""
+        period, lag = self.metric_period, float(self.sandbox.metric_lag)
+        first = math.ceil(switched_at / period) * period
+        proof_end = first + period + lag
+        bake_end = (math.floor(switched_at / period) * period + max(math.ceil(bake / period), 1) * period + lag) if bake else 0.0
+        return max(proof_end, bake_end) - switched_at
 
     def stop(self) -> None:
         server.stop(self.folder)
 
     def provision(self, services: list[str], parallel: int = 2) -> None:
-        """Provision each service's pair from infra/aws (one process per pair: Pulumi's mock runtime is per process)."""
-        pending = list(services)
-        running: list[tuple[str, Path, subprocess.Popen]] = []
-        while pending or running:
-            while pending and len(running) < parallel:
-                service = pending.pop(0)
-                state = self.folder / f"provision-{service}"
-                state.mkdir()
-                (state / "sandbox.json").write_text((self.folder / "sandbox.json").read_text())
-                command = [sys.executable, "-m", "sandbox", "--dir", str(state), "provision", "--no-wait"]
-                command += ["--config", f"cutover:service={service}"]
-                running.append((service, state, subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
-            service, state, process = running.pop(0)
-            if process.wait(timeout=300):
-                raise RuntimeError(f"provisioning {service} failed: {process.stderr.read().decode()[-2000:]}")
-            process.stderr.close()
-            outputs = json.loads((state / "outputs.json").read_text())
-            self.pairs[service] = Pair(service, outputs, "", "")
-        wait_settled(self.sandbox.endpoint, timeout=300)
-        urls = listener_urls(self.folder)
-        for pair in self.pairs.values():
-            pair.production_url = urls[pair.outputs["production_listener_arn"]]
-            pair.test_url = urls[pair.outputs["test_listener_arn"]]
+        """Provision each service's pair from infra/aws into this sandbox (sandbox.fleet)."""
+        for (service, _region), pair in provision_pairs(self.folder, [(service, None) for service in services], parallel).items():
+            self.pairs[service] = pair
 
     def live(self, pair: Pair) -> str:
         listener = self.elbv2.describe_listeners(ListenerArns=[pair.outputs["production_listener_arn"]])["Listeners"][0]
@@ -369,8 +350,8 @@ class Bench:
             return None
         return min(registered), max(healthy)
 
-    def command(self, playbook: Path, extra_vars: dict[str, Any]) -> Command:
-        return Command(playbook, extra_vars, self.env)
+    def command(self, playbook: Path, extra_vars: dict[str, Any], args: list[str] | None = None) -> Command:
+        return Command(playbook, extra_vars, self.env, args)
 
 
 # -- one measured run -----------------------------------------------------------------------------------------
@@ -406,7 +387,7 @@ def deploy_ours(bench: Bench, pair: Pair, rate: float, bake: int, records: Path)
     folder.mkdir()
     extra = {
         "service": pair.service,
-        **pair.next_release(),
+        **next_release(pair),
         "deploy_smoke_test_url": pair.test_url,
         "deploy_record_dir": str(folder),
         "deploy_bake_seconds": bake,
@@ -417,22 +398,31 @@ def deploy_ours(bench: Bench, pair: Pair, rate: float, bake: int, records: Path)
     if run.code:
         raise RuntimeError(f"our deploy failed: {run.failure()}")
     [record] = [json.loads(p.read_text()) for p in folder.glob("*.json")]
-    bake_wait = sum(t.seconds for t in run.tasks if t.name.split(" : ", 1)[-1].startswith("Watch the bake"))
+    seen = bench.health_seen_by_sandbox(f"{pair.service}-{other(live)}", run.started)
+    if seen is None:
+        raise RuntimeError("the sandbox's log shows no target of the new colour registered and healthy")
+    rollout = float(record.get("rollout_wait_seconds") or 0)
     waits = {
-        "rollout": float(record.get("rollout_wait_seconds") or 0),
+        "instances InService": rollout,
+        "health checks": seen[1] - seen[0],
+        "metrics after the switch": bench.imposed_after_switch(float(record["switched_at"]), bake),
+    }
+    # what the playbook itself waited, for comparison: its module's timers
+    waited = {
+        "rollout": rollout,
         "health": float(record.get("health_wait_seconds") or 0),
         "traffic proof": float(record.get("traffic_stop_seconds") or 0),
-        "bake": bake_wait,
+        "bake": sum(t.seconds for t in run.tasks if t.name.split(" : ", 1)[-1].startswith("Watch the bake")),
     }
-    seen = bench.health_seen_by_sandbox(f"{pair.service}-{other(live)}", run.started)
     health_task = run.task("Wait for the instances")
     return {
         "wall": run.wall,
         "waits": waits,
         "wait": sum(waits.values()),
+        "waited": waited,
         "overhead": run.wall - sum(waits.values()),
-        "health_sandbox": (seen[1] - seen[0]) if seen else None,
-        "moved_on_late": (health_task.end - seen[1]) if seen and health_task else None,
+        "health_sandbox": seen[1] - seen[0],
+        "moved_on_late": (health_task.end - seen[1]) if health_task else None,
         "switch": float(record.get("cutover_seconds") or 0),
         "api_calls": result.api_calls,
         "failed": result.failed,
@@ -444,7 +434,7 @@ def deploy_ours(bench: Bench, pair: Pair, rate: float, bake: int, records: Path)
 
 def deploy_stock(bench: Bench, pair: Pair, rate: float) -> dict[str, Any]:
     live = bench.live(pair)
-    release = pair.next_release()
+    release = next_release(pair)
     extra = {"service": pair.service, "image_id": release["image_id"], "user_data": release["user_data"]}
     result = measured(bench, pair, STOCK["deploy"], extra, rate)
     run = result.run
@@ -452,12 +442,15 @@ def deploy_stock(bench: Bench, pair: Pair, rate: float) -> dict[str, Any]:
         raise RuntimeError(f"the baseline deploy failed: {run.failure()}")
     health = run.task(STOCK_HEALTH_TASK)
     seen = bench.health_seen_by_sandbox(f"{pair.service}-{other(live)}", run.started)
+    if seen is None:
+        raise RuntimeError("the sandbox's log shows no target of the new colour registered and healthy")
     return {
         "wall": run.wall,
         "health_wait": health.seconds,
-        "own": run.wall - health.seconds,
-        "health_sandbox": (seen[1] - seen[0]) if seen else None,
-        "moved_on_late": (health.end - seen[1]) if seen else None,
+        "own": run.wall - (seen[1] - seen[0]),
+        "own_by_task": run.wall - health.seconds,
+        "health_sandbox": seen[1] - seen[0],
+        "moved_on_late": health.end - seen[1],
         "api_calls": result.api_calls,
         "failed": result.failed,
         "requests": result.requests,
@@ -519,6 +512,13 @@ CONTROLLER_ACTIONS = {
     "cutover.bluegreen.validate_inputs",
     "cutover.bluegreen.run_identity",
     "cutover.bluegreen.record_file",
+    "cutover.bluegreen.fleet_plan",
+    "cutover.bluegreen.fleet_wave",
+    "ansible.builtin.add_host",
+    "add_host",
+    "ansible.builtin.meta",
+    "meta",
+    "ansible.builtin.import_tasks",
 }
 
 
@@ -526,7 +526,7 @@ def category(task: Task) -> str:
     name, action = task.name, task.action
     if task.skipped or action in CONTROLLER_ACTIONS or not action:
         return "small tasks on the controller (checks, facts, identity, record, summary, skipped)"
-    if "async_status" in action:
+    if "async_status" in action or action.endswith("job_wait"):
         return "bake job and its polling" if "bake" in name.lower() else "rollout and health job: its polling"
     if action.endswith(".rollout"):
         return "rollout and health job: start in the background"
@@ -559,9 +559,10 @@ def breakdown(runs: list[dict[str, Any]]) -> None:
             actions[task.name] = "skipped" if task.skipped else short
             groups[category(task)] += task.seconds
         waits = figures["waits"]
-        groups["rollout and health job: its polling"] -= waits["rollout"] + waits["health"]
-        groups["traffic proof"] -= waits["traffic proof"]
-        groups["bake job and its polling"] -= waits["bake"]
+        # the waits AWS imposes, taken out of the tasks that sit through them
+        groups["rollout and health job: its polling"] -= waits["instances InService"] + waits["health checks"]
+        groups["traffic proof"] -= waits["metrics after the switch"] - figures["waited"]["bake"]
+        groups["bake job and its polling"] -= figures["waited"]["bake"]
         groups["ansible-playbook start-up and exit (outside every task)"] = run.wall - sum(t.seconds for t in run.tasks)
         for name, seconds in groups.items():
             per_group[name].append(seconds)
@@ -656,9 +657,9 @@ def compare(options: argparse.Namespace) -> None:
                     back[kind].append(rollback(bench, pair, kind, options.rate, records))
                 o, s, r = ours[-1], stock[-1], back["ours"][-1]
                 print(
-                    f"cycle {index + 1}: baseline {s['wall']:.1f} s (health wait {s['health_wait']:.1f} s, own {s['own']:.1f} s, "
+                    f"cycle {index + 1}: baseline {s['wall']:.1f} s (health {s['health_sandbox']:.1f} s, own {s['own']:.1f} s, "
                     f"{s['api_calls']} API calls, {s['failed']} failed of {s['requests']}); ours {o['wall']:.1f} s "
-                    f"(waits {o['wait']:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in o["waits"].items() if v) + f"; "
+                    f"(waits {o['wait']:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in o["waits"].items()) + f"; "
                     f"overhead {o['overhead']:.1f} s, {o['api_calls']} API calls, {o['failed']} failed of {o['requests']}); "
                     f"rollback ours {_fmt(r['end_to_end'])} s end to end (record {r['record_end_to_end']:.2f} s, "
                     f"module {r['module']:.2f} s), stock {_fmt(back['stock'][-1]['end_to_end'])} s",
@@ -683,45 +684,65 @@ def report(options: argparse.Namespace, ours: list[dict], stock: list[dict], bac
 
     wait_names = ours[0]["waits"].keys()
     ratio = m(ours, "overhead") / m(stock, "own")
+    ratio_by_task = m(ours, "overhead") / m(stock, "own_by_task")
     rollback_ratio = m(back["ours"], "end_to_end") / m(back["stock"], "end_to_end")
+    rollback_wall_ratio = m(back["ours"], "end_to_end") / m(back["stock"], "wall")
     print(f"\nmedians of {options.runs} runs each, interleaved (baseline, ours, baseline, ours, ...):")
     print(
-        f"   baseline deploy: wall {m(stock, 'wall'):.2f} s, its health wait {m(stock, 'health_wait'):.2f} s, "
-        f"own time {m(stock, 'own'):.2f} s, {m(stock, 'api_calls'):.0f} API calls, {m(stock, 'failed'):.0f} failed requests, "
-        f"ansible CPU {m(stock, 'cpu'):.1f} s"
+        f"   baseline deploy: wall {m(stock, 'wall'):.2f} s, waits AWS imposes {m(stock, 'health_sandbox'):.2f} s "
+        f"(health checks), own time {m(stock, 'own'):.2f} s; {m(stock, 'api_calls'):.0f} API calls, "
+        f"{m(stock, 'failed'):.0f} failed requests, ansible CPU {m(stock, 'cpu'):.1f} s"
     )
     print(
         f"   our deploy:      wall {m(ours, 'wall'):.2f} s, waits AWS imposes {m(ours, 'wait'):.2f} s ("
         + ", ".join(f"{name} {median([r['waits'][name] for r in ours]):.2f}" for name in wait_names)
-        + f"), own overhead {m(ours, 'overhead'):.2f} s, switch step {m(ours, 'switch'):.3f} s, "
+        + f"), own overhead {m(ours, 'overhead'):.2f} s; switch step {m(ours, 'switch'):.3f} s, "
         f"{m(ours, 'api_calls'):.0f} API calls, {m(ours, 'failed'):.0f} failed requests, ansible CPU {m(ours, 'cpu'):.1f} s"
     )
-    print(f"   deploy overhead ratio, ours / baseline's own time: {ratio:.2f} (target <= 1.0)")
     print(
-        f"   health as the sandbox saw it (first target registered to last healthy): baseline {m(stock, 'health_sandbox'):.2f} s, "
-        f"ours {m(ours, 'health_sandbox'):.2f} s; moved on after the last target was healthy: baseline "
-        f"{m(stock, 'moved_on_late'):.2f} s later, ours {m(ours, 'moved_on_late'):.2f} s later"
+        "   what our playbook itself waited (its modules' timers): "
+        + ", ".join(f"{name} {median([r['waited'][name] for r in ours]):.2f} s" for name in ours[0]["waited"])
+    )
+    print(f"   DEPLOY OVERHEAD RATIO, ours / the baseline's own time: {ratio:.2f} (target <= 1.0)")
+    print(
+        f"      (with the baseline's health wait as its own until-loop task took it, {m(stock, 'health_wait'):.2f} s: "
+        f"own time {m(stock, 'own_by_task'):.2f} s, ratio {ratio_by_task:.2f})"
     )
     print(
-        f"   rollback to the warm standby, end to end (command start to every request on the restored colour, "
-        f"as the load saw it): ours {m(back['ours'], 'end_to_end'):.2f} s (its record: {m(back['ours'], 'record_end_to_end'):.2f} s "
-        f"from its first task to the switch; the module {m(back['ours'], 'module'):.2f} s), stock {m(back['stock'], 'end_to_end'):.2f} s; "
-        f"ratio {rollback_ratio:.2f} (target <= 1.0); wall ours {m(back['ours'], 'wall'):.2f} s, stock {m(back['stock'], 'wall'):.2f} s; "
+        f"   moved on after the last target was healthy (the sandbox's log): baseline {m(stock, 'moved_on_late'):.2f} s later, "
+        f"ours {m(ours, 'moved_on_late'):.2f} s later"
+    )
+    print(
+        f"   rollback to the warm standby, end to end (the command's start to every request on the restored colour, "
+        f"as the load saw it): ours {m(back['ours'], 'end_to_end'):.2f} s, stock {m(back['stock'], 'end_to_end'):.2f} s"
+    )
+    print(
+        f"      our record: {m(back['ours'], 'record_end_to_end'):.2f} s from the command's start to the switch; the module "
+        f"{m(back['ours'], 'module'):.2f} s lock to unlock; wall ours {m(back['ours'], 'wall'):.2f} s, "
+        f"stock {m(back['stock'], 'wall'):.2f} s; "
         f"API calls ours {m(back['ours'], 'api_calls'):.0f}, stock {m(back['stock'], 'api_calls'):.0f}; "
         f"failed requests ours {m(back['ours'], 'failed'):.0f}, stock {m(back['stock'], 'failed'):.0f}"
+    )
+    print(
+        f"   ROLLBACK RATIO, ours end to end / the stock rollback's end to end: {rollback_ratio:.2f}; "
+        f"/ the stock playbook's wall time: {rollback_wall_ratio:.2f} (target <= 1.0)"
     )
 
 
 # -- fleets -----------------------------------------------------------------------------------------------------
-def fleet_commands(bench: Bench, pairs: list[Pair], bake: int) -> list[Command]:
-    """The commands that release ``pairs`` together, started now: one deploy run per service for now. When
-    playbooks/deploy.yml releases fleets (``-e services=a,b,c``), the return line becomes one run:
-    ``return [bench.command(OURS["deploy"], {**common, "services": ",".join(p.service for p in pairs)})]``."""
-    common = {"deploy_bake_seconds": bake, **bench.proof_vars()}
-    return [
-        bench.command(OURS["deploy"], {**common, "service": p.service, **p.next_release(), "deploy_smoke_test_url": p.test_url})
-        for p in pairs
-    ]
+def fleet_run(bench: Bench, pairs: list[Pair], bake: int, records: Path) -> Command:
+    """One ``playbooks/deploy.yml`` run releasing ``pairs`` (``-e services=...``), as many forks as services; each
+    service's smoke-test URL is a host variable of an inventory, as a user keeps it. Started now."""
+    hosts = {pair.service: {"deploy_smoke_test_url": pair.test_url} for pair in pairs}
+    inventory = records / f"fleet-{len(pairs)}.yml"
+    inventory.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": hosts}}}}))
+    numbers = {next_release(pair)["version"] for pair in pairs}  # one version for the fleet: the highest of theirs
+    number = max(int(version[1:]) for version in numbers)
+    for pair in pairs:
+        RELEASES[pair.service] = number
+    release = {"image_id": f"ami-0b5c0de{number:010d}", "user_data": f"version=v{number}", "version": f"v{number}"}
+    extra = {"services": ",".join(hosts), **release, "deploy_bake_seconds": bake, "deploy_record_dir": str(records), **bench.proof_vars()}
+    return bench.command(OURS["deploy"], extra, ["-i", str(inventory), "-f", str(len(pairs))])
 
 
 def fleet(options: argparse.Namespace) -> None:
@@ -737,37 +758,63 @@ def fleet(options: argparse.Namespace) -> None:
             for size in sizes:
                 pairs = [bench.pairs[s] for s in services[:size]]
                 bench.settle(pairs)
-                loads = [LoadLoop(p.production_url, rate=options.fleet_rate, threads=2, max_seconds=900).start() for p in pairs]
+                records = Path(directory) / f"fleet-records-{size}"
+                records.mkdir()
+                loads = [LoadLoop(p.production_url, rate=options.fleet_rate, threads=2, max_seconds=1800).start() for p in pairs]
                 meter = CpuMeter(bench.sandbox.pid)
                 try:
                     time.sleep(1)
                     with meter.measure():
-                        began = time.monotonic()
-                        commands = fleet_commands(bench, pairs, options.bake)
-                        runs = [command.finish() for command in commands]
-                        wall = time.monotonic() - began
+                        run = fleet_run(bench, pairs, options.bake, records).finish(timeout=1800)
                 finally:
                     samples = [sample for load in loads for sample in load.stop()]
-                failed = [run for run in runs if run.code]
-                if failed:
-                    raise RuntimeError(f"{len(failed)} of {size} deploys failed: {failed[0].failure()}")
-                walls[size] = wall
+                if run.code:
+                    raise RuntimeError(f"the fleet of {size} failed: {fleet_summary(run) or run.output[-3000:]}")
+                walls[size] = run.wall
+                each = [float(json.loads(path.read_text())["deployment_seconds"]) for path in records.glob("*.json")]
                 total = sum(meter.spent.values())
                 print(
-                    f"   {size:2d} deploys together: wall {wall:.1f} s (each {median([r.wall for r in runs]):.1f} s median, "
-                    f"{max(r.wall for r in runs):.1f} s max), {sum(s.failed for s in samples)} failed of {len(samples)} requests; "
-                    f"CPU {total:.0f} s = " + ", ".join(f"{k} {v:.1f}" for k, v in meter.spent.items()) + f"; "
-                    f"{total / size:.1f} CPU s a deploy, the 2 cores {100 * total / (2 * wall):.0f}% busy",
+                    f"   {size:2d} services in one run (-f {size}): wall {run.wall:.1f} s; each service's deployment "
+                    f"{median(each):.1f} s median, {max(each):.1f} s max; {sum(s.failed for s in samples)} failed of {len(samples)} "
+                    f"requests; CPU {total:.0f} s = " + ", ".join(f"{k} {v:.1f}" for k, v in meter.spent.items()) + f"; "
+                    f"{total / size:.1f} CPU s a service, the {os.cpu_count()} cores {100 * total / (os.cpu_count() * run.wall):.0f}% busy",
                     flush=True,
                 )
             one = walls[min(sizes)]
             print(
-                "   wall-time ratio to one deploy: "
+                f"   FLEET WALL-TIME RATIO to a run of {min(sizes)}: "
                 + ", ".join(f"{size}: {walls[size] / one:.2f}" for size in sizes)
                 + " (target for 20: <= 3.0)"
             )
         finally:
             bench.stop()
+
+
+def fleet_summary(run: Run) -> list[str]:
+    """The fleet summary's lines of a run."""
+    for play in run.document.get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"].startswith("Fleet summary"):
+                for result in task["hosts"].values():
+                    if result.get("msg"):
+                        return result["msg"]
+    return []
+
+
+def machine() -> str:
+    """The CPU, its cores and the memory, from /proc."""
+    try:
+        model = next(
+            line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        model = "unknown CPU"
+    try:
+        kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
+        memory = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        memory = "unknown memory"
+    return f"{os.cpu_count()} cores ({model}), {memory}"
 
 
 def main() -> int:
@@ -776,9 +823,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s through production during each run")
     parser.add_argument("--bake", type=int, default=0, help="deploy_bake_seconds of our deploys (default 0: no bake)")
     parser.add_argument("--fleet", default="", help="fleet sizes to time, e.g. 1,5,20 (default: none)")
-    parser.add_argument("--fleet-rate", type=float, default=10.0, help="requests/s through each pair's production in a fleet run")
+    parser.add_argument("--fleet-rate", type=float, default=5.0, help="requests/s through each pair's production in a fleet run")
     options = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} at the start")
+    print(f"machine: {machine()}; load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} at the start")
     if options.runs:
         compare(options)
     if options.fleet:

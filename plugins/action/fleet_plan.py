@@ -55,6 +55,14 @@ class ActionModule(ActionBase):
             )
         except FleetError as exc:
             raise AnsibleActionFail(str(exc), result={"problems": exc.problems}) from None
+        limit = task_vars.get("ansible_limit")
+        if limit and fleet["fleet"]:
+            # the plan's waves and the summary count every service of the fleet; a limit would leave some out unseen
+            raise AnsibleActionFail(
+                "fleet: --limit %s: not with a fleet; name the services to run with services=... or an inventory group "
+                "with service_group=..., nothing was read or changed" % limit,
+                result={"problems": ["--limit: not with a fleet"]},
+            )
         result.update(fleet)
         result.update(changed=False, msg="fleet: %s" % batch_count_text(fleet))
         return result

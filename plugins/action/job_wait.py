@@ -83,8 +83,13 @@ class ActionModule(ActionBase):
         host = (task_vars or {}).get("inventory_hostname", "localhost")
         progress, offset = args["progress_file"], 0
         started = time.monotonic()
+        controller = os.getppid()  # this worker's parent: the ansible-playbook process
         job = None
         while True:
+            if os.getppid() != controller:
+                # the controller died (the worker runs in a session of its own and outlives a kill of its group):
+                # nobody waits for this result any more, and the job watches the controller itself
+                raise AnsibleActionFail("the controller (pid %d) is gone; stopped waiting for job %s" % (controller, args["jid"]))
             job = read_job(job_path)
             if progress:
                 lines, offset = new_lines(progress, offset)

@@ -65,6 +65,8 @@ options:
     default: ""
 notes:
   - Runs the same in check mode; it changes nothing.
+  - A fleet is refused with C(--limit) (which would leave some of its services out of the run unseen); name the
+    services to run instead.
 attributes:
   action:
     support: full

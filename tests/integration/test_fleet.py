@@ -156,6 +156,9 @@ def test_bad_inputs_are_refused_at_once_before_any_service_is_read_or_changed(fl
     assert [play["play"]["name"] for play in run.document["plays"]] == ["Plan the release"]
     run = fleet.play("rollback", service_group="nosuch")
     assert not run.ok and "service_group=nosuch: allowed the name of an inventory group whose hosts are services" in run.failure()
+    inventory = fleet.inventory("limited", {"web": {service: {} for service in SERVICES}})
+    run = run_playbook_file("status", fleet.sandbox.endpoint, cli=("-i", str(inventory), "--limit", "localhost,svc01"), service_group="web")
+    assert not run.ok and "fleet: --limit localhost,svc01: not with a fleet" in run.failure()
     assert fleet.state() == before
 
 
