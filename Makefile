@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup haproxy demo test lint sanity unit integration clean
+.PHONY: setup haproxy demo demo-k8s test lint sanity unit integration clean
 
 $(STAMP): requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 (3.11) is required"; exit 1; }
@@ -35,6 +35,10 @@ setup: $(STAMP) $(LINK) haproxy
 
 demo: setup
 	$(PY) -m sandbox demo
+
+# The same release, rollback and teardown on the Kubernetes sandbox (-e platform=kubernetes).
+demo-k8s: setup
+	$(PY) -m sandbox demo --kubernetes
 
 lint: setup
 	$(VENV)/bin/ruff check .

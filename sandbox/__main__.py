@@ -333,6 +333,12 @@ def cmd_faults(options: argparse.Namespace) -> int:
 
 
 def cmd_demo(options: argparse.Namespace) -> int:
+    if options.kubernetes:
+        if options.metric_period is not None:
+            raise ValueError("--metric-period is the AWS sandbox's load-balancer metrics: not with --kubernetes")
+        from .k8s import demo as k8s_demo
+
+        return k8s_demo.main(port=options.port, directory=options.dir, rate=options.rate)
     from . import demo
 
     return demo.main(port=options.port, directory=options.dir, rate=options.rate, metric_period=options.metric_period)
@@ -387,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument(
                 "--port", type=int, default=None, help="port on 127.0.0.1 (default 5055, 5056 with --kubernetes; 0 = any free port)"
             )
-        if name in ("start", "provision"):
+        if name in ("start", "provision", "demo"):
             sub.add_argument("--kubernetes", action="store_true", help="the Kubernetes sandbox (an API, pods, Services) instead of AWS")
         if name == "provision":
             sub.add_argument("--program", default=None, help="with --kubernetes: the Pulumi program directory (default infra/kubernetes)")

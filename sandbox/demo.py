@@ -89,6 +89,9 @@ def main(
             "deploy_metric_period": sandbox.metric_period,
             "deploy_bake_seconds": BAKE_SECONDS,
             "deploy_verify_timeout": 60,
+            # the sandbox's instances share this machine's CPU: a busy machine adds tens of milliseconds to a p99
+            # that AWS would not; the bad release below is caught by its errors
+            "deploy_bake_latency_slack_ms": 250,
         }
 
         _step("deploy v2 to the idle colour, smoke-test it, switch, prove it from the metrics, bake it (playbooks/deploy.yml)")

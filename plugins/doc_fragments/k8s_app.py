@@ -56,8 +56,26 @@ options:
       lease_seconds:
         description:
           - The run's lease, in seconds. Given, the module renews the lease during its waits; omitted, it only
-            checks it.
+            checks it (the run's heartbeat, M(cutover.bluegreen.k8s_lock) with O(cutover.bluegreen.k8s_lock#module:state=held),
+            renews it).
         type: int
+      controller:
+        description:
+          - The process of the run (C(ansible-playbook)) whose life the work follows, as
+            M(cutover.bluegreen.run_identity) returns it. Given, the module also stops, with C(lost the lock), once that
+            process is gone - a task's worker and an C(async) job outlive a killed controller.
+        type: dict
+        suboptions:
+          pid:
+            description: Its process id.
+            type: int
+            required: true
+          started:
+            description: Its start time in clock ticks since boot (C(/proc/<pid>/stat)), so that a reused pid does not count.
+            type: str
+          host:
+            description: The boot id of the machine it runs on.
+            type: str
 """
 
     # The identity options of a module that takes and releases the lock itself; matches k8s_module.IDENTITY_ARGUMENT_SPEC.

@@ -48,9 +48,13 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.cutover.bluegreen.plugins.module_utils.analysis import MAX_ALARMS, PERCENTILE
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import ID_PATTERN, MAX_RECENT
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import DNS_1035, DNS_1123_LABEL, MAX_APP_LENGTH
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_rollout import IMAGE_RE, MAX_REPLICAS
 from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import MAX_OWNER_LENGTH, RUN_LEASE_SECONDS
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import MAX_TTL, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import IMAGE_ID, INSTANCE_TYPE
+
+PLATFORMS = ("aws", "kubernetes")  # the first is the default
 
 # The pair's names are built from the service ("<service>-green" is at most 32 characters, an ALB's limit):
 # the same rule as the Pulumi program's (infra/aws/bluegreen_pair/config.py SERVICE_RE; a unit test compares).
@@ -97,6 +101,21 @@ class Rule:
         return self.examine(value, context)[1]
 
 
+class ByPlatform(Rule):
+    """A rule that differs by platform: ``rules`` maps each platform to its rule, ``context["platform"]`` picks one.
+
+    ``allowed`` (what the spec states) names each platform's range; a message names only the run's platform's.
+    """
+
+    def __init__(self, rules):
+        self.rules = dict(rules)
+        super().__init__("; ".join("on %s %s" % (platform, rule.allowed) for platform, rule in self.rules.items()), lambda value: True)
+
+    def examine(self, value, context=None):
+        platform = (context or {}).get("platform") or PLATFORMS[0]
+        return self.rules[platform].examine(value, context)
+
+
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -127,8 +146,8 @@ def each(rule, what):
     )
 
 
-def _unique_services(values):
-    return len(set(values)) == len(values) and all(SERVICE.problem(value) is None for value in values)
+def _unique(values):
+    return len(set(values)) == len(values)
 
 
 def _writable_directory(path):
@@ -242,8 +261,33 @@ TEARDOWN_HOOK_POINTS = ("after_retire",)
 OWNER = Rule("at most %d characters" % MAX_OWNER_LENGTH, lambda value: 0 < len(value.strip()) <= MAX_OWNER_LENGTH)
 LEASE = between(*RUN_LEASE_SECONDS)
 TAKEOVER = Rule("the token or the owner of the run that holds the lock, as a refusal prints it", lambda value: bool(value.strip()))
-SERVICE = matches(SERVICE_NAME, "1 to 26 characters of a-z, 0-9 and - (not first or last)")
-SERVICES = Rule("a non-empty list of service names, each named once (comma-separated with -e)", lambda v: bool(v) and _unique_services(v))
+AWS_SERVICE = matches(SERVICE_NAME, "1 to 26 characters of a-z, 0-9 and - (not first or last)")
+# An app on Kubernetes names its Deployments <app>-blue and <app>-green (k8s_pair.validate_app's rule).
+K8S_APP = Rule(
+    "1 to %d characters of a-z, 0-9 and -, a letter first and no - last" % MAX_APP_LENGTH,
+    lambda value: len(value) <= MAX_APP_LENGTH and DNS_1035.match(value) is not None,
+)
+SERVICE = ByPlatform({"aws": AWS_SERVICE, "kubernetes": K8S_APP})
+SERVICES = ByPlatform(
+    {
+        platform: Rule(
+            "a non-empty list of %s, each named once (comma-separated with -e)" % names,
+            lambda values, rule=rule: bool(values) and _unique(values) and all(rule.problem(value) is None for value in values),
+        )
+        for platform, names, rule in (
+            ("aws", "service names", AWS_SERVICE),
+            ("kubernetes", "app names of 1 to %d characters of a-z, 0-9 and -, a letter first and no - last" % MAX_APP_LENGTH, K8S_APP),
+        )
+    }
+)
+NAMESPACE = Rule(
+    "a namespace name, 1 to 63 characters of a-z, 0-9 and - (not first or last); not given: the service's name",
+    lambda value: len(value) <= 63 and DNS_1123_LABEL.match(value) is not None,
+)
+IMAGE = Rule(
+    "a container image such as registry.example.com/shop:v2 (a tag or a digest), at most 512 characters",
+    lambda value: len(value) <= 512 and IMAGE_RE.match(value) is not None,
+)
 TABLE = matches(TABLE_NAME, "3 to 255 characters of A-Z, a-z, 0-9, _, . and -")
 TTL = Rule(
     "seconds, or a duration such as 90m, 2h, 1d or 1h30m (units s, m, h, d, w), up to %d days" % (MAX_TTL // 86400),
@@ -251,11 +295,19 @@ TTL = Rule(
 )
 RECORD_DIR = Rule("empty (no record), or an existing directory on the controller that the run may write to", _writable_directory)
 TIMEOUT = at_least(0)
+# What the Kubernetes modules allow (k8s_rollout, k8s_rollback, k8s_teardown), checked here so that a run refuses it
+# before it takes the lock.
+CAPACITY = ByPlatform({"aws": at_least(1), "kubernetes": between(1, MAX_REPLICAS)})
+K8S_WAIT = 86400
+K8S_TEARDOWN_WAIT = 3600
 
 # One line per variable of every role (the roles' meta/argument_specs.yml document each with its type).
 RULES = {
     # deploy
     "deploy_service": SERVICE,
+    "deploy_platform": TYPE_ONLY,
+    "deploy_namespace": NAMESPACE,
+    "deploy_image": IMAGE,
     "deploy_phase": TYPE_ONLY,
     "deploy_deployment_id": matches(ID_PATTERN, "a deployment id such as 20260101T120000Z-1a2b3c4d (<UTC start time>-<suffix>)"),
     "deploy_image_id": matches(IMAGE_ID, "an AMI id, ami- and 8 or 17 lowercase hex digits"),
@@ -263,14 +315,15 @@ RULES = {
     "deploy_instance_type": matches(INSTANCE_TYPE, "an EC2 instance type such as t3.micro"),
     "deploy_version_label": Rule("at most 128 characters", lambda value: len(value) <= 128),
     "deploy_force": TYPE_ONLY,
-    "deploy_capacity": at_least(1),
-    "deploy_preparation_capacity": at_least(1),
+    "deploy_capacity": CAPACITY,
+    "deploy_preparation_capacity": CAPACITY,
     "deploy_owner": OWNER,
     "deploy_lease_seconds": LEASE,
     "deploy_takeover": TAKEOVER,
     "deploy_table_name": TABLE,
     "deploy_rollout_timeout": TIMEOUT,
     "deploy_health_timeout": TIMEOUT,
+    "deploy_unhealthy_timeout": between(0, 86400),
     "deploy_smoke_test": TYPE_ONLY,
     "deploy_smoke_test_url": matches(URL, "an http:// or https:// URL"),
     "deploy_smoke_test_path": Rule("a path starting with /", lambda value: value.startswith("/") and not re.search(r"\s", value)),
@@ -310,9 +363,11 @@ RULES = {
     "deploy_deregister_foreign": TYPE_ONLY,
     # rollback
     "rollback_service": SERVICE,
+    "rollback_platform": TYPE_ONLY,
+    "rollback_namespace": NAMESPACE,
     "rollback_to": TYPE_ONLY,
-    "rollback_capacity": at_least(1),
-    "rollback_health_timeout": TIMEOUT,
+    "rollback_capacity": CAPACITY,
+    "rollback_health_timeout": ByPlatform({"aws": TIMEOUT, "kubernetes": between(0, K8S_WAIT)}),
     "rollback_standby_ttl": TTL,
     "rollback_owner": OWNER,
     "rollback_lease_seconds": LEASE,
@@ -322,14 +377,18 @@ RULES = {
     "rollback_deregister_foreign": TYPE_ONLY,
     # teardown
     "teardown_services": SERVICES,
+    "teardown_platform": TYPE_ONLY,
+    "teardown_namespace": NAMESPACE,
     "teardown_force": TYPE_ONLY,
-    "teardown_wait_timeout": TIMEOUT,
+    "teardown_wait_timeout": ByPlatform({"aws": TIMEOUT, "kubernetes": between(0, K8S_TEARDOWN_WAIT)}),
     "teardown_owner": OWNER,
     "teardown_lease_seconds": LEASE,
     "teardown_takeover": TAKEOVER,
     "teardown_hooks": hooks(TEARDOWN_HOOK_POINTS),
     # status
     "status_service": SERVICE,
+    "status_platform": TYPE_ONLY,
+    "status_namespace": NAMESPACE,
     "status_deployments": between(0, MAX_RECENT),
 }
 
@@ -352,19 +411,47 @@ class Combination:
 
 
 class OneOf(Combination):
-    """At least one of ``names`` must be given (not null, not empty), unless the variable ``unless[0]`` is ``unless[1]``."""
+    """At least one of ``names`` must be given (not null, not empty), unless the variable ``unless[0]`` is ``unless[1]``;
+    with ``only``, only when the variable ``only[0]`` is ``only[1]`` (a rule of one platform)."""
 
-    def __init__(self, names, message, unless=None):
-        self.choices, self.unless = tuple(names), unless
-        names = self.choices + ((unless[0],) if unless else ())
+    def __init__(self, names, message, unless=None, only=None):
+        self.choices, self.unless, self.only = tuple(names), unless, only
+        names = self.choices + tuple(pair[0] for pair in (unless, only) if pair)
         super().__init__(names, self.holds, message)
 
     def holds(self, *values):
         given = {name: values[index] for index, name in enumerate(self.names)}
         if self.unless and given[self.unless[0]] == self.unless[1]:
             return True
+        if self.only and given[self.only[0]] != self.only[1]:
+            return True
         return any(given[name] not in (None, "") for name in self.choices)
 
+
+def _given(value, neutral=()):
+    """Whether a variable was set to something that changes what a run does (not empty, not its neutral value)."""
+    return value not in (None, "", [], {}) and value not in neutral
+
+
+class OnlyOn(Combination):
+    """A variable only one platform reads: set (to other than its ``neutral`` values) on another, it is refused."""
+
+    def __init__(self, platform_variable, name, platform, why, neutral=()):
+        super().__init__(
+            (platform_variable, name),
+            lambda chosen, value: chosen == platform or not _given(value, neutral),
+            "%s={%s} with %s={%s}: %s" % (name, name, platform_variable, platform_variable, why),
+        )
+
+
+AWS_ONLY = "only the aws platform reads it"
+K8S_RELEASE = "a release on kubernetes sets deploy_image (-e image=registry/app:tag)"
+# A canary needs a weighted split of production, which Services cannot give (they balance connections over the pods
+# they select); the canary's gates read the load balancer's metrics.
+NO_K8S_CANARY = (
+    "no canary on kubernetes: a Service cannot weigh two colours, and the canary's gates read AWS load-balancer "
+    "metrics; release with deploy_phase=full"
+)
 
 COMBINATIONS = (
     Combination(
@@ -378,6 +465,19 @@ COMBINATIONS = (
         ("deploy_image_id", "deploy_user_data", "deploy_instance_type"),
         "no new version given with deploy_phase={deploy_phase}: set deploy_image_id, deploy_user_data or deploy_instance_type",
         unless=("deploy_phase", "promote"),
+        only=("deploy_platform", "aws"),
+    ),
+    OneOf(
+        ("deploy_image",),
+        "no new version given with deploy_platform={deploy_platform}: set deploy_image (-e image=registry/app:tag)",
+        unless=("deploy_phase", "promote"),
+        only=("deploy_platform", "kubernetes"),
+    ),
+    Combination(
+        ("deploy_platform", "deploy_rollout_timeout", "deploy_health_timeout"),
+        lambda platform, rollout, health: platform != "kubernetes" or rollout + health <= K8S_WAIT,
+        "deploy_rollout_timeout={deploy_rollout_timeout} and deploy_health_timeout={deploy_health_timeout} with "
+        "deploy_platform=kubernetes: one wait covers both there, at most %d seconds in all" % K8S_WAIT,
     ),
     Combination(
         ("deploy_preparation_capacity", "deploy_capacity"),
@@ -385,6 +485,23 @@ COMBINATIONS = (
         "deploy_preparation_capacity={deploy_preparation_capacity} with deploy_capacity={deploy_capacity}: "
         "the preparation capacity must be smaller than the capacity (it is reached first)",
     ),
+    # What one platform reads is refused on the other, naming it.
+    OnlyOn("deploy_platform", "deploy_image_id", "aws", "%s; %s" % (AWS_ONLY, K8S_RELEASE)),
+    OnlyOn("deploy_platform", "deploy_user_data", "aws", "%s; %s" % (AWS_ONLY, K8S_RELEASE)),
+    OnlyOn("deploy_platform", "deploy_instance_type", "aws", "%s; %s" % (AWS_ONLY, K8S_RELEASE)),
+    OnlyOn("deploy_platform", "deploy_table_name", "aws", AWS_ONLY + " (on kubernetes the lock is a Lease, the journal a ConfigMap)"),
+    OnlyOn("deploy_platform", "deploy_deregister_foreign", "aws", AWS_ONLY + " (targets of a target group)", neutral=(False,)),
+    OnlyOn("deploy_platform", "deploy_phase", "aws", NO_K8S_CANARY, neutral=("full",)),
+    OnlyOn("deploy_platform", "deploy_canary_weight", "aws", NO_K8S_CANARY, neutral=(0,)),
+    OnlyOn("deploy_platform", "deploy_canary_steps", "aws", NO_K8S_CANARY),
+    OnlyOn("deploy_platform", "deploy_alarms", "aws", AWS_ONLY + " (CloudWatch alarms judge the bake on AWS)"),
+    OnlyOn("deploy_platform", "deploy_image", "kubernetes", "only the kubernetes platform reads it; on aws give deploy_image_id"),
+    OnlyOn("deploy_platform", "deploy_namespace", "kubernetes", "only the kubernetes platform reads it"),
+    OnlyOn("rollback_platform", "rollback_table_name", "aws", AWS_ONLY + " (on kubernetes the lock is a Lease, the journal a ConfigMap)"),
+    OnlyOn("rollback_platform", "rollback_deregister_foreign", "aws", AWS_ONLY + " (targets of a target group)", neutral=(False,)),
+    OnlyOn("rollback_platform", "rollback_namespace", "kubernetes", "only the kubernetes platform reads it"),
+    OnlyOn("teardown_platform", "teardown_namespace", "kubernetes", "only the kubernetes platform reads it"),
+    OnlyOn("status_platform", "status_namespace", "kubernetes", "only the kubernetes platform reads it"),
 )
 
 
@@ -457,7 +574,7 @@ def rule_problems(values, names, rules=None, combinations=COMBINATIONS, already_
     return problems
 
 
-def convert(options, raw):
+def convert(options, raw, platform=None):
     """``(typed, problems, bad)``: each variable converted to its spec's type, one message per variable that is not.
 
     ``options`` is the ``options`` mapping of a role's entry point in ``meta/argument_specs.yml``; ``raw`` the
@@ -471,9 +588,9 @@ def convert(options, raw):
         result = ArgumentSpecValidator({name: dict(spec)}).validate(given)
         if result.error_messages:
             if name in given:
-                problems.append("%s=%s: allowed %s" % (name, show(raw[name]), allowed_text(spec, RULES.get(name))))
+                problems.append("%s=%s: allowed %s" % (name, show(raw[name]), allowed_text(spec, RULES.get(name), platform)))
             else:
-                problems.append("%s: required, not given; allowed %s" % (name, allowed_text(spec, RULES.get(name))))
+                problems.append("%s: required, not given; allowed %s" % (name, allowed_text(spec, RULES.get(name), platform)))
             bad.append(name)
             typed[name] = raw.get(name)
         else:
@@ -501,8 +618,13 @@ def text_form(spec, value):
     return value
 
 
-def allowed_text(spec, rule=None):
-    """The type (or choices) and the range, e.g. ``an integer, 0 or more``; a list rule says both at once."""
+def allowed_text(spec, rule=None, platform=None):
+    """The type (or choices) and the range, e.g. ``an integer, 0 or more``; a list rule says both at once.
+
+    A rule that differs by platform says the ``platform``'s range when it is known.
+    """
+    if isinstance(rule, ByPlatform) and platform in rule.rules:
+        rule = rule.rules[platform]
     if rule is not None and rule.allowed:
         return rule.allowed if spec.get("type") == "list" else "%s, %s" % (type_text(spec), rule.allowed)
     return type_text(spec)
@@ -514,7 +636,12 @@ def check(options, raw, context=None):
     ``typed`` holds each variable as the role uses it (converted to its type, and read by its rule);
     ``context`` holds what a rule's reading needs (``playbook_dir``, the base of relative hook files).
     """
-    typed, problems, bad = convert(options, raw)
+    # A rule that differs by platform (ByPlatform) reads the role's <role>_platform variable, aws when it has none
+    # (or when it is itself bad, which its own message says).
+    platform = next((raw.get(name) for name in options if name.endswith("_platform")), None)
+    platform = platform if platform in PLATFORMS else PLATFORMS[0]
+    typed, problems, bad = convert(options, raw, platform)
+    context = dict(context or {}, platform=platform)
     problems.extend(rule_problems(typed, list(options), already_bad=bad, context=context))
     return typed, problems
 

@@ -577,12 +577,14 @@ def same_release(record, release):
     """Whether a deploy entry's ``record`` is the release described by ``release``.
 
     ``release`` has ``phase``, ``image_id``, ``instance_type`` and
-    ``user_data_sha256`` (the SHA-256 of the user data, or None when not given).
+    ``user_data_sha256`` (the SHA-256 of the user data, or None when not given)
+    on AWS, ``phase`` and ``image`` (the container image) on Kubernetes.
     """
     wanted = (record or {}).get("to_version") or {}
     return (
         (record or {}).get("kind") == "deploy"
         and record.get("phase") == release.get("phase")
+        and _same(wanted.get("image"), release.get("image"))
         and _same(wanted.get("image_id"), release.get("image_id"))
         and _same(wanted.get("instance_type"), release.get("instance_type"))
         and _same(wanted.get("user_data_sha256"), release.get("user_data_sha256"))

@@ -34,6 +34,8 @@ RESOURCES = {
     "configmaps": ("", "v1", "configmaps"),
     "discovery.k8s.io/endpointslices": ("discovery.k8s.io", "v1", "endpointslices"),
     "coordination.k8s.io/leases": ("coordination.k8s.io", "v1", "leases"),
+    # The API server's proxy to a Service: a request reaches one of its ready endpoints (what a smoke test asks).
+    "services/proxy": ("", "v1", "services/proxy"),
 }
 VERBS = {"get": "GET", "list": "GET", "create": "POST", "update": "PUT", "patch": "PATCH"}
 PATCH_TYPES = {
@@ -64,12 +66,18 @@ def is_not_found(exc):
     return isinstance(exc, KubeError) and exc.status == 404
 
 
-def path(resource, namespace, name=None):
-    """The URL path of a namespaced resource (collection, or one object)."""
+def path(resource, namespace, name=None, subpath=None):
+    """The URL path of a namespaced resource (collection, or one object; a subresource such as ``services/proxy``
+    after the object's name, then ``subpath``)."""
     group, version, plural = RESOURCES[resource]
+    plural, _slash, subresource = plural.partition("/")
     base = "/api/%s" % version if not group else "/apis/%s/%s" % (group, version)
     out = "%s/namespaces/%s/%s" % (base, namespace, plural)
-    return out + "/" + name if name else out
+    if name:
+        out += "/" + name
+    if subresource:
+        out += "/" + subresource + "/" + (subpath or "").lstrip("/")
+    return out
 
 
 def describe(verb, resource, namespace, name=None):
@@ -108,8 +116,24 @@ class Kube:
         self.sleep = sleep
         self.calls = []  # (verb, resource) of every request, for tests and benchmarks
 
-    def call(self, verb, resource, namespace, name=None, body=None, patch="merge", label_selector=None, field_selector=None):
-        """One request; returns the answer as plain data. Raises :class:`KubeError` naming the call."""
+    def call(
+        self,
+        verb,
+        resource,
+        namespace,
+        name=None,
+        body=None,
+        patch="merge",
+        label_selector=None,
+        field_selector=None,
+        subpath=None,
+        raw=False,
+    ):
+        """One request; returns the answer as plain data. Raises :class:`KubeError` naming the call.
+
+        ``subpath`` is the path after a subresource (``services/proxy``); with ``raw`` the answer comes back as
+        ``{status, body, headers}`` whatever its status (no retry, no error for a 4XX or 5XX the target gave).
+        """
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -127,7 +151,7 @@ class Kube:
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "*/*" if raw else "application/json"}
         if verb == "patch":
             headers["Content-Type"] = PATCH_TYPES[patch]
         elif body is not None:
@@ -137,7 +161,7 @@ class Kube:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = self.api_client.call_api(
-                    path(resource, namespace, name if verb != "create" else None),
+                    path(resource, namespace, name if verb != "create" else None, subpath),
                     VERBS[verb],
                     query_params=query,
                     header_params=headers,
@@ -148,6 +172,8 @@ class Kube:
                     _request_timeout=self.timeout,
                 )
             except ApiException as exc:
+                if raw:
+                    return {"status": exc.status, "body": exc.body or b"", "headers": dict(exc.headers or {})}
                 # A refused request (429) changed nothing; other errors are retried for reads only.
                 retry = exc.status == 429 or (exc.status in RETRY_STATUSES and verb in ("get", "list"))
                 if retry and attempt < ATTEMPTS:
@@ -162,6 +188,8 @@ class Kube:
                     continue
                 raise error_from(exc, verb, resource, namespace, name) from None
             data = response.data
+            if raw:
+                return {"status": response.status, "body": data or b"", "headers": dict(getattr(response, "headers", None) or {})}
             return json.loads(data) if data else {}
         raise KubeError("%s failed after %d attempts" % (describe(verb, resource, namespace, name), ATTEMPTS))
 

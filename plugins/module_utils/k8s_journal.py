@@ -342,6 +342,10 @@ def open_under_lock(
                 "reason": "named" if locked["operation"] == leases.TAKE_OVER_NAMED else "expired",
                 "at": isoformat(moment),
             }
+            if settled["action"] == ADOPT:  # a re-run of the same release: who resumed it, as the AWS journal keeps it
+                adopted = get(kube, app, namespace, deployment_id) or {}
+                resumed = list(((adopted.get("record") or {}).get("resumed")) or [])
+                record["resumed"] = resumed + [{"by": owner, "at": isoformat(moment), "from": previous.get("owner")}]
         entry = start(kube, app, namespace, owner, summary, record, deployment_id, check_mode, moment)
     except Exception:
         if locked["operation"] != leases.UNCHANGED:

@@ -44,6 +44,7 @@ import json
 import re
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import controller as controllers
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, parse_time, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import ANNOTATION_PREFIX, names
@@ -438,28 +439,98 @@ def release(kube, app, namespace, token, check_mode=False, now=None):
     raise CutoverError("the lock of app %s kept changing while releasing it (%d attempts); try again" % (app, ATTEMPTS))
 
 
+# -- the heartbeat -------------------------------------------------------------------------------
+def hold(
+    kube,
+    app,
+    namespace,
+    token,
+    lease_seconds,
+    controller,
+    renew_every=None,
+    max_seconds=None,
+    look_every=1.0,
+    progress=None,
+    clock=time.monotonic,
+    sleep=time.sleep,
+    controller_problem=controllers.problem,
+):
+    """Keep this run's lease while its controller lives; returns why it stopped and how often it renewed.
+
+    The AWS lock's heartbeat (:func:`lease.hold`) on the Lease: looks at the
+    controller every ``look_every`` seconds (no API call) and renews every
+    ``renew_every`` seconds (a quarter of the lease by default). Stops when the
+    controller is gone (the lease is left to expire, so the journal entry it
+    names stays with it for the run that takes over), when a renewal finds the
+    lease is not this token's any more (released or taken over), or after
+    ``max_seconds``. A renewal that fails for another reason (the API server
+    unreachable, throttled beyond the retries) is tried again at the next interval.
+    """
+    validate(token=token, lease_seconds=lease_seconds)
+    renew_every = renew_interval(lease_seconds) if renew_every is None else renew_every
+    started = clock()
+    last = started
+    renewals = failures = 0
+    errors = []
+    while True:
+        why = controller_problem(controller)
+        if why:
+            return dict(stopped="controller_gone", reason=why, renewals=renewals, failed_renewals=failures, errors=errors[-3:])
+        now = clock()
+        if max_seconds is not None and now - started >= max_seconds:
+            return dict(stopped="time_limit", reason="held for %d s" % max_seconds, renewals=renewals, failed_renewals=failures)
+        if now - last >= renew_every:
+            last = now
+            try:
+                renew(kube, app, namespace, token, lease_seconds)
+                renewals += 1
+            except LostLock as exc:
+                return dict(stopped="not_held", reason=exc.message, renewals=renewals, failed_renewals=failures)
+            except CutoverError as exc:
+                failures += 1
+                errors.append(exc.message)
+                if progress:
+                    progress("renewing the lease of %s failed (%s); trying again in %.0f s" % (app, exc.message, renew_every))
+        sleep(look_every)
+
+
 # -- fencing: the waits and changes of a run that holds the lock -------------------------------------------
 class Fence:
-    """The lease ``token`` holds on an app: checked right before each change, renewed (or checked) on waits."""
+    """The lease ``token`` holds on an app: checked right before each change, renewed (or checked) on waits.
+
+    With ``controller`` (the run's ``ansible-playbook`` process, see :mod:`controller`), the work also stops
+    once that process is gone: a task's worker and an ``async`` job outlive a killed controller, and must not
+    go on changing the app while its lease runs out.
+    """
 
     REUSE_SECONDS = 1.0
 
-    def __init__(self, kube, app, namespace, token, lease_seconds=None, clock=time.monotonic):
+    def __init__(self, kube, app, namespace, token, lease_seconds=None, controller=None, clock=time.monotonic, controller_problem=None):
         validate(token=token, lease_seconds=lease_seconds)
         self.kube, self.app, self.namespace, self.token = kube, app, namespace, token
         self.lease_seconds = lease_seconds
+        self.controller = controller
+        self.controller_problem = controller_problem or controllers.problem
         self.clock = clock
         self.last_renewal = clock()
         self.last_read = None
         self.renewals = 0
 
+    def _controller(self, before):
+        if self.controller:
+            why = self.controller_problem(self.controller)
+            if why:
+                raise LostLock("%s, so this work of its run stops; stopped before %s" % (why, before), controller=self.controller)
+
     def guard(self, before):
-        """Right before a change: the lease is this run's and live (read fresh)."""
+        """Right before a change: the controller lives, and the lease is this run's and live (read fresh)."""
+        self._controller(before)
         check(self.kube, self.app, self.namespace, self.token, before=before)
         self.last_read = self.clock()
 
     def look(self, what):
         """On a look of a wait: renew every quarter of the lease (when its length is known), else check."""
+        self._controller(what)
         now = self.clock()
         if self.lease_seconds and now - self.last_renewal >= renew_interval(self.lease_seconds):
             renew(self.kube, self.app, self.namespace, self.token, self.lease_seconds)

@@ -27,6 +27,12 @@ APP_ARGUMENT_SPEC = dict(
     container=dict(type="str"),
 )
 
+# The run's controller process (plugins/module_utils/controller.py), as cutover.bluegreen.run_identity describes it.
+CONTROLLER_SPEC = dict(
+    type="dict",
+    options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
+)
+
 # Matches doc fragment cutover.bluegreen.k8s_app (fencing): the lock this run holds.
 LEASE_ARGUMENT_SPEC = dict(
     lease=dict(
@@ -34,6 +40,7 @@ LEASE_ARGUMENT_SPEC = dict(
         options=dict(
             token=dict(type="str", required=True, no_log=False),
             lease_seconds=dict(type="int"),
+            controller=CONTROLLER_SPEC,
         ),
     ),
 )
@@ -88,7 +95,8 @@ def fence_of(module, client):
     lease = module.params.get("lease")
     if not lease or module.check_mode:
         return None
-    return Fence(client, module.params["app"], module.params["namespace"], lease["token"], lease.get("lease_seconds"))
+    params = module.params
+    return Fence(client, params["app"], params["namespace"], lease["token"], lease.get("lease_seconds"), controller=lease.get("controller"))
 
 
 def validate_lease_option(module):

@@ -61,9 +61,12 @@ def rollback(
     verify_timeout=60,
     check_mode=False,
     progress=None,
+    controller=None,
     clock=time.monotonic,
 ):
     """Roll ``app`` back; ``discover()`` reads the pair.
+
+    With ``controller`` (the run's ``ansible-playbook`` process), the waits and changes stop once it is gone.
 
     Returns ``{changed, from_color, to_color, restored, switch, deployment_id, seconds}``.
     """
@@ -90,7 +93,7 @@ def rollback(
         check_mode=check_mode,
     )
     result.update(deployment_id=entry["deployment_id"], lock=locked["lock"], settled=settled)
-    fence = None if check_mode else k8s_lease.Fence(kube, app, namespace, token, lease_seconds, clock=clock)
+    fence = None if check_mode else k8s_lease.Fence(kube, app, namespace, token, lease_seconds, controller=controller, clock=clock)
     outcome = "failed"
     try:
         restore = plan_restore(pair, target, replicas)

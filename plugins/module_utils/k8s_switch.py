@@ -159,7 +159,7 @@ def selector_patch(change, conditional=True):
 
 
 def apply_switch(kube, namespace, changes, fence=None, clock=time.monotonic):
-    """Patch every Service; when one fails put back those already patched and raise. Returns ``{seconds, switched_at}``."""
+    """Patch every Service; when one fails put back those already patched and raise. Returns ``{seconds, switched_at, epoch}``."""
     applied = []
     k8s_lease.guard(fence, "switching the Services")
     started = clock()
@@ -176,7 +176,8 @@ def apply_switch(kube, namespace, changes, fence=None, clock=time.monotonic):
                 not_undone=failed,
             ) from exc
         applied.append(change)
-    return {"seconds": round(clock() - started, 4), "switched_at": isoformat(utcnow())}
+    # ``epoch``: the same moment as seconds since the epoch, to the millisecond (what a deployment record keeps).
+    return {"seconds": round(clock() - started, 4), "switched_at": isoformat(utcnow()), "epoch": round(time.time(), 3)}
 
 
 def _patch_selector(kube, namespace, change):

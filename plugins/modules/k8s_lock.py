@@ -21,20 +21,25 @@ description:
     unchanged); otherwise it renews it.
   - A lease of another run that has expired (its run died and stopped renewing it) is taken over; one that is
     live is refused, naming its holder, what it is doing, since when and until when, and the exact O(takeover)
-    that takes it. A takeover is recorded in the C(takeovers) of RV(lock).
+    that takes it. A takeover is recorded in the C(takeovers) of RV(lock), and the unfinished journal entry the
+    lease named is closed as V(interrupted), naming this run (RV(interrupted)).
   - O(state=renewed) pushes this run's lease out by O(lease_seconds); O(state=checked) fails unless the lease is
     this run's and live. Both fail with C(lost the lock) when another run holds it.
   - O(state=released) gives the lease back only when O(token) holds it; releasing a lease nobody holds changes
     nothing; another run's lease is not released.
+  - O(state=held) is the run's heartbeat, meant to run as an C(async) task right after the lease is taken - it renews
+    the lease every quarter of O(lease_seconds) while the run's O(controller) process lives, and ends when that
+    process is gone (the lease then expires by itself), when the lease is not this run's any more, or after
+    O(hold_seconds).
 author:
   - cutover maintainers (@cutover)
 options:
   state:
     description:
       - V(acquired) takes (or renews) the lease, V(renewed) renews this run's lease, V(checked) checks it,
-        V(released) gives it back.
+        V(held) keeps renewing it while the run lives, V(released) gives it back.
     type: str
-    choices: [acquired, renewed, checked, released]
+    choices: [acquired, renewed, checked, held, released]
     default: acquired
   owner:
     description:
@@ -63,6 +68,28 @@ options:
       - What the run does (V(deploy registry/shop:v2 to green)...), shown to anyone who finds the app locked.
       - When omitted, a renewal keeps the stored purpose.
     type: str
+  controller:
+    description:
+      - With O(state=held), the run's controller process (C(pid), C(started) ticks, C(host) boot id) as
+        M(cutover.bluegreen.run_identity) returns it; the heartbeat ends when it is gone. The module must run on the
+        controller's machine.
+    type: dict
+    suboptions:
+      pid:
+        description: Its process id.
+        type: int
+        required: true
+      started:
+        description: Its start time in clock ticks since boot.
+        type: str
+      host:
+        description: The boot id of its machine.
+        type: str
+  hold_seconds:
+    description:
+      - With O(state=held), the longest the heartbeat runs, in seconds (at least 1).
+    type: int
+    default: 86400
   deployment_id:
     description:
       - The journal entry the run writes (see M(cutover.bluegreen.k8s_journal)), kept in the Lease so that a run
@@ -72,7 +99,7 @@ extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
 notes:
-  - Needs C(get), C(create) and C(update) on the app's Lease.
+  - Needs C(get), C(create) and C(update) on the app's Lease, and on a takeover C(get) and C(update) on its journal ConfigMap.
   - Whether a lease has expired is judged by the clock of the machine running the module; keep clocks in sync.
 """
 
@@ -84,6 +111,17 @@ EXAMPLES = r"""
     owner: "awx-job-{{ awx_job_id }}"
     token: "{{ run_token }}"
     purpose: "deploy {{ image }}"
+
+- name: Keep the lock while this run lives (a heartbeat in the background)
+  cutover.bluegreen.k8s_lock:
+    app: shop
+    namespace: shop
+    token: "{{ run.token }}"
+    lease_seconds: "{{ run.lease_seconds }}"
+    controller: "{{ run.controller }}"
+    state: held
+  async: 86400
+  poll: 0
 
 - name: Unlock it again
   cutover.bluegreen.k8s_lock:
@@ -97,7 +135,7 @@ RETURN = r"""
 operation:
   description:
     - What was done (or would be, in check mode) - V(acquire), V(renew), V(take_over) (an expired lease of another
-      run), V(take_over_named), V(unchanged), V(checked), V(release) or V(not_held).
+      run), V(take_over_named), V(unchanged), V(checked), V(held), V(release) or V(not_held).
   returned: success
   type: str
   sample: acquire
@@ -107,11 +145,23 @@ lock:
       C(acquired_at), C(renewed_at), C(expires_at), C(lease_seconds), C(expired), C(seconds_left), C(transitions)
       and C(takeovers) (the previous holders it was taken from, oldest first).
     - On a refusal, the holder's lease.
-  returned: always
+  returned: except with state=held
   type: dict
 previous:
   description: The lease before the task, or null when it was free.
-  returned: success
+  returned: success, except with state=held
+  type: dict
+held:
+  description:
+    - With O(state=held), why the heartbeat ended (C(stopped) V(controller_gone), V(not_held) or V(time_limit), and
+      C(reason)) and how often it renewed (C(renewals), C(failed_renewals)); null in check mode.
+  returned: with state=held
+  type: dict
+interrupted:
+  description:
+    - With O(state=acquired), when the lease was taken over from a dead run, what happened to the journal entry it
+      named (C(deployment_id), C(action) V(interrupt) or V(leave), C(reason)).
+  returned: when a lease was taken over
   type: dict
 holder:
   description: When another run holds the lock, its owner.
@@ -125,8 +175,16 @@ takeover_hint:
   sample: takeover=8d0c1f0e-5a53-4a55-9d8a-0a4a2b1c9e77
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, kube, run, validate_app_options
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_journal, k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
+    CONTROLLER_SPEC,
+    app_module,
+    kube,
+    progress_of,
+    run,
+    validate_app_options,
+)
 
 
 def holder(lock):
@@ -139,16 +197,18 @@ def holder(lock):
 def main():
     module = app_module(
         dict(
-            state=dict(type="str", choices=["acquired", "renewed", "checked", "released"], default="acquired"),
+            state=dict(type="str", choices=["acquired", "renewed", "checked", "held", "released"], default="acquired"),
             owner=dict(type="str"),
             token=dict(type="str", required=True, no_log=False),
             takeover=dict(type="str"),
             lease_seconds=dict(type="int", default=60),
             purpose=dict(type="str"),
             deployment_id=dict(type="str"),
+            controller=CONTROLLER_SPEC,
+            hold_seconds=dict(type="int", default=86400),
         ),
         supports_check_mode=True,
-        required_if=[("state", "acquired", ("owner",))],
+        required_if=[("state", "acquired", ("owner",)), ("state", "held", ("controller",))],
     )
     params = module.params
     app, namespace, token = params["app"], params["namespace"], params["token"]
@@ -160,8 +220,24 @@ def main():
             from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import validate_deployment_id
 
             validate_deployment_id(params["deployment_id"])
-        client = kube(module)
         state = params["state"]
+        if state == "held" and params["hold_seconds"] < 1:
+            raise CutoverError("hold_seconds must be at least 1, got %d" % params["hold_seconds"])
+        client = kube(module)
+        if state == "held":
+            if module.check_mode:
+                return dict(changed=False, operation="held", held=None)
+            held = k8s_lease.hold(
+                client,
+                app,
+                namespace,
+                token,
+                params["lease_seconds"],
+                params["controller"],
+                max_seconds=params["hold_seconds"],
+                progress=progress_of(module),
+            )
+            return dict(changed=held["renewals"] > 0, operation="held", held=held)
         if state == "acquired":
             result = k8s_lease.acquire(
                 client,
@@ -175,6 +251,12 @@ def main():
                 deployment_id=params["deployment_id"],
                 check_mode=module.check_mode,
             )
+            # A dead run's unfinished journal entry, named by the lease taken over, is closed as interrupted.
+            settled = k8s_journal.settle_takeover(
+                client, app, namespace, result, params["owner"], purpose=params["purpose"], check_mode=module.check_mode
+            )
+            if settled is not None:
+                result["interrupted"] = settled
         elif state == "released":
             result = k8s_lease.release(client, app, namespace, token, check_mode=module.check_mode)
         elif state == "checked":

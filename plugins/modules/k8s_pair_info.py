@@ -16,6 +16,8 @@ description:
     every Service of the namespace that selects a colour of the app, and the preview Service.
   - Also reports who holds the deployment lock (the Lease C(<app>-cutover-lock)), the most recent deployments of
     the journal (the ConfigMap C(<app>-cutover-journal)) and the published active colour.
+  - With O(release), also says whether that release is a re-run of an unfinished deployment whose run died
+    (RV(resume)), and where it stands, so the re-run resumes it instead of starting another.
   - Reads only; it never changes anything.
 author:
   - cutover maintainers (@cutover)
@@ -25,6 +27,26 @@ options:
       - How many of the most recent deployments to return from the journal, newest first (0 to 100).
     type: int
     default: 5
+  release:
+    description:
+      - The release the caller is about to run, to find an unfinished deployment of the same release that a dead
+        run left (see RV(resume)).
+    type: dict
+    suboptions:
+      phase:
+        description: The phase of the release.
+        type: str
+        choices: [full]
+        default: full
+      image:
+        description: Its container image.
+        type: str
+        required: true
+  takeover:
+    description:
+      - The holder the caller will take the lock from (its owner or token), as for M(cutover.bluegreen.k8s_lock);
+        a live lease it names counts as one the caller may take for RV(resume).
+    type: str
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
@@ -103,6 +125,16 @@ deployments:
   returned: always
   type: list
   elements: dict
+resume:
+  description:
+    - With O(release), the unfinished deployment that release resumes, or null. A deployment is resumed when the
+      lease names it and may be taken (it expired, or O(takeover) names its holder), it is still in progress, it is
+      the same release, and production is where that release left it - on its old colour (before the switch) or on
+      its new one (the switch was done).
+    - C(deployment_id), C(from_color), C(to_color), C(from_version), C(switched), C(switched_at) (when the switch
+      began, as the entry noted it), C(holder) and C(steps_left).
+  returned: with release
+  type: dict
 active_color:
   description: The colour the ConfigMap C(<app>-active-color) publishes, or null when it does not exist.
   returned: always
@@ -117,7 +149,11 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module impor
 
 
 def main():
-    module = app_module(dict(deployments=dict(type="int", default=5)), supports_check_mode=True)
+    release = dict(
+        type="dict",
+        options=dict(phase=dict(type="str", choices=["full"], default="full"), image=dict(type="str", required=True)),
+    )
+    module = app_module(dict(deployments=dict(type="int", default=5), release=release, takeover=dict(type="str")), supports_check_mode=True)
     params = module.params
 
     def operation():
@@ -134,11 +170,19 @@ def main():
                 raise
             active_color = None
         entries = k8s_journal.recent(client, params["app"], params["namespace"], params["deployments"])
+        lock = k8s_lease.read(client, params["app"], params["namespace"])
+        resume = None
+        if params["release"] is not None and lock and lock.get("deployment_id"):
+            entry = k8s_journal.get(client, params["app"], params["namespace"], lock["deployment_id"])
+            # No canary splits traffic on Kubernetes: the live Service, which a switch moves first, says whether the
+            # release was switched (a run killed between two Services' patches is resumed and finishes the switch).
+            resume = journal.plan_resume(lock, entry, params["release"], params["takeover"], pair["live_color"])
         pair.pop("service_views", None)
         return dict(
             changed=False,
             pair=pair,
-            lock=k8s_lease.read(client, params["app"], params["namespace"]),
+            lock=lock,
+            resume=resume,
             deployments=[journal.view(entry) for entry in entries],
             active_color=active_color,
         )

@@ -53,6 +53,23 @@ options:
       - Seconds to wait for the endpoints to follow the selectors (0 to 3600).
     type: int
     default: 60
+  controller:
+    description:
+      - The run's controller process (C(pid), C(started) ticks, C(host) boot id) as M(cutover.bluegreen.run_identity)
+        returns it. Given, the rollback stops with C(lost the lock) before its next change or look once that process
+        is gone (a task's worker outlives a killed controller). The module must then run on the controller's machine.
+    type: dict
+    suboptions:
+      pid:
+        description: Its process id.
+        type: int
+        required: true
+      started:
+        description: Its start time in clock ticks since boot.
+        type: str
+      host:
+        description: The boot id of its machine.
+        type: str
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.identity
@@ -110,6 +127,7 @@ message:
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease, k8s_rollback, k8s_rollout
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
+    CONTROLLER_SPEC,
     IDENTITY_ARGUMENT_SPEC,
     app_module,
     discover_pair,
@@ -129,6 +147,7 @@ def main():
         wait_timeout=dict(type="int", default=600),
         unhealthy_timeout=dict(type="int", default=120),
         verify_timeout=dict(type="int", default=60),
+        controller=CONTROLLER_SPEC,
     )
     spec.update(IDENTITY_ARGUMENT_SPEC)
     module = app_module(spec, supports_check_mode=True)
@@ -163,6 +182,7 @@ def main():
             verify_timeout=params["verify_timeout"],
             check_mode=module.check_mode,
             progress=progress_of(module),
+            controller=params["controller"],
         )
         if module._diff:
             restored = result.get("restored") or {}

@@ -69,6 +69,12 @@ options:
     description:
       - An explicit UTC time (ISO 8601) from which the old colour may be retired, instead of O(standby_ttl).
     type: str
+  check_mode_guard:
+    description:
+      - In check mode, run the guard on the colour as it is now. V(false) skips it there, for a check run of a whole
+        release whose rollout (not made in check mode) would first change the colour; a real run always guards.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.fence
@@ -76,7 +82,7 @@ extends_documentation_fragment:
 notes:
   - Needs C(get), C(list) and C(patch) on Services, C(list) on Deployments, Pods and EndpointSlices, C(get) and C(patch) on
     the app's Deployments, C(get), C(update) (or C(create)) on the ConfigMap C(<app>-active-color).
-  - In check mode nothing is changed; the guard still runs, so a switch that would be refused fails.
+  - In check mode nothing is changed; the guard still runs (unless O(check_mode_guard=false)), so a switch that would be refused fails.
 """
 
 EXAMPLES = r"""
@@ -109,7 +115,9 @@ guard:
   returned: success
   type: dict
 switch:
-  description: How long the patches took (C(seconds)) and when (C(switched_at)); null when nothing was patched.
+  description:
+    - How long the patches took (C(seconds)) and when (C(switched_at), and as seconds since the epoch C(epoch)); null when
+      nothing was patched.
   returned: success
   type: dict
 verify:
@@ -160,6 +168,7 @@ def main():
         publish=dict(type="bool", default=True),
         standby_ttl=dict(type="str"),
         retire_after=dict(type="str"),
+        check_mode_guard=dict(type="bool", default=True),
     )
     spec.update(LEASE_ARGUMENT_SPEC)
     module = app_module(spec, supports_check_mode=True, mutually_exclusive=[("standby_ttl", "retire_after")])
@@ -191,6 +200,7 @@ def main():
             publish=params["publish"],
             standby_ttl=params["standby_ttl"],
             retire_after=params["retire_after"],
+            guard=params["check_mode_guard"] or not module.check_mode,
             check_mode=module.check_mode,
             progress=progress_of(module),
             fence=fence_of(module, client),

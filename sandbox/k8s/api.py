@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -129,10 +130,14 @@ class Api:
         self.cluster = cluster
         self.address = address
         self.session: ClientSession | None = None
+        # Requests of clients to the API (not the probes, not the control routes), as the AWS sandbox counts its
+        # calls: "<METHOD> <path>" -> count; GET /_sandbox/api-requests reads them, DELETE resets them.
+        self.requests: Counter[str] = Counter()
 
     # -- application -----------------------------------------------------------------------------------
     def app(self, extra_routes: Callable[[web.Application], None] | None = None) -> web.Application:
-        app = web.Application(middlewares=[self._errors], client_max_size=16 * 1024 * 1024)
+        app = web.Application(middlewares=[self._count, self._errors], client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/_sandbox/api-requests", self.api_requests)
         app.router.add_get("/", self.root)
         for path, handler in (("/version", self.version), ("/api", self.api_versions), ("/apis", self.api_groups)):
             app.router.add_get(path, handler)
@@ -152,6 +157,19 @@ class Api:
     async def _close(self, _app: web.Application) -> None:
         if self.session is not None:
             await self.session.close()
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path.startswith(("/api/", "/apis/")) or request.path in ("/api", "/apis", "/version", "/version/"):
+            self.requests[f"{request.method} {request.path}"] += 1
+        return await handler(request)
+
+    async def api_requests(self, request: web.Request) -> web.Response:
+        if request.method == "DELETE":
+            self.requests.clear()
+        elif request.method != "GET":
+            raise errors.ApiError(405, "MethodNotAllowed", "GET or DELETE")
+        return web.json_response({"total": sum(self.requests.values()), "requests": dict(self.requests)})
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:

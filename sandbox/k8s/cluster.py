@@ -8,6 +8,7 @@ The control routes sit beside the API (``/_sandbox/...``, not Kubernetes paths):
   ``POST /_sandbox/pods/<ns>/<name>/kill``         SIGKILL the container's process (the kubelet restarts it after a back-off)
   ``GET  /_sandbox/images``                        per-image settings
   ``POST /_sandbox/images``                        ``{"image": "registry/app:v3", "fail_health": true}`` (``"reset": true`` clears)
+  ``GET  /_sandbox/api-requests``                  the requests clients made to the API (``"<METHOD> <path>"``: count); ``DELETE`` resets
 """
 
 from __future__ import annotations

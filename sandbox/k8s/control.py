@@ -56,9 +56,14 @@ def pod(endpoint: str, namespace: str, name: str, action: str = "show", containe
     raise ValueError(f"unknown pod action {action!r}: show, settings or kill")
 
 
+def api_requests(endpoint: str, reset: bool = False) -> dict[str, Any]:
+    """The requests clients made to the API since the last reset (``{"total", "requests"}``); ``reset`` clears them."""
+    return call(endpoint, "api-requests", method="DELETE" if reset else "GET")
+
+
 def image(endpoint: str, reference: str, **settings: Any) -> dict[str, Any]:
     """Set what pods of an image do (``fail_health``, ``error_rate``, ``delay_ms``, ``crash``, ``pull_error``...)."""
     return call(endpoint, "images", {"image": reference, **settings})
 
 
-__all__ = ["ControlError", "image", "pod", "service_urls", "state", "wait_service"]
+__all__ = ["ControlError", "api_requests", "image", "pod", "service_urls", "state", "wait_service"]

@@ -144,18 +144,24 @@ def key_value_args(extra_vars: dict[str, Any]) -> list[str]:
 
 
 def run_playbook_file(
-    name: str, endpoint: str, timeout: float = 600, strings: bool = False, cli: tuple[str, ...] = (), **extra_vars: Any
+    name: str,
+    endpoint: str,
+    timeout: float = 600,
+    strings: bool = False,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
+    **extra_vars: Any,
 ) -> PlaybookRun:
     """Run ``playbooks/<name>.yml`` as a user does, with ``-e`` extra vars.
 
     By default the extra vars are one JSON document (typed values, as AWX passes them); with ``strings=True``
-    each is a separate ``-e key=value``, as typed at a shell, so that every value arrives as a string. ``cli`` holds
-    more arguments (``-i inventory``, ``-f forks``).
+    each is a separate ``-e key=value``, as typed at a shell, so that every value arrives as a string.
+    ``env`` adds to the environment (``KUBECONFIG``), ``options`` to the command line (``--check``).
     """
     extra = key_value_args(extra_vars) if strings else ["-e", json.dumps(extra_vars)]
     result = subprocess.run(
-        [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), *cli, *extra],
-        env=ansible_env(endpoint),
+        [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), *options, *extra],
+        env=ansible_env(endpoint, **(env or {})),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -177,7 +183,7 @@ class BackgroundRun:
     environment, so ``survivors`` finds those that outlive the kill. Its async jobs write to ``async_dir``.
     """
 
-    def __init__(self, name: str, endpoint: str, directory: Path, *raw: str, **extra_vars: Any):
+    def __init__(self, name: str, endpoint: str, directory: Path, *raw: str, env: dict[str, str] | None = None, **extra_vars: Any):
         self.name = name
         self.marker = os.urandom(8).hex()
         self.async_dir = directory / f"async-{self.marker}"
@@ -186,9 +192,9 @@ class BackgroundRun:
         command = [ANSIBLE_PLAYBOOK, str(REPO / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)]
         for pair in raw:  # -e key=value, as strings
             command += ["-e", pair]
-        env = ansible_env(endpoint, ANSIBLE_ASYNC_DIR=str(self.async_dir), CUTOVER_TEST_RUN=self.marker)
+        environ = ansible_env(endpoint, ANSIBLE_ASYNC_DIR=str(self.async_dir), CUTOVER_TEST_RUN=self.marker, **(env or {}))
         with open(self.output, "w") as stdout:
-            self.process = subprocess.Popen(command, env=env, cwd=REPO, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(command, env=environ, cwd=REPO, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.process.pid
 
     def finish(self, timeout: float = 600) -> PlaybookRun:

@@ -706,6 +706,18 @@ def test_register_creates_everything_the_definitions_describe_and_a_second_run_c
     assert api.writes[writes:] == []
 
 
+def test_register_attaches_the_kubernetes_credential_too_when_one_is_named(fake_controller):
+    """One set of templates serves both platforms: a job on Kubernetes gets the bearer-token credential beside the AWS one."""
+    api, url = fake_controller
+    kind = api.add("credential_types", {"name": "OpenShift or Kubernetes API Bearer Token", "kind": "kubernetes"})
+    kubernetes = api.add("credentials", {"name": "cutover-k8s-deployer", "credential_type": kind["id"], "organization": 1})
+    task_results(register(url, *SETTINGS, *CREDENTIAL, "-e", "cutover_awx_k8s_credential=cutover-k8s-deployer"))
+    aws = api.named("credentials", "cutover-aws-deployer")
+    for template in load_definitions()["cutover_awx_job_templates"]:
+        stored = api.named("job_templates", template["name"])
+        assert sorted(api.associations[("job_templates", stored["id"], "credentials")]) == sorted([aws["id"], kubernetes["id"]])
+
+
 def test_register_refuses_the_placeholder_repository_and_touches_nothing(fake_controller):
     api, url = fake_controller
     run = register(url)

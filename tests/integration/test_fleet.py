@@ -79,7 +79,7 @@ class Fleet:
                 **extra,
             }
         cli = ("-f", str(forks), *(("-i", str(inventory)) if inventory else ()))
-        return run_playbook_file(playbook, self.sandbox.endpoint, timeout=900, strings=True, cli=cli, **extra)
+        return run_playbook_file(playbook, self.sandbox.endpoint, timeout=900, strings=True, options=cli, **extra)
 
     def live(self, service: str, region: str = US) -> str:
         outputs = self.pairs[(service, region)].outputs
@@ -157,7 +157,8 @@ def test_bad_inputs_are_refused_at_once_before_any_service_is_read_or_changed(fl
     run = fleet.play("rollback", service_group="nosuch")
     assert not run.ok and "service_group=nosuch: allowed the name of an inventory group whose hosts are services" in run.failure()
     inventory = fleet.inventory("limited", {"web": {service: {} for service in SERVICES}})
-    run = run_playbook_file("status", fleet.sandbox.endpoint, cli=("-i", str(inventory), "--limit", "localhost,svc01"), service_group="web")
+    limited = ("-i", str(inventory), "--limit", "localhost,svc01")
+    run = run_playbook_file("status", fleet.sandbox.endpoint, options=limited, service_group="web")
     assert not run.ok and "fleet: --limit localhost,svc01: not with a fleet" in run.failure()
     assert fleet.state() == before
 

@@ -7,6 +7,9 @@ any playbook is refused before the first AWS call: the sandbox counts no API cal
 (listener and rule actions, Auto Scaling groups, launch-template versions, lock and journal items, the
 active-colour parameter) is the same before and after.
 
+The Kubernetes variables (platform, namespace, image, ...) are given as strings in the runs of
+test_k8s_playbooks.py, against the Kubernetes sandbox, which the last test counts too.
+
 One pair for the whole file; the refusals come first, then one release after another. A bounded load through
 the production listener runs for the whole file: the canary's gates and the metric proof after a switch judge
 the load balancer's metrics, which need requests (it makes no AWS API call, so the refusals still count none).
@@ -31,6 +34,7 @@ from tests.conftest import REPO
 from tests.unit.test_awx_definitions import flat_tasks, role_entry
 
 from .ansible_harness import run_playbook_file
+from .test_k8s_playbooks import RUNS as K8S_RUNS
 
 CHECK = "Check every input before anything is read or changed"
 V2 = "ami-0b5c0de0000000002"
@@ -57,7 +61,10 @@ def short_names(playbook: str) -> dict[str, str]:
         for variable, template in (entry or {}).items():
             if variable == "role" or not isinstance(template, str):
                 continue
-            for name in jinja2.meta.find_undeclared_variables(parser.parse(template)) - PLAY_LEVEL:
+            tree = parser.parse(template)
+            # an extra var named like a Jinja global (namespace) shadows it: it is not "undeclared", and counts all the same
+            shadowing = {node.name for node in tree.find_all(jinja2.nodes.Name)} & set(parser.globals)
+            for name in (jinja2.meta.find_undeclared_variables(tree) | shadowing) - PLAY_LEVEL:
                 names[name] = variable
     return names
 
@@ -539,6 +546,8 @@ def test_every_variable_a_user_may_set_is_given_as_a_string_above():
         "status": [{"service", "status_service", "status_deployments"}],
     }
     given = {playbook: set().union(*(set(run) for run in items)) for playbook, items in runs.items()}
+    for playbook, items in K8S_RUNS.items():  # -e platform=kubernetes, in test_k8s_playbooks.py
+        given[playbook] |= set().union(*(set(run) for run in items))
     for playbook in ROLES:
         assert set(short_names(playbook)) <= given[playbook], (playbook, set(short_names(playbook)) - given[playbook])
     for role in set(ROLES.values()):

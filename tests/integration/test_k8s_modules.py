@@ -388,6 +388,33 @@ def test_bad_input_is_refused_before_anything_changes(kube, released):
     assert deployment_state(kube, "green")[:2] == (2, V2) and deployment_state(kube, "blue")[0] == 2
 
 
+def test_the_smoke_test_reaches_the_idle_colour_through_the_api_servers_proxy_and_changes_nothing(kube, released):
+    before = selectors(kube), deployment_state(kube, "blue"), deployment_state(kube, "green")
+    results = run(
+        kube,
+        [
+            task("smoke test", "k8s_smoke_test", path="/", expect="v1"),
+            task("smoke test in check mode", "k8s_smoke_test", check=True, diff=True, expect="blue"),
+            task("smoke test of the live colour", "k8s_smoke_test", color="green"),
+            task("a smoke test that never passes", "k8s_smoke_test", expect="v9", retries=1, delay=0),
+            task("a status that is none", "k8s_smoke_test", status=[700]),
+            task("heartbeat in check mode", "k8s_lock", check=True, state="held", token=A, controller={"pid": 1}),
+        ],
+    )
+    smoke = ok(results["smoke test"])
+    assert (smoke["status"], smoke["color"], smoke["service"], smoke["changed"]) == (200, "blue", "shop-preview", False)
+    assert json.loads(smoke["content"])["version"] == "v1"  # blue, the standby the preview Service selects
+    assert ok(results["smoke test in check mode"])["status"] == 200  # it only reads: the same in check mode
+    failed(
+        results["smoke test of the live colour"], "the preview Service shop/shop-preview selects blue, not green", "Nothing was requested"
+    )
+    failed(results["a smoke test that never passes"], "answered 200 without 'v9' in its body", "after 2 attempt(s)")
+    failed(results["a status that is none"], "status must be a non-empty list of HTTP statuses from 100 to 599")
+    held = ok(results["heartbeat in check mode"])
+    assert held["held"] is None and not held["changed"]
+    assert (selectors(kube), deployment_state(kube, "blue"), deployment_state(kube, "green")) == before
+
+
 def test_teardown_never_touches_the_live_colour_and_rollback_brings_the_retired_one_back(kube, released):
     # What a switch killed between marking the old colour and moving traffic leaves: the live colour marked standby,
     # its retire-after time past. It is live all the same.

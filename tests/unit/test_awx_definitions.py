@@ -84,7 +84,10 @@ def referenced(template: Any) -> set[str]:
     """Variables a templated value reads."""
     if not isinstance(template, str) or "{{" not in template:
         return set()
-    return jinja2.meta.find_undeclared_variables(PARSER.parse(template))
+    tree = PARSER.parse(template)
+    # an extra var named like a Jinja global (namespace) shadows it: it is not "undeclared", and is read all the same
+    shadowing = {node.name for node in tree.find_all(jinja2.nodes.Name)} & set(PARSER.globals)
+    return jinja2.meta.find_undeclared_variables(tree) | shadowing
 
 
 def walk_strings(value: Any):
@@ -120,10 +123,17 @@ class Playbook:
         return list(self.feeds.get(variable, {}).items())
 
 
-def role_task_list(role: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tasks of a role's main.yml and of the files it includes, except includes the playbook's fixed role vars rule out."""
+PLATFORMS = ("aws", "kubernetes")
+
+
+def role_task_list(role: str, entry: dict[str, Any], path: str = "main.yml") -> list[dict[str, Any]]:
+    """The tasks of a role's main.yml and of the files it includes, except includes the playbook's fixed role vars rule out.
+
+    A step that is a task file per platform (``"{{ deploy_platform }}/pair.yml"``) counts with every platform's file;
+    the user's own files (hooks) are not followed.
+    """
     tasks = []
-    for task in read_yaml(REPO / "roles" / role / "tasks" / "main.yml"):
+    for task in read_yaml(REPO / "roles" / role / "tasks" / path):
         tasks.append(task)
         included = task.get("ansible.builtin.include_tasks")
         if not included:
@@ -133,7 +143,9 @@ def role_task_list(role: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
             equal = entry[rule.group(1)] == rule.group(3)
             if equal != (rule.group(2) == "=="):
                 continue
-        tasks += read_yaml(REPO / "roles" / role / "tasks" / included)
+        for name in sorted({re.sub(r"\{\{\s*\w+_platform\s*\}\}", platform, included) for platform in PLATFORMS}):
+            if "{{" not in name:
+                tasks += role_task_list(role, entry, name)
     return tasks
 
 
@@ -569,9 +581,22 @@ def test_the_rollback_survey_offers_exactly_the_roles_colours(found):
 
 def test_the_teardown_survey_asks_services_and_force(found):
     questions = {question["variable"]: question for question in found["surveys"]["teardown"]["spec"]}
-    assert set(questions) == {"services", "force", "takeover"}
+    assert set(questions) == {"services", "platform", "namespace", "force", "takeover"}
     assert questions["services"]["required"] and not questions["takeover"]["required"]
     assert questions["force"]["choices"] == ["false", "true"] and questions["force"]["default"] == "false"
+
+
+@pytest.mark.parametrize("survey", ["deploy", "rollback", "teardown", "status"])
+def test_one_survey_serves_both_platforms(found, survey):
+    """platform (the role's choices, aws by default, so a launch that leaves it out is what it always was) and an
+    optional namespace; deploy asks the container image too, optional as the AMI is."""
+    questions = {question["variable"]: question for question in found["surveys"][survey]["spec"]}
+    role = {"status": "status", "teardown": "teardown", "rollback": "rollback"}.get(survey, "deploy")
+    assert questions["platform"]["type"] == "multiplechoice" and questions["platform"]["default"] == "aws"
+    assert questions["platform"]["choices"] == role_options(role)[f"{role}_platform"]["choices"]
+    assert questions["namespace"]["type"] == "text" and not questions["namespace"]["required"]
+    if survey == "deploy":
+        assert questions["image"]["type"] == "text" and not questions["image"]["required"]
 
 
 def test_the_workflow_runs_a_canary_then_promotes_or_rolls_back_after_approval(found):

@@ -13,6 +13,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import (
     RULES,
     SERVICE_NAME,
     TYPE_ONLY,
+    ByPlatform,
     check,
     failure_message,
     show,
@@ -154,17 +155,42 @@ def test_a_missing_required_variable_is_named():
         ("rollback_capacity", [1], [0]),
         ("rollback_health_timeout", [0], [-5]),
         ("rollback_standby_ttl", ["90m"], ["soon"]),
-        ("teardown_services", [["shop"], ["shop", "cart"]], [[], ["shop", "shop"], ["Bad_Name"]]),
+        ("teardown_services", [["shop"], ["shop", "cart"]], [[], ["shop", "shop"], ["Bad_Name"], ["x" * 27]]),
+        ("deploy_namespace", ["shop", "team-a", "1a", "x" * 63], ["Shop", "-shop", "shop-", "x" * 64, "a_b", ""]),
+        (
+            "deploy_image",
+            ["registry.example.com/shop:v2", "shop", "localhost:5000/a/b:1.0", "r/s@sha256:" + "a" * 64],
+            ["Not An Image!", "shop:", ""],
+        ),
+        ("deploy_unhealthy_timeout", [0, 120, 86400], [-1, 86401]),
         ("teardown_wait_timeout", [0, 60], [-1]),
         ("status_deployments", [0, 100], [-1, 101]),
     ],
 )
 def test_each_rule_allows_its_range_and_nothing_else(name, good, bad):
+    rule = RULES[name]
+    allowed = rule.rules["aws"].allowed if isinstance(rule, ByPlatform) else rule.allowed  # the default platform's
     for value in good:
-        assert RULES[name].problem(value) is None, value
+        assert rule.problem(value) is None, value
     for value in bad:
-        assert RULES[name].problem(value) == RULES[name].allowed, value
-    assert RULES[name].problem(None) is None  # not given: the spec decides whether that is allowed
+        assert rule.problem(value) == allowed, value
+    assert rule.problem(None) is None  # not given: the spec decides whether that is allowed
+
+
+def test_an_app_on_kubernetes_may_be_longer_but_starts_with_a_letter():
+    on_k8s = {"platform": "kubernetes"}
+    for name in ("deploy_service", "rollback_service", "status_service"):
+        rule = RULES[name]
+        assert rule.problem("x" * 40, on_k8s) is None and rule.problem("web-2", on_k8s) is None
+        assert rule.problem("x" * 41, on_k8s) == rule.problem("2web", on_k8s) == rule.rules["kubernetes"].allowed
+        assert rule.problem("2web") is None and rule.problem("x" * 40) == rule.rules["aws"].allowed  # aws's own rule
+    assert RULES["teardown_services"].problem(["shop", "2cart"], on_k8s).startswith("a non-empty list of app names of 1 to 40")
+    typed, problems = check(options("deploy"), {"deploy_service": "x" * 30, "deploy_platform": "kubernetes", "deploy_image": "r/x:1"})
+    assert problems == [] and typed["deploy_service"] == "x" * 30
+    _typed, problems = check(options("status"), {"status_platform": "kubernetes"})
+    assert problems == [
+        "status_service: required, not given; allowed a text, 1 to 40 characters of a-z, 0-9 and -, a letter first and no - last"
+    ]
 
 
 def test_the_record_directory_must_exist_and_be_writable(tmp_path):
@@ -215,6 +241,71 @@ def test_combinations():
     ]
     for combination in COMBINATIONS:
         assert all(name in RULES for name in combination.names)
+
+
+def kubernetes(role: str, **raw: Any) -> list[str]:
+    service = {"teardown": {"teardown_services": "shop"}}.get(role, {f"{role}_service": "shop"})
+    return check(options(role), {**service, f"{role}_platform": "kubernetes", **raw})[1]
+
+
+def test_what_one_platform_reads_is_refused_on_the_other_naming_it():
+    image = {"deploy_image": "registry.example.com/shop:v2"}
+    assert kubernetes("deploy", **image, deploy_namespace="shop", deploy_unhealthy_timeout="30") == []
+    assert kubernetes("deploy") == ["no new version given with deploy_platform=kubernetes: set deploy_image (-e image=registry/app:tag)"]
+    refused = kubernetes(
+        "deploy",
+        **image,
+        deploy_image_id="ami-0123456789abcdef0",
+        deploy_user_data="version=v2",
+        deploy_table_name="cutover-shop",
+        deploy_phase="canary",
+        deploy_canary_weight="10",
+        deploy_canary_steps="5:10",
+        deploy_alarms="shop-5xx",
+        deploy_deregister_foreign="true",
+    )
+    assert sorted(problem.split("=", 1)[0] for problem in refused) == [
+        "deploy_alarms",
+        "deploy_canary_steps",
+        "deploy_canary_weight",
+        "deploy_deregister_foreign",
+        "deploy_image_id",
+        "deploy_phase",
+        "deploy_table_name",
+        "deploy_user_data",
+    ]
+    assert (
+        "deploy_image_id=ami-0123456789abcdef0 with deploy_platform=kubernetes: only the aws platform reads it; "
+        "a release on kubernetes sets deploy_image (-e image=registry/app:tag)"
+    ) in refused
+    assert any(
+        p.startswith("deploy_phase=canary with deploy_platform=kubernetes: no canary on kubernetes: a Service cannot weigh")
+        for p in refused
+    )
+    assert kubernetes("deploy", deploy_phase="promote") == [
+        "deploy_phase=promote with deploy_platform=kubernetes: no canary on kubernetes: a Service cannot weigh two colours, and "
+        "the canary's gates read AWS load-balancer metrics; release with deploy_phase=full"
+    ]
+    # the neutral values of what only aws reads pass: the defaults, an empty list
+    assert kubernetes("deploy", **image, deploy_canary_weight="0", deploy_alarms="", deploy_deregister_foreign="false") == []
+    assert deploy(deploy_image="registry.example.com/shop:v2", deploy_namespace="shop")[1] == [
+        "deploy_image=registry.example.com/shop:v2 with deploy_platform=aws: "
+        "only the kubernetes platform reads it; on aws give deploy_image_id",
+        "deploy_namespace=shop with deploy_platform=aws: only the kubernetes platform reads it",
+    ]
+    assert kubernetes("rollback", rollback_table_name="cutover-shop", rollback_deregister_foreign="yes", rollback_namespace="shop") == [
+        "rollback_table_name=cutover-shop with rollback_platform=kubernetes: only the aws platform reads it "
+        "(on kubernetes the lock is a Lease, the journal a ConfigMap)",
+        "rollback_deregister_foreign=true with rollback_platform=kubernetes: only the aws platform reads it (targets of a target group)",
+    ]
+    assert kubernetes("teardown", teardown_namespace="Shop") == [
+        "teardown_namespace=Shop: allowed a namespace name, 1 to 63 characters of a-z, 0-9 and - (not first or last); "
+        "not given: the service's name"
+    ]
+    assert check(options("status"), {"status_service": "shop", "status_namespace": "shop"})[1] == [
+        "status_namespace=shop with status_platform=aws: only the kubernetes platform reads it"
+    ]
+    assert kubernetes("status", status_platform="gcp")[0].startswith("status_platform=gcp: allowed one of aws, kubernetes")
 
 
 def test_values_are_shown_as_they_are_typed_and_short():
@@ -337,3 +428,19 @@ def test_lists_and_mappings_may_come_as_json_text():
     assert problems == [] and typed["deploy_smoke_test_status"] == [200, 204] and typed["deploy_alarms"] == ["a", "b"]
     _typed, problems = deploy(deploy_canary_steps="[{not json")
     assert len(problems) == 1 and problems[0].startswith("deploy_canary_steps=")
+
+
+def test_what_the_kubernetes_modules_allow_is_refused_before_the_lock():
+    image = {"deploy_image": "registry.example.com/shop:v2"}
+    assert kubernetes("deploy", **image, deploy_capacity="1000", deploy_preparation_capacity="999") == []
+    assert kubernetes("deploy", **image, deploy_capacity="1001") == ["deploy_capacity=1001: allowed 1 to 1000"]
+    assert deploy(deploy_capacity="1001")[1] == []  # an Auto Scaling group may be larger
+    assert kubernetes("deploy", **image, deploy_rollout_timeout="50000", deploy_health_timeout="40000") == [
+        "deploy_rollout_timeout=50000 and deploy_health_timeout=40000 with deploy_platform=kubernetes: "
+        "one wait covers both there, at most 86400 seconds in all"
+    ]
+    assert kubernetes("rollback", rollback_capacity="2000", rollback_health_timeout="90000") == [
+        "rollback_capacity=2000: allowed 1 to 1000",
+        "rollback_health_timeout=90000: allowed 0 to 86400",
+    ]
+    assert kubernetes("teardown", teardown_wait_timeout="3601") == ["teardown_wait_timeout=3601: allowed 0 to 3600"]

@@ -205,3 +205,57 @@ def test_interrupted_is_an_outcome_and_others_are_refused():
     assert changes[("outcome",)] == "interrupted" and changes[("duration_seconds",)] == 30
     with pytest.raises(CutoverError, match="outcome 'done' is not one of succeeded, failed, rolled_back, interrupted"):
         k8s_journal.plan_finish({}, "done", NOW)
+
+
+# -- the heartbeat and the controller's life ----------------------------------------------------------------------
+def test_the_heartbeat_renews_every_quarter_of_the_lease_while_the_controller_lives_and_stops_at_its_death():
+    from tests.unit.fake_clock import FakeClock
+
+    kube = FakeKube()
+    k8s_lease.acquire(kube, "shop", "shop", "alice", A, 20, purpose="deploy v2")
+    clock = FakeClock()
+    deaths = iter([None] * 25 + ["the controller (pid 4242) is gone"])
+    held = k8s_lease.hold(
+        kube,
+        "shop",
+        "shop",
+        A,
+        20,
+        {"pid": 4242},
+        max_seconds=100,  # a heartbeat that missed the death would end here
+        clock=clock,
+        sleep=clock.sleep,
+        controller_problem=lambda _c: next(deaths, "the controller (pid 4242) is gone"),
+    )
+    assert held["stopped"] == "controller_gone" and held["reason"] == "the controller (pid 4242) is gone"
+    assert held["renewals"] == 4  # looks a second apart for 25 s: renewed at 5, 10, 15 and 20 s
+    writes = [call for call in kube.calls if call[0] == "update"]
+    assert len(writes) == 4
+
+
+def test_the_heartbeat_stops_when_another_run_took_the_lease():
+    from tests.unit.fake_clock import FakeClock
+
+    kube = FakeKube()
+    k8s_lease.acquire(kube, "shop", "shop", "alice", A, 20)
+    k8s_lease.acquire(kube, "shop", "shop", "bob", B, 20, takeover="alice")
+    clock = FakeClock()
+    held = k8s_lease.hold(
+        kube, "shop", "shop", A, 20, {"pid": 1}, max_seconds=100, clock=clock, sleep=clock.sleep, controller_problem=lambda _c: None
+    )
+    assert held["stopped"] == "not_held" and "now held by bob" in held["reason"] and held["renewals"] == 0
+    assert kube.objects[("coordination.k8s.io/leases", "shop-cutover-lock")]["spec"]["holderIdentity"] == B  # untouched
+
+
+def test_a_fence_with_a_controller_stops_the_work_of_a_dead_run_before_its_next_change():
+    kube = FakeKube()
+    k8s_lease.acquire(kube, "shop", "shop", "alice", A, 60)
+    alive = k8s_lease.Fence(kube, "shop", "shop", A, controller={"pid": 1}, controller_problem=lambda _c: None)
+    alive.guard("patching Deployment shop-green")  # lease and controller fine
+    dead = k8s_lease.Fence(kube, "shop", "shop", A, controller={"pid": 1}, controller_problem=lambda _c: "the controller (pid 1) is gone")
+    before = len(kube.calls)
+    with pytest.raises(k8s_lease.LostLock, match=r"lost the lock: the controller \(pid 1\) is gone, .* before patching Deployment"):
+        dead.guard("patching Deployment shop-green")
+    with pytest.raises(k8s_lease.LostLock, match="stopped before the rollout"):
+        dead.look("the rollout")
+    assert len(kube.calls) == before  # not even a read

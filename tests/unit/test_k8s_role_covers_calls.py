@@ -50,7 +50,10 @@ def test_the_role_grants_exactly_the_calls_the_collection_makes():
     assert len(calls) > 10, f"too few calls found: the scan is broken ({sorted(calls)})"
     args = BlueGreenAppArgs(app="shop", image="registry.example.com/shop:v1")
     rules = deployer_rules(
-        [args.deployment_name(c) for c in ("blue", "green")], [args.active_color_config_map, args.journal_config_map], args.lease_name
+        [args.deployment_name(c) for c in ("blue", "green")],
+        [args.active_color_config_map, args.journal_config_map],
+        args.lease_name,
+        args.preview_service_name,
     )
     allowed = granted(rules)
     assert sorted(calls - allowed) == [], "the collection makes calls the deployer Role does not grant"
@@ -62,6 +65,7 @@ def test_the_scan_sees_known_calls():
     assert ("", "services", "patch") in calls
     assert ("coordination.k8s.io", "leases", "update") in calls
     assert ("discovery.k8s.io", "endpointslices", "list") in calls
+    assert ("", "services/proxy", "get") in calls  # the smoke test
 
 
 def test_the_objects_the_role_names_are_the_ones_the_collection_uses():
@@ -82,12 +86,13 @@ def test_the_program_renders_the_rules_into_its_role():
     assert role["metadata"] == {"name": "shop-deployer", "namespace": "shop", "labels": {"app": "shop"}}
     rendered = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     assert rendered == granted(
-        deployer_rules(["shop-blue", "shop-green"], ["shop-active-color", "shop-cutover-journal"], "shop-cutover-lock")
+        deployer_rules(["shop-blue", "shop-green"], ["shop-active-color", "shop-cutover-journal"], "shop-cutover-lock", "shop-preview")
     )
     named = {tuple(rule["resources"]): rule["resourceNames"] for rule in role["rules"] if "resourceNames" in rule}
     assert named == {
         ("deployments",): ["shop-blue", "shop-green"],
         ("configmaps",): ["shop-active-color", "shop-cutover-journal"],
         ("leases",): ["shop-cutover-lock"],
+        ("services/proxy",): ["shop-preview"],
     }
     assert not any("*" in value for rule in role["rules"] for key in ("verbs", "resources", "apiGroups") for value in rule[key])

@@ -197,6 +197,7 @@ class BlueGreenApp(pulumi.ComponentResource):
             deployments=[args.deployment_name(color) for color in COLORS],
             config_maps=[args.active_color_config_map, args.journal_config_map],
             lease=args.lease_name,
+            preview_service=args.preview_service_name,
         )
 
 

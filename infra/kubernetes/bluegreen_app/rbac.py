@@ -6,7 +6,8 @@ so a new call without a rule, or a rule nothing uses, fails there.
 
 RBAC cannot limit ``create`` or ``list`` to object names, so those rules name no
 objects; reading and writing the lock, the journal, the active colour and the
-two Deployments is limited to those objects.
+two Deployments is limited to those objects, and the proxy to the preview
+Service (the smoke test's way into the cluster) to that Service.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 
-def deployer_rules(deployments: list[str], config_maps: list[str], lease: str) -> list[dict[str, Any]]:
+def deployer_rules(deployments: list[str], config_maps: list[str], lease: str, preview_service: str) -> list[dict[str, Any]]:
     """The Role's rules, most specific first (plain Kubernetes field names)."""
     return [
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": sorted(deployments), "verbs": ["get", "patch"]},
         # Every Service selecting the old colour is switched, also those added after the stack: no names.
         {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "patch"]},
+        # The smoke test reaches the idle colour through the API server's proxy to the preview Service only.
+        {"apiGroups": [""], "resources": ["services/proxy"], "resourceNames": [preview_service], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["events", "pods"], "verbs": ["list"]},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
