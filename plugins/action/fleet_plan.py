@@ -22,6 +22,7 @@ ARGUMENT_SPEC = dict(
     waves=dict(type="raw"),
     max_fail_percentage=dict(type="raw"),
     usage=dict(type="str", default=""),
+    platform=dict(type="str", default="aws"),
 )
 
 
@@ -52,6 +53,7 @@ class ActionModule(ActionBase):
                 waves=args["waves"],
                 max_fail_percentage=args["max_fail_percentage"],
                 usage=args["usage"],
+                platform=(args["platform"] or "aws").strip() or "aws",
             )
         except FleetError as exc:
             raise AnsibleActionFail(str(exc), result={"problems": exc.problems}) from None

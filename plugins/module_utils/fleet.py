@@ -31,7 +31,6 @@ WAVE = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
 MAX_WAVES = 20
 SUCCEEDED = ("succeeded", "canary", "ok")  # a canary run that stopped as asked, a status that was read
 SINGLE_HOST = "localhost"  # ``-e service=x`` runs as before, on localhost
-SERVICE_ALLOWED = "a service name: %s" % SERVICE.allowed
 WAVES_ALLOWED = (
     "wave sizes, comma-separated: a number of services (1 or more) or a share of each region's services "
     "(1%% to 100%%), the last repeated until every service had its turn, at most %d, e.g. 1,100%% or 1,25%%" % MAX_WAVES
@@ -133,9 +132,28 @@ def members_of(group, hosts, hostvars):
     return members
 
 
-def plan(service=None, services=None, service_group=None, members=None, regions=None, waves=None, max_fail_percentage=None, usage=""):
+def service_rule(platform):
+    """The rule for service names on ``platform`` (app names on kubernetes); an unknown platform is the role's to
+    refuse, the names are judged as on aws meanwhile."""
+    rules = getattr(SERVICE, "rules", None)
+    return rules.get(platform) or rules.get("aws") if rules else SERVICE
+
+
+def plan(
+    service=None,
+    services=None,
+    service_group=None,
+    members=None,
+    regions=None,
+    waves=None,
+    max_fail_percentage=None,
+    usage="",
+    platform="aws",
+):
     """The fleet of one run, or FleetError naming every bad input. ``members`` are the hosts of ``service_group``
-    (:func:`members_of`, None when the inventory has no such group)."""
+    (:func:`members_of`, None when the inventory has no such group); service names follow ``platform``'s rule."""
+    rule = service_rule(platform)
+    service_allowed = "a service name: %s" % rule.allowed
     problems = []
     ways = [name for name, value in (("service", service), ("services", services), ("service_group", service_group)) if given(value)]
     if not ways:
@@ -172,11 +190,12 @@ def plan(service=None, services=None, service_group=None, members=None, regions=
         variable = ways[0]
         value = service if variable == "service" else services
         names = names_of(value)
-        bad = [name for name in names if SERVICE.problem(name) is not None]
+        # one service's name is checked by its role, with every other input of the role, in one message
+        bad = [name for name in names if rule.problem(name) is not None] if variable == "services" else []
         if not names:
             problems.append("%s=%s: allowed %s" % (variable, show(value), "one or more service names, comma-separated"))
         elif bad:
-            problems.append("%s=%s: allowed %s; not allowed: %s" % (variable, show(value), SERVICE_ALLOWED, ", ".join(bad)))
+            problems.append("%s=%s: allowed %s; not allowed: %s" % (variable, show(value), service_allowed, ", ".join(bad)))
         elif variable == "service" and len(names) > 1:
             problems.append("service=%s: allowed one service name; name several with services=a,b,c" % show(value))
         elif len(set(names)) != len(names):
@@ -195,11 +214,11 @@ def plan(service=None, services=None, service_group=None, members=None, regions=
         elif not members:
             problems.append("service_group=%s: the group has no hosts" % show(service_group))
         else:
-            bad = ["%s (service %s)" % (m["name"], m["service"]) for m in members if SERVICE.problem(m["service"]) is not None]
+            bad = ["%s (service %s)" % (m["name"], m["service"]) for m in members if rule.problem(m["service"]) is not None]
             if bad:
                 problems.append(
                     "service_group=%s: each host's service must be %s; not allowed: %s"
-                    % (show(service_group), SERVICE_ALLOWED, ", ".join(bad))
+                    % (show(service_group), service_allowed, ", ".join(bad))
                 )
             bad_regions = ["%s (%s)" % (m["name"], m["region"]) for m in members if m["region"] and not REGION.match(m["region"])]
             if bad_regions:

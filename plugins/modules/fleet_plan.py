@@ -58,6 +58,12 @@ options:
         later waves do not start. V(0) (the default) stops it after any failure.
       - Services within one wave run to their end whatever the others do.
     type: raw
+  platform:
+    description:
+      - The platform of the services (V(aws), V(kubernetes)), whose rule for names applies (app names on
+        kubernetes). Anything else is judged as V(aws) here and refused by the role.
+    type: str
+    default: aws
   usage:
     description:
       - How to call the playbook, for the message when no service is named.

@@ -149,7 +149,8 @@ def test_bad_inputs_are_refused_at_once_before_any_service_is_read_or_changed(fl
     assert not run.ok
     message = run.result("plan the services, regions and waves")["msg"]
     assert message.startswith("fleet: 4 bad inputs, nothing was read or changed:")
-    assert "- services=svc01,Bad_Name,svc01: allowed a service name: 1 to 26 characters of a-z, 0-9 and - " in message
+    [services] = [line for line in message.splitlines() if line.startswith("- services=svc01,Bad_Name,svc01: allowed a service name")]
+    assert services.endswith("not allowed: Bad_Name")
     assert "- waves=0,1: allowed wave sizes" in message and "- max_fail_percentage=150: allowed a whole number from 0" in message
     assert "- regions=mars: allowed region names" in message
     # nothing ran for any service

@@ -64,8 +64,11 @@ def short_names(playbook: str) -> dict[str, str]:
             tree = parser.parse(template)
             # an extra var named like a Jinja global (namespace) shadows it: it is not "undeclared", and counts all the same
             shadowing = {node.name for node in tree.find_all(jinja2.nodes.Name)} & set(parser.globals)
-            for name in (jinja2.meta.find_undeclared_variables(tree) | shadowing) - PLAY_LEVEL:
+            found = jinja2.meta.find_undeclared_variables(tree) | shadowing
+            for name in found - PLAY_LEVEL:
                 names[name] = variable
+            if "cutover_service" in found:  # the fleet plan's host variable: what -e service names
+                names["service"] = variable
     return names
 
 

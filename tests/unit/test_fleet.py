@@ -74,6 +74,11 @@ def test_every_bad_input_is_named_at_once():
     assert any(p.startswith("max_fail_percentage=150: allowed a whole number from 0") for p in problems)
     assert any(p.startswith("regions=mars,us-east-1,us-east-1: allowed region names") and "mars is not one" in p for p in problems)
     assert any(p == "regions=mars,us-east-1,us-east-1: allowed each region once" for p in problems)
+    # app names on kubernetes may be longer than service names on aws
+    long = "a" * 30
+    with pytest.raises(FleetError, match=r"allowed a service name: 1 to 26 characters.*not allowed: a{30}"):
+        plan(services=f"svc01,{long}")
+    assert [h["service"] for h in plan(services=f"svc01,{long}", platform="kubernetes")["hosts"]] == ["svc01", long]
     with pytest.raises(FleetError, match=r"services=a,b,a: allowed each service once"):
         plan(services="a,b,a")
     with pytest.raises(FleetError, match=r"service, services: give one of them"):
@@ -82,6 +87,8 @@ def test_every_bad_input_is_named_at_once():
         plan(usage="usage: x")
     with pytest.raises(FleetError, match=r"service=a,b: allowed one service name; name several with services=a,b,c"):
         plan(service="a,b")
+    # one service's name is its role's to check, with the role's other inputs (one message for them all)
+    assert [h["service"] for h in plan(service="Bad_Name")["hosts"]] == ["Bad_Name"]
     for bad in ("101%", "0%", "-1", "1,,x", True):
         with pytest.raises(FleetError, match="waves="):
             plan(services="a", waves=bad)
