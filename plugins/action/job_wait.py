@@ -28,7 +28,6 @@ ARGUMENT_SPEC = dict(
     timeout=dict(type="float", required=True),
     progress_file=dict(type="path"),
     interval=dict(type="float", default=0.25),
-    cleanup=dict(type="bool", default=True),
 )
 
 
@@ -106,13 +105,12 @@ class ActionModule(ActionBase):
                     result={"ansible_job_id": args["jid"], "finished": False, "results_file": job_path},
                 )
             time.sleep(args["interval"])
-        if args["cleanup"]:
-            for path in (job_path, progress):
-                if path:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+        # the job's status file stays, as async_status leaves it; the progress lines were printed
+        if progress:
+            try:
+                os.unlink(progress)
+            except OSError:
+                pass
         result.update(job)
         result.update(ansible_job_id=args["jid"], started=True, finished=True, waited_for_job=round(time.monotonic() - started, 3))
         return result

@@ -41,13 +41,10 @@ options:
       - Seconds between two looks at the status file.
     type: float
     default: 0.25
-  cleanup:
-    description:
-      - Remove the job's status file and O(progress_file) once the job has finished.
-    type: bool
-    default: true
 notes:
-  - Reads the C(async_dir) of the shell plugin (default C(~/.ansible_async)), as C(ansible.builtin.async_status) does.
+  - Reads the C(async_dir) of the shell plugin (default C(~/.ansible_async)), as C(ansible.builtin.async_status) does,
+    and leaves the job's status file there as it does; O(progress_file) is removed once the job has finished.
+  - Stops, failing, when the controller process that runs it is gone.
 attributes:
   action:
     support: full
