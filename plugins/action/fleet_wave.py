@@ -11,8 +11,8 @@ Each service of the wave noted its outcome in the host variable ``cutover_fleet_
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 from ansible_collections.cutover.bluegreen.plugins.module_utils.fleet import judge
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(
     fleet=dict(type="dict", required=True),
@@ -21,16 +21,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp  # nothing is transferred
-        task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args, task_vars, result):
         hostvars = task_vars.get("hostvars") or {}
         results = {}
         for host in args["fleet"].get("hosts") or []:

@@ -18,8 +18,8 @@ import os
 import time
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction
 
 display = Display()
 
@@ -62,14 +62,11 @@ def new_lines(path, offset):
     return [line for line in lines if line.strip()], offset + end
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp  # nothing is transferred
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args, task_vars, result):
         transport = getattr(self._connection, "transport", None)
         if transport != "local":
             raise AnsibleActionFail(
@@ -79,7 +76,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("job_wait: timeout must not be negative and interval must be positive")
         async_dir = os.path.expanduser(self.get_shell_option("async_dir", default="~/.ansible_async"))
         job_path = os.path.join(async_dir, args["jid"])
-        host = (task_vars or {}).get("inventory_hostname", "localhost")
+        host = task_vars.get("inventory_hostname", "localhost")
         progress, offset = args["progress_file"], 0
         started = time.monotonic()
         controller = os.getppid()  # this worker's parent: the ansible-playbook process

@@ -13,7 +13,7 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.json import get_encoder
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(
     path=dict(type="path", required=True),
@@ -64,15 +64,11 @@ def write_atomically(path, text, mode):
         raise AnsibleActionFail("cannot write the record %s: %s" % (path, exc)) from exc
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp  # nothing is transferred
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args, task_vars, result):
         path, mode = args["path"], parse_mode(args["mode"])
         try:
             text = render(args["content"])

@@ -14,8 +14,8 @@ import os
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
 from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import check, failure_message
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(
     role_path=dict(type="path"),
@@ -23,10 +23,9 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
 
     def options(self, role_path, entry_point):
         """The ``options`` of the role's entry point in its meta/argument_specs.yml."""
@@ -39,11 +38,7 @@ class ActionModule(ActionBase):
                 return specs[entry_point].get("options") or {}
         raise AnsibleActionFail("the role at %s has no meta/argument_specs.yml to check its variables against" % role_path)
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp  # nothing is transferred
-        task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args, task_vars, result):
         role_path = args["role_path"] or task_vars.get("role_path")
         if not role_path:
             raise AnsibleActionFail("validate_inputs runs in a role (or give role_path)")

@@ -50,7 +50,7 @@ options:
     type: dict
     suboptions:
       token:
-        description: The token of the run that holds the lock.
+        description: This run's token, the C(holderIdentity) its Lease must have.
         type: str
         required: true
       lease_seconds:
@@ -78,29 +78,10 @@ options:
             type: str
 """
 
-    # The identity options of a module that takes and releases the lock itself; matches k8s_module.IDENTITY_ARGUMENT_SPEC.
-    IDENTITY = r"""
+    # The lease of a module that takes the lock itself (with cutover.bluegreen.lease.IDENTITY); matches
+    # k8s_module.IDENTITY_ARGUMENT_SPEC.
+    LEASE_SECONDS = r"""
 options:
-  owner:
-    description:
-      - A readable name of the run for people, such as C(alice@ci-1 pid 4242) or C(awx-job-42), shown to anyone the
-        lock refuses.
-      - Two runs may have the same owner; only O(token) tells runs apart.
-    type: str
-    required: true
-  token:
-    description:
-      - Unique to one run (a uuid). Only the run with this token renews, checks or releases its lease; a lease
-        with another token is another run's, even under the same O(owner).
-      - "8 to 128 letters, digits and C(_ . : -)."
-    type: str
-    required: true
-  takeover:
-    description:
-      - Take the lock from the run it names (that run's owner or token, as the refusal prints it) even though its
-        lease is live, for instance for an incident rollback while a killed run's lease has not expired yet.
-      - Refused when it does not name the current holder. An expired lease is taken over without it.
-    type: str
   lease_seconds:
     description:
       - How long the lease lasts from when it is taken or renewed, in seconds (1 to 604800). Keep it short - a live

@@ -39,15 +39,38 @@ options:
         type: dict
         suboptions:
           pid:
-            description: Process id of the C(ansible-playbook) process.
+            description: The C(ansible-playbook) process's id.
             type: int
             required: true
           started:
-            description: Its start time in clock ticks since boot (from C(/proc)), so a reused pid is not taken for it.
+            description: When it started, in clock ticks since boot, so that a reused pid does not pass for it.
             type: str
           host:
-            description: The boot id of its machine.
+            description: Its machine's boot id.
             type: str
+"""
+
+    # The controller process a module that holds the lock itself watches; matches fence.CONTROLLER_SPEC.
+    CONTROLLER = r"""
+options:
+  controller:
+    description:
+      - The run's controller process, as M(cutover.bluegreen.run_identity) returns it (C(pid), C(started), C(host)).
+        The lease is renewed only while it lives, and the module's work stops once it is gone. The task must run on
+        the controller's machine (a local connection).
+      - Omitted, the controller is not watched (a lease the module renews still lapses when the module's process dies).
+    type: dict
+    suboptions:
+      pid:
+        description: Process id of the C(ansible-playbook) process.
+        type: int
+        required: true
+      started:
+        description: Its start time in clock ticks since boot (from C(/proc)), so a reused pid is not taken for it.
+        type: str
+      host:
+        description: The boot id of its machine.
+        type: str
 """
 
     # The identity options of a module that takes, holds or releases the lock itself.

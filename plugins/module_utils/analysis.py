@@ -46,6 +46,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import (
     total,
     validate_period,
 )
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, waiter_for
 
 PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d{1,3})?)$")
 BASELINES = ("before", "concurrent")
@@ -342,6 +343,7 @@ def analyse(
     clock=time.monotonic,
     sleep=time.sleep,
     now=None,
+    waiter=None,
 ):
     """Watch the window from ``since`` for ``seconds`` and judge it; returns the result (``verdict`` PASSED, FAILED or NOT_ENOUGH_DATA).
 
@@ -356,47 +358,50 @@ def analyse(
     alarms = validate_alarms(alarms)
     start, end, baseline_start = window(since, seconds, period)
     give_up = end + DELAY_PERIODS * period
-    began = clock()
-    delay = max(1.0, min(period / 4.0, 15.0))
-    last_report = began
-    looks = 0
-    while True:
-        looks += 1
+    look_every = max(1.0, min(period / 4.0, 15.0))  # a quarter of a period, at an even pace
+    waiter = waiter_for(waiter, progress, clock, sleep, delay=look_every, max_delay=look_every, factor=1.0)
+    began = waiter.clock()
+    state = {"looks": 0, "running": None}
+
+    def check():
+        state["looks"] += 1
         moment = wall()
         new, old, published = read_window(
             cloudwatch, load_balancer_arn, new_group, old_group, start, end, baseline_start, period, baseline, limits["latency_percentile"]
         )
         states = alarm_states(cloudwatch, alarms)
         result = judge(new, old, limits, states)
+        state["running"] = summary(dict(result, new=new, new_color=names[0]), running=True)
         over = moment >= end
-        finished = (over and published) or moment >= give_up
-        if early_failure(result, new, limits) or finished:
-            detected = moment if result["verdict"] != PASSED else None
-            result.update(
-                new=new,
-                baseline=old,
-                baseline_kind=baseline,
-                alarms=states,
-                new_color=names[0],
-                old_color=names[1],
-                window={"start": stamp(start), "end": stamp(end), "period": period, "periods": (end - start) // period},
-                baseline_window={
-                    "start": stamp(baseline_start if baseline == "before" else start),
-                    "end": stamp(start if baseline == "before" else end),
-                },
-                since=since,
-                detected_at=detected,
-                detect_seconds=None if detected is None else round(detected - since, 1),
-                complete=bool(over and published),
-                looks=looks,
-                waited_seconds=round(clock() - began, 1),
-            )
-            result["summary"] = summary(result)
-            return result
-        if progress and clock() - last_report >= 10:
-            last_report = clock()
-            progress(summary(dict(result, new=new, new_color=names[0]), running=True))
-        sleep(delay)
+        if not (early_failure(result, new, limits) or (over and published) or moment >= give_up):
+            return None
+        detected = moment if result["verdict"] != PASSED else None
+        result.update(
+            new=new,
+            baseline=old,
+            baseline_kind=baseline,
+            alarms=states,
+            new_color=names[0],
+            old_color=names[1],
+            window={"start": stamp(start), "end": stamp(end), "period": period, "periods": (end - start) // period},
+            baseline_window={
+                "start": stamp(baseline_start if baseline == "before" else start),
+                "end": stamp(start if baseline == "before" else end),
+            },
+            since=since,
+            detected_at=detected,
+            detect_seconds=None if detected is None else round(detected - since, 1),
+            complete=bool(over and published),
+            looks=state["looks"],
+            waited_seconds=round(waiter.clock() - began, 1),
+        )
+        result["summary"] = summary(result)
+        return result
+
+    # The window decides when the watch ends (its last period published, or DELAY_PERIODS later): the
+    # timeout is only a bound past that, never reached while the clocks agree.
+    condition = Condition("the window of %s to be judged" % names[0], check, lambda: state["running"])
+    return waiter.wait(condition, max(0.0, give_up - wall()) + 2 * period + 60).result
 
 
 def summary(result, running=False):

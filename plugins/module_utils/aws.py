@@ -100,41 +100,22 @@ class SSMError(AWSCallError):
 # One handler per service, in amazon.aws's style. amazon.aws keeps handlers like these only for some
 # services, and in modules it marks private (_autoscaling, _elbv2) that may change between its releases;
 # ours derive from its public AWSErrorHandler.
-class AWSCallErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = AWSCallError
+def _handler(error):
+    """amazon.aws's ``AWSErrorHandler`` raising ``error``: ``ELBv2ErrorHandler`` for :class:`ELBv2Error`, ..."""
+    return type(error.__name__ + "Handler", (AWSErrorHandler,), {"_CUSTOM_EXCEPTION": error})
 
 
-class ELBv2ErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = ELBv2Error
-
-
-class AutoScalingErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = AutoScalingError
-
-
-class EC2ErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = EC2Error
-
-
-class CloudWatchErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = CloudWatchError
-
-
-class DynamoDBErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = DynamoDBError
-
-
-class SSMErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = SSMError
-
-
+AWSCallErrorHandler = _handler(AWSCallError)
 HANDLERS = {
-    "elbv2": ELBv2ErrorHandler,
-    "autoscaling": AutoScalingErrorHandler,
-    "ec2": EC2ErrorHandler,
-    "cloudwatch": CloudWatchErrorHandler,
-    "dynamodb": DynamoDBErrorHandler,
-    "ssm": SSMErrorHandler,
+    service: _handler(error)
+    for service, error in (
+        ("elbv2", ELBv2Error),
+        ("autoscaling", AutoScalingError),
+        ("ec2", EC2Error),
+        ("cloudwatch", CloudWatchError),
+        ("dynamodb", DynamoDBError),
+        ("ssm", SSMError),
+    )
 }
 
 

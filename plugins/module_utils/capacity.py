@@ -44,6 +44,11 @@ IN_SERVICE = "InService"
 GONE_STATES = ("Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached")
 
 
+def is_healthy(target):
+    """Whether a target passes its health checks: the load balancer says ``healthy`` (and routes to it)."""
+    return target["state"] == HEALTHY
+
+
 def target_key(target):
     return "%s:%s" % (target["id"], target["port"]) if target.get("port") is not None else target["id"]
 
@@ -61,10 +66,16 @@ def group_version(asg):
     return None if version is None else str(version)
 
 
+def validate_min_healthy(min_healthy, option="min_healthy"):
+    """The one check of a required number of healthy instances: a whole number, 0 or more; None (not given) passes."""
+    if min_healthy is not None and (isinstance(min_healthy, bool) or not isinstance(min_healthy, int) or min_healthy < 0):
+        raise CutoverError("%s must be a whole number, 0 or more, got %r" % (option, min_healthy))
+    return min_healthy
+
+
 def required_capacity(asg, min_healthy=None):
     """How many healthy instances a colour needs: ``min_healthy``, else its desired capacity, never below 1."""
-    if min_healthy is not None and (isinstance(min_healthy, bool) or not isinstance(min_healthy, int) or min_healthy < 0):
-        raise CutoverError("min_healthy must be a whole number, 0 or more, got %r" % (min_healthy,))
+    validate_min_healthy(min_healthy)
     return max(1, asg["desired_capacity"] if min_healthy is None else min_healthy)
 
 
@@ -107,7 +118,7 @@ def assess(asg, targets, required, version=None):
     stale = [t for t in registered if t["id"] in off_version]
     unused = [t for t in registered if t["state"] == UNUSED]
     member_targets = [t for t in registered if t["id"] in members]
-    healthy_members = sorted({t["id"] for t in member_targets if t["state"] == HEALTHY})
+    healthy_members = sorted({t["id"] for t in member_targets if is_healthy(t)})
     failing = [t for t in member_targets if t["state"] in FAILING_STATES]
     # The group's own instances on their way in (Pending, or initial checks) are waited on.
     waiting = [t for t in member_targets if t["state"] in WAITING_STATES]

@@ -41,6 +41,36 @@ def other_color(color):
     return COLORS[1 - COLORS.index(color)]
 
 
+# What a colour option may name: a colour, or the colour that is live or idle when the step runs.
+COLOR_NAMES = COLORS + ("idle", "live")
+
+
+def resolve_color(color, live, option="color", allowed=COLOR_NAMES, service=None, split=None):
+    """The colour ``color`` names now, on any platform: the one colour resolver of the collection.
+
+    ``blue`` and ``green`` are themselves; ``live`` is the colour production
+    goes to (``live``: that colour, or a function that reads it, called only
+    when needed), ``idle`` the other one. While production is split between
+    both colours (``split``: the weights in words) ``idle`` would name either:
+    it is refused, naming ``option``. A name outside ``allowed`` is refused too.
+    """
+    if color not in allowed:
+        raise CutoverError("%s must be one of %s, got %r" % (option, ", ".join(allowed), color))
+    if color in COLORS:
+        return color
+    live = live() if callable(live) else live
+    if color == "live":
+        return live
+    if split:
+        raise CutoverError(
+            "%s=idle is ambiguous while production traffic%s is split between both colours (a canary phase): %s. To act on "
+            "one colour, name it: name the non-live colour (%s) for the one with less of the traffic, or the live colour (%s)"
+            % (option, " of %r" % service if service else "", split, other_color(live), live),
+            live_color=live,
+        )
+    return other_color(live)
+
+
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 

@@ -22,8 +22,10 @@ import time
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import paginate
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import forward_weights, target_health
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import deregister
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, target_health
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import read_forwarders as pair_forwarders
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, check_seconds, waiter_for
 
 DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"
 DEFAULT_DEREGISTRATION_DELAY = 300  # what AWS uses when the attribute is not set
@@ -32,12 +34,8 @@ DRAINING = "draining"
 
 
 def resolve_color(pair, color):
-    """``blue``/``green`` as given, ``idle`` as the pair's idle colour; anything else is refused."""
-    if color == "idle":
-        return pair.idle_color
-    if color not in COLORS:
-        raise CutoverError("colour %r is not one of %s or idle" % (color, ", ".join(COLORS)))
-    return color
+    """``blue``/``green`` as given, ``idle`` as the pair's idle colour (:meth:`pair.Pair.resolve`); anything else is refused."""
+    return pair.resolve(color, allowed=COLORS + ("idle",))
 
 
 def _forwarder_summary(forwarder, weight):
@@ -51,26 +49,27 @@ def _forwarder_summary(forwarder, weight):
     }
 
 
-def traffic_forwarders(pair, color):
-    """Every non-test forwarder that sends ``color`` traffic (weight > 0)."""
+def forwarders_to(pair, color, forwarders=None, test=False):
+    """The forwarders (the pair's, or ``forwarders``) of the production side (``test``: of the test listener) that send
+    ``color`` traffic (weight > 0)."""
     found = []
-    for forwarder in pair.production_forwarders():
-        weight = pair.color_weights(forwarder).get(color, 0)
-        if weight > 0:
-            found.append(_forwarder_summary(forwarder, weight))
-    return found
-
-
-def forwarders_on_test_listener(pair, color):
-    """Test-listener forwarders that send ``color`` traffic (allowed while draining; reported)."""
-    found = []
-    for forwarder in pair.forwarders:
-        if forwarder["role"] != "test":
+    for forwarder in pair.forwarders if forwarders is None else forwarders:
+        if (forwarder["role"] == "test") != test:
             continue
         weight = pair.color_weights(forwarder).get(color, 0)
         if weight > 0:
             found.append(_forwarder_summary(forwarder, weight))
     return found
+
+
+def traffic_forwarders(pair, color):
+    """Every non-test forwarder that sends ``color`` traffic (weight > 0)."""
+    return forwarders_to(pair, color)
+
+
+def forwarders_on_test_listener(pair, color):
+    """Test-listener forwarders that send ``color`` traffic (allowed while draining; reported)."""
+    return forwarders_to(pair, color, test=True)
 
 
 def describe_forwarder(forwarder):
@@ -79,14 +78,17 @@ def describe_forwarder(forwarder):
     return "rule %s (priority %s, weight %s)" % (forwarder["arn"], forwarder["priority"], forwarder["weight"])
 
 
+def _live_or_none(pair):
+    try:
+        return pair.live_color
+    except CutoverError:
+        return None
+
+
 def refuse_if_serving(pair, color, action):
     """Raise when ``color`` is live or any production forwarder still sends it traffic."""
     forwarders = traffic_forwarders(pair, color)
-    live = None
-    try:
-        live = pair.live_color
-    except CutoverError:
-        pass
+    live = _live_or_none(pair)
     if color == live or forwarders:
         what = "the live colour" if color == live else "still in service"
         raise CutoverError(
@@ -99,42 +101,16 @@ def refuse_if_serving(pair, color, action):
 
 
 def read_forwarders(elbv2, pair):
-    """Re-read, right now, the listeners and rules of the pair's load balancer (``pair.forwarders`` shape, weights only).
+    """Re-read, right now, the listeners and rules of the pair's load balancer (``pair.forwarders`` shape).
 
     The test listener's rules are not read (it never carries production traffic).
     """
     roles = {listener["arn"]: listener["role"] for listener in pair.listeners}
-    listeners = paginate(elbv2, "describe_listeners", LoadBalancerArn=pair.load_balancer_arn)["Listeners"]
-    forwarders = []
-    for listener in listeners:
-        arn = listener["ListenerArn"]
-        role = roles.get(arn)
-        forwarders.append(
-            {
-                "arn": arn,
-                "kind": "listener",
-                "listener_arn": arn,
-                "role": role,
-                "priority": "default",
-                "weights": forward_weights(listener.get("DefaultActions")),
-            }
-        )
-        if role == "test":
-            continue
-        for rule in elbv2.describe_rules(ListenerArn=arn, aws_retry=True)["Rules"]:
-            if rule.get("IsDefault"):
-                continue
-            forwarders.append(
-                {
-                    "arn": rule["RuleArn"],
-                    "kind": "rule",
-                    "listener_arn": arn,
-                    "role": role,
-                    "priority": rule.get("Priority"),
-                    "weights": forward_weights(rule.get("Actions")),
-                }
-            )
-    return forwarders
+    listeners = [
+        {"arn": listener["ListenerArn"], "role": roles.get(listener["ListenerArn"]), "default_actions": listener.get("DefaultActions")}
+        for listener in paginate(elbv2, "describe_listeners", LoadBalancerArn=pair.load_balancer_arn)["Listeners"]
+    ]
+    return pair_forwarders(elbv2, listeners, rules_of_test=False)
 
 
 def recheck_not_serving(elbv2, pair, color, action):
@@ -142,11 +118,8 @@ def recheck_not_serving(elbv2, pair, color, action):
 
     Returns the live colour as just read.
     """
-    fresh = read_forwarders(elbv2, pair)
-    production = [f for f in fresh if f["kind"] == "listener" and f["role"] == "production"]
-    weights = pair.color_weights(production[0]) if production else {}
-    weights = {c: w for c, w in weights.items() if w > 0}
-    live_now = max(sorted(weights), key=lambda c: weights[c]) if weights else None
+    now = Pair(pair.service, pair.load_balancer_arn, pair.colors, pair.listeners, read_forwarders(elbv2, pair))
+    live_now = _live_or_none(now)
     live_before = pair.live_color
     if live_now != live_before:
         raise CutoverError(
@@ -155,13 +128,7 @@ def recheck_not_serving(elbv2, pair, color, action):
             live_color_before=live_before,
             live_color_now=live_now,
         )
-    serving = []
-    for forwarder in fresh:
-        if forwarder["role"] == "test":
-            continue
-        weight = pair.color_weights(forwarder).get(color, 0)
-        if weight > 0:
-            serving.append(_forwarder_summary(forwarder, weight))
+    serving = forwarders_to(now, color)
     if color == live_now or serving:
         raise CutoverError(
             "refusing to %s %s of %r: production traffic goes to it through %s"
@@ -196,10 +163,18 @@ def _describe_targets(targets):
     return ", ".join("%s (%s)" % (t["id"], t["state"]) for t in targets)
 
 
-def wait_drained(elbv2, target_group_arn, target_ids, timeout, progress=None, clock=time.monotonic, sleep=time.sleep):
-    """Wait until none of ``target_ids`` is listed by describe_target_health (``draining`` still counts).
+def drained_condition(elbv2, target_group_arn, target_ids):
+    """The predicate of the drain: none of ``target_ids`` is listed by DescribeTargetHealth any more (``draining`` still is).
 
-    Returns the seconds waited.
+    botocore has this wait as the ELBv2 waiter ``target_deregistered``; ours must
+    differ on three points. botocore counts a target in state ``unused`` as
+    deregistered, but a registered target of a group that no listener uses is
+    ``unused`` too (``Target.NotInUse``), and the drained colour's group may be
+    one; ours waits until the targets are gone from the group. Each look of ours
+    first checks that the run still holds its lock (:mod:`fence`), so a drain of
+    a run that lost it stops before the scale-down that follows. And ours reports
+    progress and runs to a deadline (the deregistration delay plus a margin), not
+    to a number of attempts.
     """
     watched = set(target_ids)
     last = {"remaining": []}
@@ -213,28 +188,21 @@ def wait_drained(elbv2, target_group_arn, target_ids, timeout, progress=None, cl
         remaining = last["remaining"]
         return "%d target(s) still registered: %s" % (len(remaining), _describe_targets(remaining))
 
-    _result, waited = poll(
-        check,
-        timeout,
-        "targets of %s to drain" % target_group_arn.split(":")[-1],
-        delay=1.0,
-        max_delay=15.0,
-        progress=progress,
-        describe=describe,
-        clock=clock,
-        sleep=sleep,
-    )
-    return waited
+    return Condition("targets of %s to drain" % target_group_arn.split(":")[-1], check, describe)
 
 
-def _target_key(target):
-    key = {"Id": target["id"]}
-    if target.get("port") is not None:
-        key["Port"] = target["port"]
-    return key
+def wait_drained(elbv2, target_group_arn, target_ids, timeout, progress=None, clock=time.monotonic, sleep=time.sleep, waiter=None):
+    """Wait until none of ``target_ids`` is listed by describe_target_health (``draining`` still counts).
+
+    Returns the seconds waited.
+    """
+    waiter = waiter_for(waiter, progress, clock, sleep, delay=1.0, max_delay=15.0)
+    return waiter.wait(drained_condition(elbv2, target_group_arn, target_ids), timeout).seconds
 
 
-def drain(elbv2, pair, color, timeout=None, wait=True, check_mode=False, progress=None, clock=time.monotonic, sleep=time.sleep):
+def drain(
+    elbv2, pair, color, timeout=None, wait=True, check_mode=False, progress=None, clock=time.monotonic, sleep=time.sleep, waiter=None
+):
     """Deregister every target of ``color``'s target group and (with ``wait``) wait until they are gone.
 
     Refuses the live colour, and any colour a production forwarder still sends
@@ -242,8 +210,7 @@ def drain(elbv2, pair, color, timeout=None, wait=True, check_mode=False, progres
     (``changed`` false). Returns a result dict (``drained`` target ids,
     ``waited`` seconds, ``test_forwarders`` that still point at the colour, ...).
     """
-    if timeout is not None and timeout < 0:
-        raise CutoverError("timeout must not be negative, got %s" % timeout)
+    check_seconds("timeout", timeout)
     refuse_if_serving(pair, color, "drain")
     group = pair.colors[color]["target_group"]
     targets = pair.colors[color]["targets"]
@@ -284,9 +251,9 @@ def drain(elbv2, pair, color, timeout=None, wait=True, check_mode=False, progres
         return result
     if plan["deregister"]:
         fence.guard("draining %s of %r" % (color, pair.service))  # only a run that still holds the lock drains
-        elbv2.deregister_targets(TargetGroupArn=group["arn"], Targets=[_target_key(t) for t in plan["deregister"]], aws_retry=True)
+        deregister(elbv2, group["arn"], plan["deregister"])
     if wait:
         result["waited"] = wait_drained(
-            elbv2, group["arn"], [t["id"] for t in targets], timeout, progress=progress, clock=clock, sleep=sleep
+            elbv2, group["arn"], [t["id"] for t in targets], timeout, progress=progress, clock=clock, sleep=sleep, waiter=waiter
         )
     return result

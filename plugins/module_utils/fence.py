@@ -25,6 +25,10 @@ The waits and change points of the library call :func:`look` and
 :func:`fenced` (one module run, one operation); without one they do nothing.
 That keeps every wait and step function free of a fence argument, and code
 that runs without a lease (unit tests, check mode) unchanged.
+
+A fence is :class:`lease_rules.LeaseFence` over the store of the lease: the
+DynamoDB item on AWS (:class:`Fence`), the Lease on Kubernetes
+(``k8s_lease.Fence``); :func:`fenced` takes either.
 """
 
 from __future__ import annotations
@@ -34,8 +38,11 @@ import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import controller as controllers
 from ansible_collections.cutover.bluegreen.plugins.module_utils import lease as leases
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules as rules
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import table_name
+
+# The run's controller process; matches doc fragment cutover.bluegreen.lease.CONTROLLER (and lease.controller).
+CONTROLLER_SPEC = dict(type="dict", options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")))
 
 # Matches doc fragment cutover.bluegreen.lease.
 LEASE_ARGUMENT_SPEC = dict(
@@ -45,20 +52,17 @@ LEASE_ARGUMENT_SPEC = dict(
             token=dict(type="str", required=True, no_log=False),
             table_name=dict(type="str"),
             lease_seconds=dict(type="int"),
-            controller=dict(
-                type="dict",
-                options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
-            ),
+            controller=CONTROLLER_SPEC,
         ),
     ),
 )
 
 _ACTIVE = []
-REUSE_SECONDS = 1.0  # a look reuses a lease reading younger than this
+REUSE_SECONDS = rules.LeaseFence.REUSE_SECONDS  # a look reuses a lease reading younger than this
 
 
-class Fence:
-    """The lease ``token`` holds on ``service`` and the controller that must stay alive for it."""
+class Fence(rules.LeaseFence):
+    """The lease ``token`` holds on ``service`` (in its table) and the controller that must stay alive for it."""
 
     def __init__(
         self,
@@ -72,58 +76,18 @@ class Fence:
         clock=time.monotonic,
         controller_problem=controllers.problem,
     ):
-        leases.validate_token(token)
-        if renews and not lease_seconds:
-            raise CutoverError("a fence that renews the lease needs its lease_seconds")
-        self.dynamodb, self.table, self.service, self.token = dynamodb, table, service, token
-        self.controller = controller
-        self.renews = renews
-        self.lease_seconds = lease_seconds
-        self.clock = clock
-        self.controller_problem = controller_problem
-        self.last_renewal = clock()
-        self.last_read = None
-        self.reuse_seconds = REUSE_SECONDS
-        self.reads = 0
-        self.renewals = 0
-
-    def _controller(self, before):
-        if self.controller:
-            why = self.controller_problem(self.controller)
-            if why:
-                raise leases.LostLock(
-                    "%s, so this work of its run stops; stopped before %s" % (why, before),
-                    controller=self.controller,
-                )
-
-    def look(self, what):
-        """Before a look of a wait: the controller lives and the lease is ours (renewed when due)."""
-        self._controller(what)
-        if self.renews and self.clock() - self.last_renewal >= leases.renew_interval(self.lease_seconds):
-            if not leases.renew(self.dynamodb, self.table, self.service, self.token, self.lease_seconds):
-                self.reads += 1
-                leases.check(self.dynamodb, self.table, self.service, self.token, before=what)
-                raise leases.LostLock("the lease of service %s is not this run's any more; stopped before %s" % (self.service, what))
-            self.last_renewal = self.clock()
-            self.renewals += 1
-            return
-        if self.last_read is not None and self.clock() - self.last_read < self.reuse_seconds:
-            return
-        self.guard(what)
-
-    def guard(self, before):
-        """Right before a change: the controller lives and the lease is this run's and live (read fresh)."""
-        self._controller(before)
-        self.reads += 1
-        leases.check(self.dynamodb, self.table, self.service, self.token, before=before)
-        self.last_read = self.clock()
+        super().__init__(leases.Table(dynamodb, table, service), token, controller, renews, lease_seconds, clock, controller_problem)
+        self.dynamodb, self.table, self.service = dynamodb, table, service
 
 
 @contextlib.contextmanager
 def fenced(fence):
-    """Run the block under ``fence`` (None: unfenced): its waits look and its changes guard."""
-    if fence is None:
-        yield None
+    """Run the block under ``fence`` (None: unfenced): its waits look and its changes guard.
+
+    A fence already entered (by an outer step of the same module run) is not entered twice.
+    """
+    if fence is None or fence in _ACTIVE:
+        yield fence
         return
     _ACTIVE.append(fence)
     try:
@@ -167,9 +131,4 @@ def of_module(module, make_client, renews=False):
 def may_clean_up():
     """Whether work that failed may put back its own change: the lease is still this run's (even expired,
     even with its controller gone), so no other run works on the pair yet."""
-    for fence in list(_ACTIVE):
-        item = leases.read_item(fence.dynamodb, fence.table, fence.service)
-        fence.reads += 1
-        if not item or item.get("token") != fence.token:
-            return False
-    return True
+    return all(fence.holds() for fence in list(_ACTIVE))

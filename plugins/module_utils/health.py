@@ -26,7 +26,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import 
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg, target_health
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import describe_group
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, WaitTimeout, check_seconds, waiter_for
 
 # Looks at the targets between two reads of the Auto Scaling group while nothing is decided.
 GROUP_READ_EVERY = 3
@@ -114,9 +114,9 @@ def refuse_blocking(assessment, label, asg_name):
 
 def validate_wait(min_healthy=None, timeout=None, unhealthy_timeout=None):
     """Bad wait options fail before anything is read."""
-    for option, value in (("min_healthy", min_healthy), ("timeout", timeout), ("unhealthy_timeout", unhealthy_timeout)):
-        if value is not None and value < 0:
-            raise CutoverError("%s must not be negative, got %s" % (option, value))
+    capacity.validate_min_healthy(min_healthy)
+    check_seconds("timeout", timeout)
+    check_seconds("unhealthy_timeout", unhealthy_timeout)
 
 
 def read_group(autoscaling, name):
@@ -124,49 +124,25 @@ def read_group(autoscaling, name):
     return summarize_asg(describe_group(autoscaling, name))
 
 
-def wait_healthy(
+def healthy_condition(
     elbv2,
     autoscaling,
     target_group_arn,
     asg_name,
-    min_healthy=1,
-    timeout=600,
-    unhealthy_timeout=None,
+    min_healthy,
+    unhealthy_timeout,
     version=None,
     deregister_foreign=False,
     repair=False,
     progress=None,
     name=None,
-    clock=None,
-    sleep=None,
-    delay=1.0,
-    max_delay=5.0,
+    clock=time.monotonic,
 ):
-    """Poll the targets and the Auto Scaling group until :func:`capacity.assess` says ready.
+    """The predicate of the health wait (see :func:`wait_healthy`): a :class:`waits.Condition` and what it saw and did.
 
-    Returns ``(summary, waited_seconds)``; the summary is :func:`summarize`'s plus
-    ``deregistered`` (foreign targets deregistered) and ``registered_again``
-    (instances registered again). A look reads the targets first, then the group,
-    so an instance the group launched and registered meanwhile is already its
-    member.
-
-    The group is read on the first look, before anything is decided (ready, a
-    foreign, stale, missing or failing target) and every ``GROUP_READ_EVERY``
-    looks in between; while only health checks are pending the targets suffice.
-
-    A target that stays in a bad state (unhealthy, unused, unavailable) for
-    ``unhealthy_timeout`` seconds ends the wait at once, naming every such target
-    with its state, reason and description; so does a foreign or stale target
-    (:func:`refuse_blocking`), unless ``deregister_foreign`` deregisters the
-    foreign ones. With ``repair`` (a restore), InService instances of the group
-    whose target is draining or missing are registered again instead of waited
-    on. Running out of ``timeout`` fails with what is still missing.
+    Returns ``(condition, seen, done)``: ``seen`` holds the last ``targets`` and
+    ``asg`` read, ``done`` the targets ``deregistered`` and ``registered_again``.
     """
-    validate_wait(min_healthy, timeout, unhealthy_timeout)
-    if unhealthy_timeout is None:
-        unhealthy_timeout = default_unhealthy_timeout()
-    clock = clock or time.monotonic
-    sleep = sleep or time.sleep
     label = "target group %s" % (name or target_group_arn)
     bad_since = {}
     seen = {"targets": [], "asg": None, "looks": 0, "read_at": 0}
@@ -227,31 +203,87 @@ def wait_healthy(
             return None
         return "; ".join(capacity.assess(seen["asg"], seen["targets"], min_healthy, version)["problems"])
 
-    def counted():
-        if seen["asg"] is None:
-            return {"registered": len(seen["targets"]), "healthy": 0, "unhealthy": len(seen["targets"]), "by_state": {}}
-        return capacity.counts(capacity.assess(seen["asg"], seen["targets"], min_healthy, version), seen["targets"])
+    what = "every target of %s to be healthy (at least %d)" % (label, min_healthy)
+    return Condition(what, check, describe), seen, done
 
+
+def wait_healthy(
+    elbv2,
+    autoscaling,
+    target_group_arn,
+    asg_name,
+    min_healthy=1,
+    timeout=600,
+    unhealthy_timeout=None,
+    version=None,
+    deregister_foreign=False,
+    repair=False,
+    progress=None,
+    name=None,
+    clock=None,
+    sleep=None,
+    delay=1.0,
+    max_delay=5.0,
+    waiter=None,
+):
+    """Poll the targets and the Auto Scaling group until :func:`capacity.assess` says ready.
+
+    Returns ``(summary, waited_seconds)``; the summary is :func:`summarize`'s plus
+    ``deregistered`` (foreign targets deregistered) and ``registered_again``
+    (instances registered again). A look reads the targets first, then the group,
+    so an instance the group launched and registered meanwhile is already its
+    member.
+
+    The group is read on the first look, before anything is decided (ready, a
+    foreign, stale, missing or failing target) and every ``GROUP_READ_EVERY``
+    looks in between; while only health checks are pending the targets suffice.
+
+    A target that stays in a bad state (unhealthy, unused, unavailable) for
+    ``unhealthy_timeout`` seconds ends the wait at once, naming every such target
+    with its state, reason and description; so does a foreign or stale target
+    (:func:`refuse_blocking`), unless ``deregister_foreign`` deregisters the
+    foreign ones. With ``repair`` (a restore), InService instances of the group
+    whose target is draining or missing are registered again instead of waited
+    on. Running out of ``timeout`` fails with what is still missing.
+    ``waiter`` (a module's, see :func:`waits.waiter_of`) runs the wait at this pace.
+    """
+    validate_wait(min_healthy, timeout, unhealthy_timeout)
+    if unhealthy_timeout is None:
+        unhealthy_timeout = default_unhealthy_timeout()
+    waiter = waiter_for(waiter, progress, clock, sleep, delay=delay, max_delay=max_delay)
+    condition, seen, done = healthy_condition(
+        elbv2,
+        autoscaling,
+        target_group_arn,
+        asg_name,
+        min_healthy,
+        unhealthy_timeout,
+        version,
+        deregister_foreign,
+        repair,
+        waiter.progress,
+        name,
+        waiter.clock,
+    )
     try:
-        result, waited = poll(
-            check,
-            timeout,
-            "every target of %s to be healthy (at least %d)" % (label, min_healthy),
-            delay=delay,
-            max_delay=max_delay,
-            progress=progress,
-            describe=describe,
-            clock=clock,
-            sleep=sleep,
-        )
+        result, waited, _looks = waiter.wait(condition, timeout)
     except WaitTimeout as exc:
-        raise WaitTimeout(exc.message, targets=seen["targets"], health=counted(), **dict(exc.details, **done)) from exc
+        raise timeout_error(exc, seen, done, min_healthy, version) from exc
     except CutoverError as exc:
         exc.details.update(done)
         raise
     summary = summarize(result["asg"], result["targets"], min_healthy, version)
     summary.update(done)
     return summary, waited
+
+
+def timeout_error(exc, seen, done, min_healthy, version=None):
+    """The error a health wait that timed out raises: with the targets and counts last seen, and what it changed."""
+    if seen["asg"] is None:
+        counted = {"registered": len(seen["targets"]), "healthy": 0, "unhealthy": len(seen["targets"]), "by_state": {}}
+    else:
+        counted = capacity.counts(capacity.assess(seen["asg"], seen["targets"], min_healthy, version), seen["targets"])
+    return WaitTimeout(exc.message, targets=seen["targets"], health=counted, **dict(exc.details, **done))
 
 
 def color_health(
@@ -266,6 +298,7 @@ def color_health(
     deregister_foreign=False,
     check_mode=False,
     progress=None,
+    waiter=None,
 ):
     """Wait until ``color`` can serve (:func:`wait_healthy`); what a module returns about it.
 
@@ -304,6 +337,7 @@ def color_health(
                 progress=progress,
                 name=group["name"],
                 max_delay=max_delay,
+                waiter=waiter,
             )
         except CutoverError as exc:
             exc.details.update(color=color, target_group_arn=group["arn"], min_healthy=min_healthy)

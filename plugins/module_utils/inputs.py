@@ -50,7 +50,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import Cu
 from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import ID_PATTERN, MAX_RECENT
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import DNS_1035, DNS_1123_LABEL, MAX_APP_LENGTH
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_rollout import IMAGE_RE, MAX_REPLICAS
-from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import MAX_OWNER_LENGTH, RUN_LEASE_SECONDS
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import RUN_LEASE_SECONDS
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import MAX_OWNER_LENGTH
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import MAX_TTL, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import IMAGE_ID, INSTANCE_TYPE
 

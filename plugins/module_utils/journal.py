@@ -23,12 +23,14 @@ An item holds::
 ``record`` given to :func:`start`, :func:`step` or :func:`finish` is merged
 shallowly: each top-level key replaces the stored one.
 
-A run opens its entry under the service's lock (:func:`open_under_lock`); the
+A run opens its entry under the service's lock (``locking.open_entry``); the
 lease names the entry. When a run dies, the run that takes its lease over
-settles that entry (:func:`settle_takeover`): a re-run of the same release
-adopts it and resumes (:func:`plan_resume` tells the role where), any other run
+settles that entry (:func:`plan_settle`): a re-run of the same release adopts
+it and resumes (:func:`plan_resume` tells the role where), any other run
 closes it as ``interrupted``, naming who interrupted it. A canary waiting for
-promotion holds no lease, so no takeover ever closes it.
+promotion holds no lease, so no takeover ever closes it. These plans are the
+journal's on every platform: the Kubernetes journal (``k8s_journal``) keeps the
+same entries in a ConfigMap.
 
 Each change is planned by a pure function (``plan_*``) from the stored item
 and applied as one ``UpdateItem`` that sets exactly the attributes that change;
@@ -41,7 +43,7 @@ import datetime
 import re
 import uuid
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, parse_time, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
     Expression,
@@ -55,6 +57,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
 )
 
 IN_PROGRESS = "in_progress"
+LOCK_ACQUIRE = "acquire"
+LOCK_RELEASE = "release"
 INTERRUPTED = "interrupted"
 OUTCOMES = (IN_PROGRESS, "succeeded", "failed", "rolled_back", INTERRUPTED)
 FINAL_OUTCOMES = OUTCOMES[1:]
@@ -368,17 +372,73 @@ def recent(dynamodb, table, service, limit=5):
     return [from_item(item) for item in response.get("Items") or []]
 
 
+class Journal:
+    """The journal of ``service`` in its table, as ``locking`` uses a journal (the Kubernetes one has the same methods)."""
+
+    validate_record = staticmethod(validate_record)
+
+    def __init__(self, dynamodb, table, service):
+        self.dynamodb, self.table, self.service = dynamodb, table, service
+
+    def get(self, deployment_id):
+        return get(self.dynamodb, self.table, self.service, deployment_id)
+
+    def start(self, **kwargs):
+        return start(self.dynamodb, self.table, self.service, **kwargs)
+
+    def step(self, deployment_id, name, status="finished", **kwargs):
+        return step(self.dynamodb, self.table, self.service, deployment_id, name, status, **kwargs)
+
+    def finish(self, deployment_id, outcome, **kwargs):
+        return finish(self.dynamodb, self.table, self.service, deployment_id, outcome, **kwargs)
+
+
+def open_under_lock(dynamodb, table, service, owner, token, lease_seconds, **options):
+    """Take the lock of ``service`` for the run ``token`` and open its entry, which the lease names; returns ``(entry,
+    lock, settled)``: ``locking.open_entry`` over this table's lease and journal (``options``: ``purpose``,
+    ``takeover``, ``deployment_id``, ``summary``, ``record``, ``check_mode``, ``now``)."""
+    from ansible_collections.cutover.bluegreen.plugins.module_utils import lease, locking  # locking builds on this module
+
+    return locking.open_entry(
+        lease.Table(dynamodb, table, service), Journal(dynamodb, table, service), owner, token, lease_seconds, **options
+    )
+
+
+def close_under_lock(dynamodb, table, service, token, write, check_mode=False, now=None):
+    """``write()`` the run's last journal change, then release its lock: ``locking.give_back`` over this table's lease."""
+    from ansible_collections.cutover.bluegreen.plugins.module_utils import lease, locking  # locking builds on this module
+
+    return locking.give_back(lease.Table(dynamodb, table, service), token, write, check_mode, now)
+
+
 # -- under the lock -------------------------------------------------------------------------
-LOCK_ACQUIRE = "acquire"
-LOCK_RELEASE = "release"
 # What taking over a dead run's lease does to the journal entry that lease names.
 ADOPT = "adopt"
 INTERRUPT = "interrupt"
 LEAVE = "leave"
 
 
+# The options of the journal modules (journal, k8s_journal), each documented in its module.
+TASK_ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=["started", "step", "finished"], required=True),
+    deployment_id=dict(type="str"),
+    owner=dict(type="str"),
+    token=dict(type="str", no_log=False),
+    takeover=dict(type="str"),
+    step=dict(type="str"),
+    status=dict(type="str", choices=list(STEP_STATUSES), default="finished"),
+    outcome=dict(type="str", choices=list(FINAL_OUTCOMES)),
+    summary=dict(type="str"),
+    record=dict(type="dict"),
+    lock=dict(type="str", choices=[LOCK_ACQUIRE, LOCK_RELEASE]),
+    lease_seconds=dict(type="int", default=60),
+    purpose=dict(type="str"),
+)
+TASK_REQUIRED_IF = [("state", "step", ["deployment_id", "step"]), ("state", "finished", ["deployment_id", "outcome"])]
+
+
 def validate_lock(lock, state, owner, token, lease_seconds=None, takeover=None):
-    """``lock=acquire`` goes with ``state=started``, ``lock=release`` with a step or a finish; both need an owner and a token."""
+    """``lock=acquire`` goes with ``state=started`` and needs an owner, ``lock=release`` with a step or a finish; both a token."""
     if lock is None:
         return
     if lock == LOCK_ACQUIRE and state != "started":
@@ -389,7 +449,21 @@ def validate_lock(lock, state, owner, token, lease_seconds=None, takeover=None):
         raise CutoverError("lock must be acquire or release, got %r" % (lock,))
     if token is None:
         raise CutoverError("lock=%s needs the token of the run that holds (or takes) the lock" % lock)
-    lease.validate(owner, token, lease_seconds if lock == LOCK_ACQUIRE else None, takeover)
+    acquire = lock == LOCK_ACQUIRE
+    lease_rules.validate(owner, token, lease_seconds if acquire else None, takeover, owner_required=acquire)
+
+
+def validate_task(params, validate_record=validate_record):
+    """The options of a journal module (``state``, ``deployment_id``, ``step``, ``status``, ``outcome``, ``record``, ``lock``,
+    ``owner``, ``token``, ``lease_seconds``, ``takeover``), checked before the journal is read."""
+    if params["deployment_id"] is not None:
+        validate_deployment_id(params["deployment_id"])
+    if params["state"] == "step":
+        validate_step(params["step"], params["status"])
+    if params["state"] == "finished":
+        validate_outcome(params["outcome"])
+    validate_record(params["record"])
+    validate_lock(params["lock"], params["state"], params["owner"], params["token"], params["lease_seconds"], params["takeover"])
 
 
 def is_waiting_canary(item):
@@ -437,137 +511,6 @@ def interrupted_summary(previous, owner, purpose=None, deployment_id=None, reaso
     return text
 
 
-def settle_takeover(dynamodb, table, service, locked, owner, purpose=None, deployment_id=None, check_mode=False, now=None):
-    """After ``lease.acquire`` (``locked``) took a dead run's lease over: adopt or interrupt the entry it names.
-
-    Returns None when nothing was taken over, else ``{deployment_id, action,
-    reason, entry}`` (``entry`` the stored entry before, for an adoption).
-    """
-    if locked["operation"] not in lease.TAKEOVERS:
-        return None
-    previous = locked["previous"] or {}
-    named = previous.get("deployment_id")
-    entry = get(dynamodb, table, service, named) if named else None
-    action, why = plan_settle(previous, entry, deployment_id)
-    reason = "named" if locked["operation"] == lease.TAKE_OVER_NAMED else "expired"
-    if action == INTERRUPT:
-        moment = now or utcnow()
-        note = {"owner": owner, "purpose": purpose, "deployment_id": deployment_id, "at": isoformat(moment), "reason": reason}
-        finish(
-            dynamodb,
-            table,
-            service,
-            named,
-            INTERRUPTED,
-            summary=interrupted_summary(previous, owner, purpose, deployment_id, reason),
-            record={"interrupted_by": note},
-            check_mode=check_mode,
-            now=moment,
-        )
-    return dict(deployment_id=named, action=action, reason=why, entry=entry)
-
-
-def open_under_lock(
-    dynamodb,
-    table,
-    service,
-    owner,
-    token,
-    lease_seconds,
-    purpose=None,
-    takeover=None,
-    deployment_id=None,
-    summary=None,
-    record=None,
-    check_mode=False,
-    now=None,
-):
-    """Take the lock for the run ``token`` and open its entry, which the lease names; returns ``(entry, lock, settled)``.
-
-    The refusals are :func:`lease.acquire`'s. A dead run's lease taken over is
-    settled first (:func:`settle_takeover`); the new entry records whom it took
-    the lock from (``took_over``), an adopted one who resumed it (``resumed``).
-    When the entry cannot be opened the lock is given back, so a run that could
-    not open its entry holds nothing.
-    """
-    moment = now or utcnow()
-    record = dict(validate_record(record))
-    if deployment_id is not None:
-        validate_deployment_id(deployment_id)
-    deployment_id = deployment_id or new_deployment_id(moment)
-    locked = lease.acquire(
-        dynamodb,
-        table,
-        service,
-        owner,
-        token,
-        lease_seconds,
-        takeover=takeover,
-        purpose=purpose,
-        deployment_id=deployment_id,
-        check_mode=check_mode,
-        now=now,
-    )
-    try:
-        settled = settle_takeover(dynamodb, table, service, locked, owner, purpose, deployment_id, check_mode, moment)
-        if settled is not None:
-            previous = locked["previous"]
-            record["took_over"] = {
-                "owner": previous.get("owner"),
-                "purpose": previous.get("purpose"),
-                "deployment_id": previous.get("deployment_id"),
-                "reason": "named" if locked["operation"] == lease.TAKE_OVER_NAMED else "expired",
-                "at": isoformat(moment),
-            }
-            if settled["action"] == ADOPT:
-                resumed = list(((settled["entry"].get("record") or {}).get("resumed")) or [])
-                record["resumed"] = resumed + [{"by": owner, "at": isoformat(moment), "from": previous.get("owner")}]
-        entry = start(
-            dynamodb,
-            table,
-            service,
-            owner=owner,
-            summary=summary,
-            record=record,
-            deployment_id=deployment_id,
-            check_mode=check_mode,
-            now=moment,
-        )
-    except Exception:
-        if locked["operation"] != lease.UNCHANGED:
-            lease.release(dynamodb, table, service, token, check_mode=check_mode)
-        raise
-    return entry, locked, settled
-
-
-def close_under_lock(dynamodb, table, service, token, write, check_mode=False, now=None):
-    """``write()`` the run's last journal change, then release its lock; returns ``(entry result, lock result)``.
-
-    A run that lost its lock (another run took it over) writes nothing and
-    raises :class:`lease.LostLock`: the entry belongs to the run that holds the
-    lock now. When writing fails the lock is released all the same (the
-    write's error is the one raised).
-    """
-    lease.validate_token(token)
-    moment = now or utcnow()
-    current = lease.read_item(dynamodb, table, service)
-    action = lease.plan_release(service, current, token, moment)
-    previous = lease.view(current, moment)
-    released = dict(changed=action == lease.RELEASE, operation=action, lock=None, previous=previous)
-    try:
-        entry = write()
-    except Exception:
-        if action == lease.RELEASE and not check_mode:
-            try:
-                lease.delete(dynamodb, table, service, token)
-            except CutoverError:
-                pass  # the write's failure is what the caller must see
-        raise
-    if action == lease.RELEASE and not check_mode:
-        lease.delete(dynamodb, table, service, token)
-    return entry, released
-
-
 # -- resuming ---------------------------------------------------------------------------------
 def _same(left, right):
     return (left or None) == (right or None)
@@ -604,7 +547,7 @@ def plan_resume(lock, entry, release, takeover=None, live_color=None, split=Fals
     """
     if not lock or not entry or not lock.get("deployment_id") or lock["deployment_id"] != entry.get("deployment_id"):
         return None
-    if not (lock.get("expired") or lease.names_holder(lock, takeover)):
+    if not (lock.get("expired") or lease_rules.names_holder(lock, takeover)):
         return None
     record = entry.get("record") or {}
     if entry.get("outcome") != IN_PROGRESS or is_waiting_canary(entry) or not same_release(record, release):

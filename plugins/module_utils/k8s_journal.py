@@ -20,42 +20,35 @@ and holds far more than annotations should (the newest ``MAX_ENTRIES`` entries
 are kept; a ConfigMap holds up to 1 MiB).
 
 Entries are planned by the pure functions of the AWS journal
-(:mod:`journal`: ids, steps, durations, views) and written as one update of the
-ConfigMap naming the ``resourceVersion`` read, so concurrent writers never lose
-each other's entries: the loser of a race (409) reads again and plans again.
+(:mod:`journal`: ids, steps, outcomes, durations, views, what a takeover does
+to a dead run's entry) and written as one update of the ConfigMap naming the
+``resourceVersion`` read, so concurrent writers never lose each other's
+entries: the loser of a race (409) reads again and plans again. Opening an
+entry under the lock and giving the lock back are ``locking``'s, as on AWS.
 """
 
 from __future__ import annotations
 
 import json
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease as leases
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import IN_PROGRESS, plan_finish, validate_outcome
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import names
 
-IN_PROGRESS = journal.IN_PROGRESS
-INTERRUPTED = "interrupted"
-OUTCOMES = (IN_PROGRESS, "succeeded", "failed", "rolled_back", INTERRUPTED)
-FINAL_OUTCOMES = OUTCOMES[1:]
+# The journal's outcomes and what a takeover does to a dead run's entry, here as well as in journal.
+FINAL_OUTCOMES, INTERRUPTED, plan_settle = journal.FINAL_OUTCOMES, journal.INTERRUPTED, journal.plan_settle
+ADOPT, INTERRUPT, LEAVE = journal.ADOPT, journal.INTERRUPT, journal.LEAVE
 MAX_ENTRIES = 100
-MAX_RECENT = 100
+MAX_RECENT = journal.MAX_RECENT
 ATTEMPTS = 3
-# What taking over a dead run's lease does to the journal entry that lease names.
-ADOPT = "adopt"
-INTERRUPT = "interrupt"
-LEAVE = "leave"
 
 
 # -- input -----------------------------------------------------------------------------------------
-def validate_outcome(outcome, final=True):
-    allowed = FINAL_OUTCOMES if final else OUTCOMES
-    if outcome not in allowed:
-        raise CutoverError("outcome %r is not one of %s" % (outcome, ", ".join(allowed)))
-
-
 def validate_record(record):
+    """A record this journal can keep: a dict that JSON can hold."""
     if record is None:
         return {}
     if not isinstance(record, dict):
@@ -75,18 +68,6 @@ def new_entry(app, deployment_id, now, owner=None, summary=None, record=None):
     return entry
 
 
-def plan_finish(entry, outcome, now, summary=None, record=None):
-    """Changes closing an entry with ``outcome``; empty when it is already closed so (same summary and record)."""
-    validate_outcome(outcome)
-    changes = journal.plan_start_existing(entry, summary=summary, record=record)
-    if entry.get("outcome") != outcome:
-        stamp = isoformat(now)
-        changes[("outcome",)] = outcome
-        changes[("finished_at",)] = stamp
-        changes[("duration_seconds",)] = journal.seconds_between(entry.get("started_at"), stamp)
-    return changes
-
-
 def prune(entries, keep=MAX_ENTRIES):
     """The entries to keep: the newest ``keep``, dropping the oldest closed ones first (open ones are kept)."""
     if len(entries) <= keep:
@@ -95,34 +76,6 @@ def prune(entries, keep=MAX_ENTRIES):
     closed = [key for key in ordered if entries[key].get("outcome") != IN_PROGRESS]
     drop = set(closed[: len(entries) - keep])
     return {key: value for key, value in entries.items() if key not in drop}
-
-
-def plan_settle(previous, entry, deployment_id):
-    """``(ADOPT | INTERRUPT | LEAVE, why)``: what taking over the lease ``previous`` does to the entry it names."""
-    named = (previous or {}).get("deployment_id")
-    if not named:
-        return LEAVE, "the lease named no journal entry"
-    if entry is None:
-        return LEAVE, "deployment %s is not in the journal" % named
-    if entry.get("outcome") != IN_PROGRESS:
-        return LEAVE, "deployment %s is already closed (%s)" % (named, entry.get("outcome"))
-    if named == deployment_id:
-        return ADOPT, "deployment %s is resumed by a re-run of the same release" % named
-    return INTERRUPT, "deployment %s was left unfinished by its run" % named
-
-
-def interrupted_summary(previous, owner, reason, purpose=None, deployment_id=None):
-    how = (
-        "took the lock from it by name"
-        if reason == "named"
-        else "took the lock over after its lease expired at %s" % (previous.get("expires_at"))
-    )
-    text = "interrupted: its run %s stopped; %s %s" % (previous.get("owner"), owner, how)
-    if purpose:
-        text += " for %s" % purpose
-    if deployment_id:
-        text += " (deployment %s)" % deployment_id
-    return text
 
 
 # -- the ConfigMap --------------------------------------------------------------------------------------
@@ -274,101 +227,39 @@ def get(kube, app, namespace, deployment_id):
     return entries_of(read_object(kube, app, namespace)).get(deployment_id)
 
 
-# -- under the lock -------------------------------------------------------------------------------------
-def settle_takeover(kube, app, namespace, locked, owner, purpose=None, deployment_id=None, check_mode=False, now=None):
-    """After :func:`k8s_lease.acquire` took a dead run's lease over: adopt or interrupt the entry it named."""
-    if locked["operation"] not in leases.TAKEOVERS:
-        return None
-    previous = locked["previous"] or {}
-    named = previous.get("deployment_id")
-    entry = get(kube, app, namespace, named) if named else None
-    action, why = plan_settle(previous, entry, deployment_id)
-    reason = "named" if locked["operation"] == leases.TAKE_OVER_NAMED else "expired"
-    if action == INTERRUPT:
-        moment = now or utcnow()
-        note = {"owner": owner, "purpose": purpose, "deployment_id": deployment_id, "at": isoformat(moment), "reason": reason}
-        finish(
-            kube,
-            app,
-            namespace,
-            named,
-            INTERRUPTED,
-            summary=interrupted_summary(previous, owner, reason, purpose, deployment_id),
-            record={"interrupted_by": note},
-            check_mode=check_mode,
-            now=moment,
-        )
-    return dict(deployment_id=named, action=action, reason=why)
+class Journal:
+    """The journal of ``app`` in its ConfigMap, as ``locking`` uses a journal (the AWS one has the same methods)."""
+
+    validate_record = staticmethod(validate_record)
+
+    def __init__(self, kube, app, namespace):
+        self.kube, self.app, self.namespace = kube, app, namespace
+
+    def get(self, deployment_id):
+        return get(self.kube, self.app, self.namespace, deployment_id)
+
+    def start(self, **kwargs):
+        return start(self.kube, self.app, self.namespace, **kwargs)
+
+    def step(self, deployment_id, name, status="finished", **kwargs):
+        return step(self.kube, self.app, self.namespace, deployment_id, name, status, **kwargs)
+
+    def finish(self, deployment_id, outcome, **kwargs):
+        return finish(self.kube, self.app, self.namespace, deployment_id, outcome, **kwargs)
 
 
-def open_under_lock(
-    kube,
-    app,
-    namespace,
-    owner,
-    token,
-    lease_seconds,
-    purpose=None,
-    takeover=None,
-    deployment_id=None,
-    summary=None,
-    record=None,
-    check_mode=False,
-    now=None,
-):
-    """Take the lock for the run ``token`` and open its entry, which the Lease names; returns ``(entry, lock, settled)``.
-
-    The refusals are :func:`k8s_lease.acquire`'s. A dead run's entry named by the
-    lease taken over is settled first (closed as ``interrupted``, or adopted by a
-    re-run of the same deployment id). When the entry cannot be opened the lock is
-    given back, so a run that could not open its entry holds nothing.
-    """
-    moment = now or utcnow()
-    record = dict(validate_record(record))
-    if deployment_id is not None:
-        journal.validate_deployment_id(deployment_id)
-    deployment_id = deployment_id or journal.new_deployment_id(moment)
-    locked = leases.acquire(
-        kube, app, namespace, owner, token, lease_seconds, takeover, purpose, deployment_id, check_mode=check_mode, now=now
-    )
-    try:
-        settled = settle_takeover(kube, app, namespace, locked, owner, purpose, deployment_id, check_mode, moment)
-        if settled is not None:
-            previous = locked["previous"]
-            record["took_over"] = {
-                "owner": previous.get("owner"),
-                "purpose": previous.get("purpose"),
-                "deployment_id": previous.get("deployment_id"),
-                "reason": "named" if locked["operation"] == leases.TAKE_OVER_NAMED else "expired",
-                "at": isoformat(moment),
-            }
-            if settled["action"] == ADOPT:  # a re-run of the same release: who resumed it, as the AWS journal keeps it
-                adopted = get(kube, app, namespace, deployment_id) or {}
-                resumed = list(((adopted.get("record") or {}).get("resumed")) or [])
-                record["resumed"] = resumed + [{"by": owner, "at": isoformat(moment), "from": previous.get("owner")}]
-        entry = start(kube, app, namespace, owner, summary, record, deployment_id, check_mode, moment)
-    except Exception:
-        if locked["operation"] != leases.UNCHANGED:
-            leases.release(kube, app, namespace, token, check_mode=check_mode)
-        raise
+# -- under the lock (locking's, over the Lease and this journal) ----------------------------------------
+def open_under_lock(kube, app, namespace, owner, token, lease_seconds, **options):
+    """Take the lock for the run ``token`` and open its entry, which the Lease names; returns ``(entry, lock, settled)``
+    (:func:`locking.open_entry`, whose ``options`` these are: ``purpose``, ``takeover``, ``deployment_id``, ...)."""
+    lock, entries = leases.LeaseObject(kube, app, namespace), Journal(kube, app, namespace)
+    entry, locked, settled = locking.open_entry(lock, entries, owner, token, lease_seconds, **options)
+    if settled is not None:
+        settled.pop("entry", None)
     return entry, locked, settled
 
 
 def close_under_lock(kube, app, namespace, token, write, check_mode=False, now=None):
-    """``write()`` the run's last journal change, then release its lock; returns ``(entry result, lock result)``.
-
-    A run that lost its lock writes nothing and raises :class:`k8s_lease.LostLock`.
-    When writing fails the lock is released all the same (the write's error is raised).
-    """
-    leases.validate_token(token)
-    moment = now or utcnow()
-    leases.plan_release(app, leases.read(kube, app, namespace, moment), token)  # refuses another run's lock
-    try:
-        entry = write()
-    except Exception:
-        try:
-            leases.release(kube, app, namespace, token, check_mode=check_mode)
-        except CutoverError:
-            pass  # the write's failure is what the caller must see
-        raise
-    return entry, leases.release(kube, app, namespace, token, check_mode=check_mode)
+    """``write()`` the run's last journal change, then release its lock; returns ``(entry result, lock result)``
+    (:func:`locking.give_back`)."""
+    return locking.give_back(leases.LeaseObject(kube, app, namespace), token, write, check_mode, now)

@@ -11,6 +11,7 @@ the doc fragment ``kubernetes.core.k8s_auth_options``), ``AnsibleK8SModule`` and
 
 from __future__ import annotations
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import Kube
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_lease import Fence
@@ -45,7 +46,8 @@ LEASE_ARGUMENT_SPEC = dict(
     ),
 )
 
-# Matches doc fragment cutover.bluegreen.k8s_app (identity): a module that takes the lock itself.
+# Matches doc fragments cutover.bluegreen.lease.IDENTITY and cutover.bluegreen.k8s_app.LEASE_SECONDS: a module that
+# takes the lock itself.
 IDENTITY_ARGUMENT_SPEC = dict(
     owner=dict(type="str", required=True),
     token=dict(type="str", required=True, no_log=False),
@@ -54,12 +56,24 @@ IDENTITY_ARGUMENT_SPEC = dict(
 )
 
 
+# The most seconds the Kubernetes modules wait for (a day; a read-back or a drain an hour).
+SECONDS_LIMITS = {"wait_timeout": 86400, "unhealthy_timeout": 86400, "verify_timeout": 3600, "drain_timeout": 3600}
+
+
 def app_module(argument_spec=None, **kwargs):
-    """An AnsibleK8SModule with kubernetes.core's connection options, the app options and the module's own."""
+    """An AnsibleK8SModule with kubernetes.core's connection options, the app options and the module's own.
+
+    The wait options are checked once, before anything is read (:func:`waits.validate`).
+    """
     spec = dict(AUTH_ARG_SPEC)
     spec.update(APP_ARGUMENT_SPEC)
     spec.update(argument_spec or {})
-    return AnsibleK8SModule(argument_spec=spec, **kwargs)
+    module = AnsibleK8SModule(argument_spec=spec, **kwargs)
+    try:
+        waits.validate(module.params, SECONDS_LIMITS)
+    except CutoverError as exc:
+        module.fail_json(msg=exc.message)
+    return module
 
 
 def validate_app_options(module):
@@ -105,6 +119,50 @@ def validate_lease_option(module):
     lease = module.params.get("lease")
     if lease:
         validate(token=lease["token"], lease_seconds=lease.get("lease_seconds"))
+
+
+def check_time(option, value, parse):
+    """``parse(value)`` (a TTL, a moment), failing with the option named; None (not given) passes."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except CutoverError as exc:
+        raise CutoverError("%s: %s" % (option, exc.message)) from None
+
+
+def step_module(argument_spec=None, **kwargs):
+    """The module of a step that changes the pair: :func:`app_module` with the ``lease`` (fencing) option."""
+    spec = dict(argument_spec or {})
+    spec.update(LEASE_ARGUMENT_SPEC)
+    return app_module(spec, **kwargs)
+
+
+class Step:
+    """What a step module works with once its options are checked: the client, the pair, the run's fence and waiter
+    (``context``: ``check_mode``, ``fence`` and ``waiter``, as the library's steps take them)."""
+
+    def __init__(self, module, client, pair):
+        self.client, self.pair = client, pair
+        self.check_mode = module.check_mode
+        self.fence = fence_of(module, client)
+        self.waiter = waits.waiter_of(module.params, progress_of(module))
+        self.context = dict(check_mode=self.check_mode, fence=self.fence, waiter=self.waiter)
+
+
+def run_step(module, step, check=None, with_pods=False):
+    """Run a :func:`step_module`: the app and lease options checked, then the module's own (``check()``), before
+    anything is read; then the pair read and ``step(Step)`` run; exits with its result, or fails naming the problem."""
+
+    def operation():
+        validate_app_options(module)
+        validate_lease_option(module)
+        if check:
+            check()
+        client = kube(module)
+        return step(Step(module, client, discover_pair(module, client, with_pods=with_pods)))
+
+    run(module, operation)
 
 
 def progress_of(module):

@@ -21,10 +21,15 @@ down before its retire-after time unless forced.
 
 from __future__ import annotations
 
-import time
-
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, isoformat, parse_time, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence as fences
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
+    COLORS,
+    CutoverError,
+    isoformat,
+    parse_time,
+    resolve_color,
+    utcnow,
+)
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import items
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import (
     ANNOTATION_REPLICAS,
@@ -39,7 +44,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import 
     pod_slot,
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import compute_retire_after, parse_ttl
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, waiter_for
 
 RETURNABLE = (STANDBY, RETIRED)
 
@@ -82,7 +87,8 @@ def apply_marks(kube, pair, marks, check_mode=False, fence=None):
     changed = bool(marks["standby"]["set"] or marks["clear"])
     if not check_mode:
         if marks["standby"]["set"]:
-            k8s_lease.guard(fence, "marking %s standby" % standby_name)
+            with fences.fenced(fence):
+                fences.guard("marking %s standby" % standby_name)
             kube.call("patch", "apps/deployments", namespace, standby_name, body=annotations_patch(marks["standby"]["set"]))
         if marks["clear"]:
             kube.call("patch", "apps/deployments", namespace, live_name, body=annotations_patch(clear=marks["clear"]))
@@ -101,14 +107,7 @@ def apply_marks(kube, pair, marks, check_mode=False, fence=None):
 # -- teardown ----------------------------------------------------------------------------------------
 def teardown_candidates(pair, colors=None):
     """The plain data :func:`select_teardown` decides on, per colour (``colors``: a subset, ``idle`` allowed)."""
-    wanted = set()
-    for color in colors or COLORS:
-        if color == "idle":
-            wanted.add(pair["idle_color"])
-        elif color in COLORS:
-            wanted.add(color)
-        else:
-            raise CutoverError("colors may name blue, green or idle, got %r" % (color,))
+    wanted = {resolve_color(color, pair["live_color"], option="colors", allowed=COLORS + ("idle",)) for color in colors or COLORS}
     return [
         {
             "color": color,
@@ -241,14 +240,13 @@ def teardown(
     drain_timeout=300,
     wait_timeout=300,
     check_mode=False,
-    progress=None,
     fence=None,
+    waiter=None,
     now=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
 ):
     """Retire the expired standbys of ``pair``; returns ``{changed, decisions, torn_down, seconds}``."""
-    started = clock()
+    waiter = waiter_for(waiter)
+    started = waiter.clock()
     moment = now or utcnow()
     decisions = select_teardown(teardown_candidates(pair, colors), moment, force)
     torn = []
@@ -259,18 +257,17 @@ def teardown(
         entry = {"color": decision["color"], "deployment": view["name"], "replicas_before": view["replicas"]}
         torn.append(entry)
         if not check_mode:
-            _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, progress, fence, clock, sleep)
-    return {"changed": bool(torn), "decisions": decisions, "torn_down": torn, "seconds": round(clock() - started, 3)}
+            _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, fence, waiter)
+    return {"changed": bool(torn), "decisions": decisions, "torn_down": torn, "seconds": round(waiter.clock() - started, 3)}
 
 
-def _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, progress, fence, clock, sleep):
-    """Drain one colour, scale it to zero, wait for its pods to stop; fills ``entry``."""
-    app, namespace, color = pair["app"], pair["namespace"], entry["color"]
-    view = pair["colors"][color]
+def drained_condition(kube, pair, color, entry):
+    """The predicate of a teardown's drain: no production Service's endpoints hold a pod of ``color`` (``entry["drain"]``
+    says where they still are); a Service pointed at the colour meanwhile fails it at once."""
+    app, namespace = pair["app"], pair["namespace"]
     selector = "%s,%s=%s" % (app_selector(app), SLOT_LABEL, color)
 
-    def check_drained():
-        k8s_lease.look(fence, "the %s pods to leave every production Service" % color)
+    def check():
         services = production_services(kube, app, namespace, pair["names"]["preview_service"])
         selecting = sorted(name for name, slot in services if slot in (color, None))
         if selecting:  # read again right before the scale: a Service may have been pointed at it since
@@ -279,24 +276,35 @@ def _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, progress, fenc
                 services=selecting,
             )
         pods = items(kube.call("list", "pods", namespace, label_selector=selector))
-        ok, entry["drain"] = drained(pods, slices_of(kube, namespace, [entry[0] for entry in services]), color)
+        ok, entry["drain"] = drained(pods, slices_of(kube, namespace, [service[0] for service in services]), color)
         return ok
 
-    entry["drain_seconds"] = poll(
-        check_drained, drain_timeout, "the %s pods of %s to be drained" % (color, app), progress=progress, clock=clock, sleep=sleep
-    )[1]
-    k8s_lease.guard(fence, "scaling %s to 0" % view["name"])
-    kube.call("patch", "apps/deployments", namespace, view["name"], body=teardown_patch(view["replicas"] or view_replicas_before(view)))
-    if wait:
+    return Condition("the %s pods of %s to be drained" % (color, app), check, lambda: "; ".join(entry.get("drain") or []))
 
-        def gone():
-            k8s_lease.look(fence, "the %s pods to stop" % color)
-            entry["pods_left"] = len(items(kube.call("list", "pods", namespace, label_selector=selector)))
-            return entry["pods_left"] == 0
 
-        entry["stop_seconds"] = poll(
-            gone, wait_timeout, "the %s pods of %s to stop" % (color, app), progress=progress, clock=clock, sleep=sleep
-        )[1]
+def stopped_condition(kube, pair, color, entry):
+    """The predicate of a teardown's last wait: no pod of ``color`` left (``entry["pods_left"]`` counts them)."""
+    selector = "%s,%s=%s" % (app_selector(pair["app"]), SLOT_LABEL, color)
+
+    def check():
+        entry["pods_left"] = len(items(kube.call("list", "pods", pair["namespace"], label_selector=selector)))
+        return entry["pods_left"] == 0
+
+    return Condition(
+        "the %s pods of %s to stop" % (color, pair["app"]), check, lambda: "%s pod(s) left" % entry.get("pods_left", "no look yet, so some")
+    )
+
+
+def _retire(kube, pair, entry, wait, drain_timeout, wait_timeout, fence, waiter):
+    """Drain one colour, scale it to zero, wait for its pods to stop; fills ``entry``."""
+    color, view = entry["color"], pair["colors"][entry["color"]]
+    with fences.fenced(fence):
+        entry["drain_seconds"] = waiter.wait(drained_condition(kube, pair, color, entry), drain_timeout).seconds
+        fences.guard("scaling %s to 0" % view["name"])
+        patch = teardown_patch(view["replicas"] or view_replicas_before(view))
+        kube.call("patch", "apps/deployments", pair["namespace"], view["name"], body=patch)
+        if wait:
+            entry["stop_seconds"] = waiter.wait(stopped_condition(kube, pair, color, entry), wait_timeout).seconds
 
 
 def view_replicas_before(view):

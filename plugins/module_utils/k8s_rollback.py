@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence as fences
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_journal, k8s_lease
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_retire import RETURNABLE, plan_restore
@@ -63,6 +64,7 @@ def rollback(
     progress=None,
     controller=None,
     clock=time.monotonic,
+    waiter=None,
 ):
     """Roll ``app`` back; ``discover()`` reads the pair.
 
@@ -96,45 +98,15 @@ def rollback(
     fence = None if check_mode else k8s_lease.Fence(kube, app, namespace, token, lease_seconds, controller=controller, clock=clock)
     outcome = "failed"
     try:
-        restore = plan_restore(pair, target, replicas)
-        result["restored"] = {"color": target, "replicas": restore["replicas"], "scaled": restore["patch"] is not None}
-        if restore["patch"] and not check_mode:
-            k8s_lease.guard(fence, "scaling %s up" % restore["deployment"])
-            kube.call("patch", "apps/deployments", namespace, restore["deployment"], body=restore["patch"])
-        if not check_mode:
-            waited = wait_ready(
-                kube,
-                namespace,
-                restore["deployment"],
-                restore["replicas"],
-                restore["image"],
-                restore["container"],
-                wait_timeout,
-                unhealthy_timeout,
-                progress,
-                fence,
-                clock,
+        with fences.fenced(fence):
+            options = dict(
+                replicas=replicas,
+                standby_ttl=standby_ttl,
+                wait_timeout=wait_timeout,
+                unhealthy_timeout=unhealthy_timeout,
+                verify_timeout=verify_timeout,
             )
-            result["restored"]["wait_seconds"] = waited["seconds"]
-            pair = discover()  # its size and pods are new now
-        # In check mode a colour a real run must first bring up cannot pass the guard yet: the guard is the real run's.
-        switched = switch(
-            kube,
-            pair,
-            to_color=target,
-            min_ready=restore["replicas"] if restore["replicas"] else None,
-            verify_timeout=verify_timeout,
-            standby_ttl=standby_ttl,
-            guard=not (check_mode and restore["patch"]),
-            check_mode=check_mode,
-            progress=progress,
-            fence=fence,
-        )
-        result.update(
-            changed=True,
-            switch={k: switched[k] for k in ("changes", "switch", "verify", "active_color", "standby", "cleared")},
-            message="%s is live again; %s is the standby until %s" % (target, away, (switched["standby"] or {}).get("retire_after")),
-        )
+            _roll_back(kube, discover, pair, target, away, result, check_mode, waiter, **options)
         outcome = "succeeded"
     except CutoverError as exc:
         result["message"] = exc.message
@@ -143,6 +115,47 @@ def rollback(
         result["seconds"] = round(clock() - started, 3)
         _close(kube, app, namespace, token, entry["deployment_id"], outcome, result, check_mode, progress)
     return result
+
+
+def _roll_back(kube, discover, pair, target, away, result, check_mode, waiter, **options):
+    """The rollback's changes, under the lock: scale ``target`` back up and wait Ready, switch to it, the other colour standby."""
+    namespace = pair["namespace"]
+    restore = plan_restore(pair, target, options["replicas"])
+    result["restored"] = {"color": target, "replicas": restore["replicas"], "scaled": restore["patch"] is not None}
+    if restore["patch"] and not check_mode:
+        fences.guard("scaling %s up" % restore["deployment"])
+        kube.call("patch", "apps/deployments", namespace, restore["deployment"], body=restore["patch"])
+    if not check_mode:
+        waited = wait_ready(
+            kube,
+            namespace,
+            restore["deployment"],
+            restore["replicas"],
+            restore["image"],
+            restore["container"],
+            options["wait_timeout"],
+            options["unhealthy_timeout"],
+            waiter=waiter,
+        )
+        result["restored"]["wait_seconds"] = waited["seconds"]
+        pair = discover()  # its size and pods are new now
+    # In check mode a colour a real run must first bring up cannot pass the guard yet: the guard is the real run's.
+    switched = switch(
+        kube,
+        pair,
+        to_color=target,
+        min_ready=restore["replicas"] if restore["replicas"] else None,
+        verify_timeout=options["verify_timeout"],
+        standby_ttl=options["standby_ttl"],
+        guard=not (check_mode and restore["patch"]),
+        check_mode=check_mode,
+        waiter=waiter,
+    )
+    result.update(
+        changed=True,
+        switch={k: switched[k] for k in ("changes", "switch", "verify", "active_color", "standby", "cleared")},
+        message="%s is live again; %s is the standby until %s" % (target, away, (switched["standby"] or {}).get("retire_after")),
+    )
 
 
 def _close(kube, app, namespace, token, deployment_id, outcome, result, check_mode, progress):

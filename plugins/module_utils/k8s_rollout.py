@@ -24,10 +24,9 @@ whose readiness probe keeps failing.
 from __future__ import annotations
 
 import re
-import time
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence as fences
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, resolve_color, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import items
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import (
     APP_LABEL,
@@ -36,16 +35,17 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import 
     deployment_view,
     describe_problem,
     failing,
-    is_ready,
     pod_image,
     pod_problem,
     pods_of,
     probe_failures,
+    ready_count,
     rollout_state,
 )
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, Waiter, check_seconds, waiter_for
 
 MAX_REPLICAS = 1000
+MAX_WAIT_SECONDS = 86400
 # [registry[:port]/]path[:tag][@sha256:digest]
 IMAGE_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
 COLOR_CHOICES = COLORS + ("idle",)
@@ -68,14 +68,13 @@ def validate_inputs(image=None, replicas=None, preparation_replicas=None, color=
         raise CutoverError("preparation_replicas (%d) must be smaller than replicas (%d)" % (preparation_replicas, replicas))
     if color not in COLOR_CHOICES:
         raise CutoverError("color must be one of %s, got %r" % (", ".join(COLOR_CHOICES), color))
-    for option, value in (("wait_timeout", timeout), ("unhealthy_timeout", unhealthy_timeout)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400):
-            raise CutoverError("%s must be from 0 to 86400 seconds, got %r" % (option, value))
+    check_seconds("wait_timeout", timeout, MAX_WAIT_SECONDS)
+    check_seconds("unhealthy_timeout", unhealthy_timeout, MAX_WAIT_SECONDS)
 
 
 def choose_color(pair, color="idle"):
     """The colour to roll out: the idle one; the live colour is refused."""
-    chosen = pair["idle_color"] if color == "idle" else color
+    chosen = resolve_color(color, pair["live_color"], allowed=COLOR_CHOICES)
     if chosen == pair["live_color"]:
         raise CutoverError(
             "%s is the live colour of app %s: a release goes to the idle colour (%s), never to the one serving production"
@@ -178,39 +177,19 @@ def readiness(deployment, pods, replicas, image, container, now, probe_messages=
     # Pods of an older image are on their way out (a rolling update); the new ones must become Ready.
     problems = [p for p in (pod_problem(pod, now, probe_messages, container) for pod in current if pod_image(pod, container) == image) if p]
     stale = [pod for pod in current if pod_image(pod, container) != image]
-    ready = [pod for pod in current if is_ready(pod) and pod_image(pod, container) == image]
-    if complete and not stale and len(ready) == replicas and not problems:
-        return True, "%d of %d pods Ready on %s" % (len(ready), replicas, image), []
+    ready = ready_count(pods, color, image, container)  # what the switch's guard counts too
+    if complete and not stale and ready == replicas and not problems:
+        return True, "%d of %d pods Ready on %s" % (ready, replicas, image), []
     if complete:
-        why = "%d of %d pods Ready on %s%s" % (len(ready), replicas, image, ", %d on another image" % len(stale) if stale else "")
+        why = "%d of %d pods Ready on %s%s" % (ready, replicas, image, ", %d on another image" % len(stale) if stale else "")
     return False, why, problems
 
 
-def wait_ready(
-    kube,
-    namespace,
-    deployment,
-    replicas,
-    image,
-    container=None,
-    timeout=600,
-    unhealthy_timeout=120,
-    progress=None,
-    fence=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
-    now=utcnow,
-):
-    """Wait until the colour of ``deployment`` is rolled out and all its pods are Ready; returns ``{seconds, looks, message}``.
-
-    Fails early (a :class:`CutoverError` with ``pods``: each failing pod and its
-    reason) as :func:`k8s_pair.failing` decides, and at ``timeout`` naming what
-    is not ready.
-    """
+def ready_condition(kube, namespace, deployment, replicas, image, container=None, unhealthy_timeout=120, now=utcnow):
+    """The predicate of :func:`wait_ready`: a :class:`waits.Condition` and the state it saw (``looks``, ``why``, ``problems``)."""
     state = {"looks": 0, "why": "nothing read yet", "problems": []}
 
-    def look():
-        k8s_lease.look(fence, "the rollout of %s" % deployment)
+    def check():
         state["looks"] += 1
         obj = kube.call("get", "apps/deployments", namespace, deployment)
         labels = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
@@ -238,63 +217,54 @@ def wait_ready(
             text += "; " + "; ".join(describe_problem(p) for p in state["problems"])
         return text
 
-    waited = poll(
-        look,
-        timeout,
-        "%s/%s to be rolled out with %d Ready pod(s)" % (namespace, deployment, replicas),
-        delay=0.5,
-        max_delay=3.0,
-        progress=progress,
-        describe=describe,
-        clock=clock,
-        sleep=sleep,
-    )[1]
-    return {"seconds": waited, "looks": state["looks"], "message": state["why"]}
+    what = "%s/%s to be rolled out with %d Ready pod(s)" % (namespace, deployment, replicas)
+    return Condition(what, check, describe), state
 
 
-def apply_rollout(
-    kube, plan, wait=True, timeout=600, unhealthy_timeout=120, progress=None, fence=None, clock=time.monotonic, sleep=time.sleep
+def wait_ready(
+    kube, namespace, deployment, replicas, image, container=None, timeout=600, unhealthy_timeout=120, fence=None, waiter=None, now=utcnow
 ):
+    """Wait until the colour of ``deployment`` is rolled out and all its pods are Ready; returns ``{seconds, looks, message}``.
+
+    Fails early (a :class:`CutoverError` with ``pods``: each failing pod and its
+    reason) as :func:`k8s_pair.failing` decides, and at ``timeout`` naming what
+    is not ready. Every look checks (and renews) the run's ``fence``; ``waiter``
+    (a module's) gives the progress lines and the pace cap.
+    """
+    condition, state = ready_condition(kube, namespace, deployment, replicas, image, container, unhealthy_timeout, now)
+    with fences.fenced(fence):
+        waited = waiter_for(waiter, delay=0.5, max_delay=3.0).wait(condition, timeout)
+    return {"seconds": waited.seconds, "looks": state["looks"], "message": state["why"]}
+
+
+def apply_rollout(kube, plan, wait=True, timeout=600, unhealthy_timeout=120, fence=None, waiter=None):
     """Make the planned changes, waiting for each size; returns ``{steps: [...], wait: {...}}``."""
+    clock = (waiter or Waiter()).clock
     started = clock()
     done = []
-    for index, step in enumerate(plan["steps"]):
-        k8s_lease.guard(fence, "patching Deployment %s" % plan["deployment"])
-        kube.call("patch", "apps/deployments", plan["namespace"], plan["deployment"], body=step["patch"], patch="strategic")
-        done.append({"replicas": step["replicas"]})
-        last = index == len(plan["steps"]) - 1
-        if wait or not last:
-            left = max(0.0, timeout - (clock() - started))
-            waited = wait_ready(
-                kube,
-                plan["namespace"],
-                plan["deployment"],
-                step["replicas"],
-                plan["image"],
-                plan["container"],
-                left,
-                unhealthy_timeout,
-                progress,
-                fence,
-                clock,
-                sleep,
-            )
-            done[-1]["seconds"] = waited["seconds"]
     result = {"steps": done}
-    if wait and not plan["steps"]:
-        result["wait"] = wait_ready(
+
+    def ready(replicas, seconds):
+        return wait_ready(
             kube,
             plan["namespace"],
             plan["deployment"],
-            plan["replicas"],
+            replicas,
             plan["image"],
             plan["container"],
-            timeout,
+            seconds,
             unhealthy_timeout,
-            progress,
-            fence,
-            clock,
-            sleep,
+            waiter=waiter,
         )
+
+    with fences.fenced(fence):
+        for index, step in enumerate(plan["steps"]):
+            fences.guard("patching Deployment %s" % plan["deployment"])
+            kube.call("patch", "apps/deployments", plan["namespace"], plan["deployment"], body=step["patch"], patch="strategic")
+            done.append({"replicas": step["replicas"]})
+            if wait or index < len(plan["steps"]) - 1:
+                done[-1]["seconds"] = ready(step["replicas"], max(0.0, timeout - (clock() - started)))["seconds"]
+        if wait and not plan["steps"]:
+            result["wait"] = ready(plan["replicas"], timeout)
     result["seconds"] = round(clock() - started, 3)
     return result

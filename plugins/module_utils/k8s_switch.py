@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence as fences
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, isoformat, other_color, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import resolve_color as common_resolve_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found, items
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import (
     SLOT_LABEL,
@@ -49,10 +50,13 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_retire impor
     plan_marks,
     slices_of,
 )
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, check_seconds, waiter_for
 
 TO_COLOR_CHOICES = COLORS + ("idle",)
 ATTEMPTS = 3
+
+
+MAX_VERIFY_SECONDS = 3600
 
 
 def validate_inputs(to_color, min_ready=None, verify_timeout=None):
@@ -60,12 +64,12 @@ def validate_inputs(to_color, min_ready=None, verify_timeout=None):
         raise CutoverError("to_color must be one of %s, got %r" % (", ".join(TO_COLOR_CHOICES), to_color))
     if min_ready is not None and (isinstance(min_ready, bool) or not isinstance(min_ready, int) or not 1 <= min_ready <= 1000):
         raise CutoverError("min_ready must be a whole number from 1 to 1000, got %r" % (min_ready,))
-    if verify_timeout is not None and (isinstance(verify_timeout, bool) or not 0 <= verify_timeout <= 3600):
-        raise CutoverError("verify_timeout must be from 0 to 3600 seconds, got %r" % (verify_timeout,))
+    check_seconds("verify_timeout", verify_timeout, MAX_VERIFY_SECONDS)
 
 
 def resolve_color(pair, to_color):
-    return pair["idle_color"] if to_color == "idle" else to_color
+    """The colour ``to_color`` names now (:func:`common.resolve_color`)."""
+    return common_resolve_color(to_color, pair["live_color"], option="to_color", allowed=TO_COLOR_CHOICES)
 
 
 # -- plan -------------------------------------------------------------------------------------------
@@ -161,7 +165,8 @@ def selector_patch(change, conditional=True):
 def apply_switch(kube, namespace, changes, fence=None, clock=time.monotonic):
     """Patch every Service; when one fails put back those already patched and raise. Returns ``{seconds, switched_at, epoch}``."""
     applied = []
-    k8s_lease.guard(fence, "switching the Services")
+    with fences.fenced(fence):
+        fences.guard("switching the Services")
     started = clock()
     for change in changes:
         try:
@@ -244,14 +249,13 @@ def verdict(app, services, slices_by_service, pods, to_color, required, preview)
     return not problems, problems
 
 
-def verify_switch(kube, pair, to_color, required, timeout=60, progress=None, fence=None, clock=time.monotonic, sleep=time.sleep):
-    """Read back until :func:`verdict` holds (endpoints follow a selector within seconds); returns ``{seconds, services}``."""
+def switched_condition(kube, pair, to_color, required):
+    """The predicate of :func:`verify_switch`: :func:`verdict` holds (``state``: its problems, the Services verified)."""
     app, namespace = pair["app"], pair["namespace"]
     preview = pair["names"]["preview_service"]
     state = {"problems": ["nothing read yet"], "services": []}
 
-    def look():
-        k8s_lease.look(fence, "the endpoints of %s" % app)
+    def check():
         services = items(kube.call("list", "services", namespace))
         mine = [s for s in services if selects((s.get("spec") or {}).get("selector") or {}, app)]
         names = [(s.get("metadata") or {}).get("name") for s in mine if (s.get("metadata") or {}).get("name") != preview]
@@ -261,18 +265,16 @@ def verify_switch(kube, pair, to_color, required, timeout=60, progress=None, fen
         state["services"] = sorted(names)
         return ok
 
-    waited = poll(
-        look,
-        timeout,
-        "every production Service of %s to hold only %s endpoints" % (app, to_color),
-        delay=0.25,
-        max_delay=2.0,
-        progress=progress,
-        describe=lambda: "; ".join(state["problems"]),
-        clock=clock,
-        sleep=sleep,
-    )[1]
-    return {"seconds": waited, "services": state["services"]}
+    what = "every production Service of %s to hold only %s endpoints" % (app, to_color)
+    return Condition(what, check, lambda: "; ".join(state["problems"])), state
+
+
+def verify_switch(kube, pair, to_color, required, timeout=60, fence=None, waiter=None):
+    """Read back until :func:`verdict` holds (endpoints follow a selector within seconds); returns ``{seconds, services}``."""
+    condition, state = switched_condition(kube, pair, to_color, required)
+    with fences.fenced(fence):
+        waited = waiter_for(waiter, delay=0.25, max_delay=2.0).wait(condition, timeout)
+    return {"seconds": waited.seconds, "services": state["services"]}
 
 
 # -- the active colour -----------------------------------------------------------------------------------
@@ -324,11 +326,9 @@ def switch(
     retire_after=None,
     guard=True,
     check_mode=False,
-    progress=None,
     fence=None,
+    waiter=None,
     now=None,
-    clock=time.monotonic,
-    sleep=time.sleep,
 ):
     """Plan, guard, mark the old colour standby, apply, verify, publish the active colour.
 
@@ -354,7 +354,7 @@ def switch(
     applied = None
     if plan["changes"] and not check_mode:
         try:
-            applied = apply_switch(kube, pair["namespace"], plan["changes"], fence, clock)
+            applied = apply_switch(kube, pair["namespace"], plan["changes"], fence, waiter_for(waiter).clock)
         except CutoverError:
             if marks["standby"]["set"]:
                 previous = pair["colors"][old]["annotations"]
@@ -371,7 +371,7 @@ def switch(
             raise
     verified = None
     if verify and not check_mode:
-        verified = verify_switch(kube, pair, to, required_ready(pair, to, min_ready), verify_timeout, progress, fence, clock, sleep)
+        verified = verify_switch(kube, pair, to, required_ready(pair, to, min_ready), verify_timeout, fence, waiter)
     published = None
     if publish:
         published = publish_active_color(

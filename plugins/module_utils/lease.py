@@ -34,9 +34,10 @@ two runs can never hold the lease at once: the loser of a race re-reads, finds
 a live lease of another run, and fails naming it.
 
 :func:`fence_problem` is what a run's long waits and changes ask before they
-go on: is the lease still this token's and live? Every function computing a
-decision is pure; :func:`acquire`, :func:`renew`, :func:`release`, :func:`read`
-and :func:`hold` read and write the table.
+go on: is the lease still this token's and live? The rules are those of
+:mod:`lease_rules`, shared with the Kubernetes Lease (:mod:`k8s_lease`); this
+module is their store in DynamoDB (:class:`Table`): the item, its conditional
+writes, and :func:`hold`, the heartbeat.
 """
 
 from __future__ import annotations
@@ -47,7 +48,14 @@ import re
 import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import controller as controllers
+from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules as rules
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import (
+    RENEW,
+    TAKEOVERS,
+    LostLock,
+    validate_token,
+)
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import (
     TTL_ATTRIBUTE,
     ConditionFailed,
@@ -66,34 +74,16 @@ try:
 except ImportError:
     pass  # the modules report a missing botocore
 
+# The names of the lock's decisions and helpers, here as well as in lease_rules.
+ACQUIRE, UNCHANGED, TAKE_OVER, TAKE_OVER_NAMED = rules.ACQUIRE, rules.UNCHANGED, rules.TAKE_OVER, rules.TAKE_OVER_NAMED
+RELEASE, NOT_HELD = rules.RELEASE, rules.NOT_HELD
+renew_interval, names_holder = rules.renew_interval, rules.names_holder
+
 LOCK_SORT_KEY = "lock"
-MAX_LEASE_SECONDS = 7 * 24 * 3600
-MAX_TAKEOVERS = 10
-MAX_OWNER_LENGTH = 256
 # What a run may ask for as its lease (run_identity and the roles' input check): long enough to renew
 # it in time, short enough that a dead run's lease does not block the service for long.
 RUN_LEASE_SECONDS = (10, 86400)
-TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{7,127}$")
-ATTEMPTS = 3
-
-# What acquire() does, decided by plan_acquire().
-ACQUIRE = "acquire"
-RENEW = "renew"
-TAKE_OVER = "take_over"  # an expired lease of another run
-TAKE_OVER_NAMED = "take_over_named"  # a live lease of the run that ``takeover`` names
-UNCHANGED = "unchanged"
-TAKEOVERS = (TAKE_OVER, TAKE_OVER_NAMED)
-# What release() does.
-RELEASE = "release"
-NOT_HELD = "not_held"
-
-
-class LostLock(CutoverError):
-    """This run no longer holds the lease (taken over, expired, released) or its controller is gone."""
-
-    def __init__(self, message, **details):
-        details.setdefault("lost_lock", True)
-        super().__init__(message if message.startswith("lost the lock") else "lost the lock: " + message, **details)
+GONE = "released, or expired and deleted"
 
 
 def epoch(moment):
@@ -105,36 +95,14 @@ def iso_epoch(seconds):
     return isoformat(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
 
 
-def renew_interval(lease_seconds):
-    """How often a live run renews its lease: a quarter of it, so three renewals may fail before it lapses."""
-    return max(1.0, lease_seconds / 4.0)
+def label(service):
+    return "service %s" % service
 
 
 # -- input ---------------------------------------------------------------------------------------
-def validate_token(token):
-    if not isinstance(token, str) or not TOKEN_PATTERN.match(token):
-        raise CutoverError(
-            "token must name one run: 8 to 128 letters, digits and _ . : - (such as a uuid), got %r" % (token,),
-        )
-
-
 def validate(owner, token=None, lease_seconds=None, takeover=None):
-    """Bad input fails before anything is read or written."""
-    if not isinstance(owner, str) or not owner.strip():
-        raise CutoverError("owner must be a non-empty string naming the run that holds the lock")
-    if len(owner) > MAX_OWNER_LENGTH:
-        raise CutoverError("owner must be at most %d characters, got %d" % (MAX_OWNER_LENGTH, len(owner)))
-    if token is not None:
-        validate_token(token)
-    if lease_seconds is not None:
-        if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int):
-            raise CutoverError("lease_seconds must be a whole number of seconds, got %r" % (lease_seconds,))
-        if lease_seconds <= 0:
-            raise CutoverError("lease_seconds must be greater than 0, got %d" % lease_seconds)
-        if lease_seconds > MAX_LEASE_SECONDS:
-            raise CutoverError("lease_seconds must be at most %d (7 days), got %d" % (MAX_LEASE_SECONDS, lease_seconds))
-    if takeover is not None and (not isinstance(takeover, str) or not takeover.strip()):
-        raise CutoverError("takeover must name the holder to take the lock from (its owner or its token), got %r" % (takeover,))
+    """Bad input fails before anything is read or written (:func:`lease_rules.validate`; the owner is required)."""
+    rules.validate(owner, token, lease_seconds, takeover, owner_required=True)
 
 
 # -- views and texts ---------------------------------------------------------------------------
@@ -165,24 +133,8 @@ def view(item, now):
     }
 
 
-def describe_holder(lease):
-    """``ansible-playbook alice@ci-1 pid 4242 (deploy v2 to green)``."""
-    text = str(lease.get("owner"))
-    if lease.get("purpose"):
-        text += " (%s)" % lease["purpose"]
-    return text
-
-
-def names_holder(lease, takeover):
-    """Whether ``takeover`` names the holder of ``lease``: its token, or its owner."""
-    if not takeover or not lease:
-        return False
-    takeover = takeover.strip()
-    return takeover == lease.get("token") or takeover == lease.get("owner")
-
-
 def takeover_hint(lease):
-    """The exact option that takes ``lease`` over (its token when it has one, else its owner)."""
+    """The exact option that takes ``lease`` over (its token when it has one, else its owner), for ``ansible-playbook``."""
     name = lease.get("token") or lease.get("owner")
     if re.match(r"^[A-Za-z0-9_.:@-]+$", name or ""):
         return "-e takeover=%s" % name
@@ -191,58 +143,12 @@ def takeover_hint(lease):
 
 def refusal(service, lease, takeover=None):
     """Why a live lease of another run refuses this run, with how to take it over (a CutoverError)."""
-    since = lease.get("acquired_at") or "?"
-    text = "service %s is locked by %s since %s, until %s (%d s left" % (
-        service,
-        describe_holder(lease),
-        since,
-        lease["expires_at"],
-        lease["seconds_left"],
-    )
-    if lease.get("renewed_at") and lease["renewed_at"] != since:
-        text += ", renewed %s" % lease["renewed_at"]
-    text += ")"
-    if takeover:
-        text = "takeover=%s does not name the holder of the lock: %s" % (takeover, text)
-    text += (
-        ". A live run renews its lease; if that run is gone, its lease expires by itself within %d s. "
-        "To take the lock from it now (for an incident rollback, say), run again with %s" % (lease["seconds_left"], takeover_hint(lease))
-    )
-    return CutoverError(
-        text,
-        holder=lease.get("owner"),
-        holder_token=lease.get("token"),
-        purpose=lease.get("purpose"),
-        acquired_at=lease.get("acquired_at"),
-        expires_at=lease["expires_at"],
-        takeover_hint=takeover_hint(lease),
-        lock=lease,
-    )
-
-
-def _taken_from(lease, token):
-    """The takeover record of ``lease`` that took it from ``token``, if any."""
-    for entry in reversed(lease.get("takeovers") or []):
-        if token and entry.get("token") == token:
-            return entry
-    return None
+    return rules.refusal(label(service), lease, takeover, takeover_hint(lease))
 
 
 def fence_problem(service, item, token, now):
     """Why the run holding ``token`` may not go on (a text), or None while the lease is its own and live."""
-    if not item:
-        return "the lock of service %s is not held any more (released, or expired and deleted)" % service
-    lease = view(item, now)
-    if lease.get("token") != token:
-        text = "the lock of service %s is now held by %s since %s" % (service, describe_holder(lease), lease["acquired_at"])
-        taken = _taken_from(lease, token)
-        if taken:
-            how = "by name" if taken.get("reason") == "named" else "after this run's lease expired at %s" % taken.get("expires_at")
-            text += "; it took the lock from this run at %s, %s" % (taken.get("taken_at"), how)
-        return text
-    if lease["expired"]:
-        return "the lease of this run on service %s expired at %s (it was not renewed in time)" % (service, lease["expires_at"])
-    return None
+    return rules.fence_problem(label(service), view(item, now), token, GONE)
 
 
 # -- acquiring ---------------------------------------------------------------------------------
@@ -251,21 +157,9 @@ def plan_acquire(service, current, token, lease_seconds, now, takeover=None, pur
 
     ``current`` is the stored item (plain, as :func:`table.from_item` returns
     it) or None. Raises :class:`CutoverError` naming the holder when the lease
-    may not be taken.
+    may not be taken (:func:`lease_rules.plan_acquire`).
     """
-    if not current:
-        return ACQUIRE
-    lease = view(current, now)
-    if lease["token"] == token:
-        same_terms = lease["lease_seconds"] == lease_seconds and (purpose is None or purpose == lease["purpose"])
-        if same_terms and not lease["expired"] and lease["seconds_left"] * 2 >= lease_seconds:
-            return UNCHANGED
-        return RENEW
-    if lease["expired"]:
-        return TAKE_OVER
-    if names_holder(lease, takeover):
-        return TAKE_OVER_NAMED
-    raise refusal(service, lease, takeover)
+    return rules.plan_acquire(label(service), view(current, now), token, lease_seconds, takeover, purpose, takeover_hint)
 
 
 def lease_item(service, action, current, owner, token, lease_seconds, now, purpose=None, deployment_id=None):
@@ -292,19 +186,8 @@ def lease_item(service, action, current, owner, token, lease_seconds, now, purpo
         if deployment_id is None:
             deployment_id = current.get("deployment_id")
     elif action in TAKEOVERS:
-        previous = {
-            "owner": current.get("owner"),
-            "token": current.get("token"),
-            "purpose": current.get("purpose"),
-            "deployment_id": current.get("deployment_id"),
-            "acquired_at": current.get("acquired_at"),
-            "renewed_at": current.get("renewed_at"),
-            "expires_at": iso_epoch(int(current[TTL_ATTRIBUTE])),
-            "taken_at": stamp,
-            "taken_by": owner,
-            "reason": "expired" if action == TAKE_OVER else "named",
-        }
-        item["takeovers"] = (list(current.get("takeovers") or []) + [previous])[-MAX_TAKEOVERS:]
+        record = rules.takeover_record(view(current, now), action, owner, now)
+        item["takeovers"] = rules.takeovers_after(current.get("takeovers"), record)
     if purpose is not None:
         item["purpose"] = purpose
     if deployment_id is not None:
@@ -367,6 +250,46 @@ def read(dynamodb, table, service, now=None):
     return view(read_item(dynamodb, table, service), now or utcnow())
 
 
+class Table:
+    """The lease of ``service`` in its table: the store :mod:`lease_rules` applies the rules to."""
+
+    gone = GONE
+
+    def __init__(self, dynamodb, table, service):
+        if not service:
+            raise CutoverError("a service name is required")
+        self.dynamodb, self.table, self.service = dynamodb, table, service
+        self.label = label(service)
+        self.hint = takeover_hint
+        self.view = view
+
+    def read(self):
+        return read_item(self.dynamodb, self.table, self.service)
+
+    def write(self, action, current, owner, token, lease_seconds, now, purpose=None, deployment_id=None, check_mode=False):
+        item = lease_item(self.service, action, current, owner, token, lease_seconds, now, purpose, deployment_id)
+        if not check_mode:
+            condition = acquire_condition(action, current, now)
+            try:
+                write_conditionally(
+                    self.dynamodb,
+                    self.table,
+                    self.service,
+                    LOCK_SORT_KEY,
+                    lambda: self.dynamodb.put_item(TableName=self.table, Item=to_item(item), aws_retry=True, **condition),
+                    lambda stored: stored == item,
+                )
+            except ConditionFailed as exc:
+                raise rules.Race(exc.current) from exc
+        return item
+
+    def delete(self, current, token):
+        delete(self.dynamodb, self.table, self.service, token)
+
+    def renew(self, token, lease_seconds):
+        return renew(self.dynamodb, self.table, self.service, token, lease_seconds)
+
+
 def acquire(
     dynamodb,
     table,
@@ -387,34 +310,7 @@ def acquire(
     and decides again (the lease then is usually another run's: refused).
     """
     validate(owner, token, lease_seconds, takeover)
-    if not service:
-        raise CutoverError("a service name is required")
-    current = read_item(dynamodb, table, service)
-    for _attempt in range(ATTEMPTS):
-        moment = now or utcnow()
-        action = plan_acquire(service, current, token, lease_seconds, moment, takeover, purpose)
-        previous = view(current, moment)
-        if action == UNCHANGED:
-            return dict(changed=False, operation=action, lock=previous, previous=previous)
-        item = lease_item(service, action, current, owner, token, lease_seconds, moment, purpose, deployment_id)
-        if not check_mode:
-            condition = acquire_condition(action, current, moment)
-            try:
-                write_conditionally(
-                    dynamodb,
-                    table,
-                    service,
-                    LOCK_SORT_KEY,
-                    lambda item=item, condition=condition: dynamodb.put_item(
-                        TableName=table, Item=to_item(item), aws_retry=True, **condition
-                    ),
-                    lambda stored, item=item: stored == item,
-                )
-            except ConditionFailed as exc:
-                current = exc.current  # the lease changed since it was read: decide again on what is there now
-                continue
-        return dict(changed=True, operation=action, lock=view(item, moment), previous=previous)
-    raise CutoverError("the lock of service %s kept changing while acquiring it (%d attempts); try again" % (service, ATTEMPTS))
+    return rules.acquire(Table(dynamodb, table, service), owner, token, lease_seconds, takeover, purpose, deployment_id, check_mode, now)
 
 
 # -- renewing, checking --------------------------------------------------------------------------
@@ -450,31 +346,13 @@ def renew(dynamodb, table, service, token, lease_seconds, now=None):
 
 def check(dynamodb, table, service, token, before=None, now=None):
     """Raise :class:`LostLock` unless the lease is this token's and live (one GetItem); returns the lease."""
-    moment = now or utcnow()
-    item = read_item(dynamodb, table, service)
-    why = fence_problem(service, item, token, moment)
-    if why:
-        raise LostLock(why + ("; stopped before %s" % before if before else ""), lock=view(item, moment))
-    return view(item, moment)
+    return rules.check(Table(dynamodb, table, service), token, before, now)
 
 
 # -- releasing ---------------------------------------------------------------------------------
 def plan_release(service, current, token, now):
     """RELEASE (this run's lease), NOT_HELD (no lease); another run's lease (live or expired) is not released."""
-    if not current:
-        return NOT_HELD
-    lease = view(current, now)
-    if lease["token"] != token:
-        state = "expired at" if lease["expired"] else "until"
-        raise LostLock(
-            "the lock of service %s is held by %s (token %s) since %s, %s %s, not by this run (token %s); it was not released"
-            % (service, describe_holder(lease), lease["token"], lease["acquired_at"], state, lease["expires_at"], token),
-            holder=lease["owner"],
-            holder_token=lease["token"],
-            expires_at=lease["expires_at"],
-            lock=lease,
-        )
-    return RELEASE
+    return rules.plan_release(label(service), view(current, now), token)
 
 
 def delete(dynamodb, table, service, token):
@@ -498,17 +376,7 @@ def delete(dynamodb, table, service, token):
 def release(dynamodb, table, service, token, check_mode=False, now=None):
     """Release the lease of the run ``token``; returns ``{changed, operation, lock, previous}`` (``lock`` is None after)."""
     validate_token(token)
-    if not service:
-        raise CutoverError("a service name is required")
-    moment = now or utcnow()
-    current = read_item(dynamodb, table, service)
-    action = plan_release(service, current, token, moment)
-    previous = view(current, moment)
-    if action == NOT_HELD:
-        return dict(changed=False, operation=action, lock=None, previous=None)
-    if not check_mode:
-        delete(dynamodb, table, service, token)
-    return dict(changed=True, operation=action, lock=None, previous=previous)
+    return rules.release(Table(dynamodb, table, service), token, check_mode, now)
 
 
 # -- the heartbeat -------------------------------------------------------------------------------
@@ -527,42 +395,24 @@ def hold(
     sleep=time.sleep,
     controller_problem=controllers.problem,
 ):
-    """Keep this run's lease while its controller lives; returns why it stopped and how often it renewed.
+    """Keep this run's lease while its controller lives (:func:`lease_rules.hold`, over the lock's item)."""
 
-    Looks at the controller every ``look_every`` seconds (no AWS call) and
-    renews every ``renew_every`` seconds (a quarter of the lease by default).
-    Stops when the controller is gone (the lease is left to expire, so the
-    journal entry it names stays with it for the run that takes over), when a
-    renewal finds the lease is not this token's any more (released or taken
-    over), or after ``max_seconds``. A failed renewal (throttled beyond the
-    retries, the network) is tried again at the next interval.
-    """
-    renew_every = renew_interval(lease_seconds) if renew_every is None else renew_every
-    started = clock()
-    last = started
-    renewals = failures = 0
-    errors = []
-    while True:
-        why = controller_problem(controller)
-        if why:
-            return dict(stopped="controller_gone", reason=why, renewals=renewals, failed_renewals=failures, errors=errors[-3:])
-        now = clock()
-        if max_seconds is not None and now - started >= max_seconds:
-            return dict(stopped="time_limit", reason="held for %d s" % max_seconds, renewals=renewals, failed_renewals=failures)
-        if now - last >= renew_every:
-            last = now
-            try:
-                if not renew(dynamodb, table, service, token, lease_seconds):
-                    return dict(
-                        stopped="not_held",
-                        reason="the lease of service %s is not this run's any more (released or taken over)" % service,
-                        renewals=renewals,
-                        failed_renewals=failures,
-                    )
-                renewals += 1
-            except failed_calls() + (botocore.exceptions.BotoCoreError, CutoverError) as exc:
-                failures += 1
-                errors.append(str(exc))
-                if progress:
-                    progress("renewing the lease of %s failed (%s); trying again in %.0f s" % (service, exc, renew_every))
-        sleep(look_every)
+    def renewed():
+        if renew(dynamodb, table, service, token, lease_seconds):
+            return None
+        return "the lease of service %s is not this run's any more (released or taken over)" % service
+
+    return rules.hold(
+        renewed,
+        label(service),
+        lease_seconds,
+        controller,
+        controller_problem,
+        failures=failed_calls() + (botocore.exceptions.BotoCoreError, CutoverError),
+        renew_every=renew_every,
+        max_seconds=max_seconds,
+        look_every=look_every,
+        progress=progress,
+        clock=clock,
+        sleep=sleep,
+    )

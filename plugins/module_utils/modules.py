@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import botocore_config, retry_decorator
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import validate_min_healthy
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import discover
 
 try:
@@ -29,10 +32,22 @@ PAIR_ARGUMENT_SPEC = dict(
 
 
 def pair_module(argument_spec=None, **kwargs):
-    """An AnsibleAWSModule with the pair options plus the module's own."""
+    """An AnsibleAWSModule with the pair options plus the module's own, the shared ones checked (:func:`check_options`)."""
     spec = dict(PAIR_ARGUMENT_SPEC)
     spec.update(argument_spec or {})
-    return AnsibleAWSModule(argument_spec=spec, **kwargs)
+    module = AnsibleAWSModule(argument_spec=spec, **kwargs)
+    check_options(module)
+    return module
+
+
+def check_options(module, limits=None):
+    """The options modules share, checked once for every module, before anything is read: the wait options
+    (:func:`waits.validate`, ``limits`` the most seconds per option) and ``min_healthy``."""
+    try:
+        waits.validate(module.params, limits)
+        validate_min_healthy(module.params.get("min_healthy"))
+    except CutoverError as exc:
+        module.fail_json(msg=exc.message)
 
 
 def client(module, service):
@@ -54,6 +69,11 @@ def client(module, service):
     return module.client(service, retry_decorator=retry_decorator(service), config=botocore_config())
 
 
+def fenced(module):
+    """The block under the fence the module's ``lease`` option describes (see :mod:`fence`; none without the option)."""
+    return fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb")))
+
+
 def discover_pair(module, elbv2=None, autoscaling=None, rules=True, health=True):
     """The pair named by the module's options (see :func:`pair.discover` for ``rules`` and ``health``)."""
     params = module.params
@@ -68,6 +88,16 @@ def discover_pair(module, elbv2=None, autoscaling=None, rules=True, health=True)
         rules=rules,
         health=health,
     )
+
+
+def reported(module, result):
+    """``result`` as the module returns it: its ``warnings`` warned, its ``diff`` kept in diff mode only."""
+    diff = result.pop("diff", None)
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
+    if module._diff and diff is not None:
+        result["diff"] = diff
+    return result
 
 
 def fail_json_aws_error(module, exc):

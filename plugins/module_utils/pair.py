@@ -29,6 +29,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, paginate
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import assess, counts
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
+    COLOR_NAMES,
     COLORS,
     TAG_COLOR,
     TAG_LISTENER,
@@ -37,6 +38,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     TAG_STATE,
     CutoverError,
     other_color,
+    resolve_color,
 )
 
 
@@ -58,20 +60,59 @@ class plain_client:
         return call
 
 
-def forward_weights(actions):
-    """``{target_group_arn: weight}`` of a listener's or rule's forward action (empty if it does not forward)."""
-    weights = {}
+def forward_groups(actions):
+    """``[(target_group_arn, weight)]`` of the forward actions among ``actions``, in their order: the one reading of forward actions.
+
+    A forward action names its target groups in ``ForwardConfig`` (weighted, 1
+    when no weight is given) or, in its short form, in ``TargetGroupArn``;
+    actions of other types (authenticate, redirect, fixed-response) forward nothing.
+    """
+    groups = []
     for action in actions or []:
         if action.get("Type") != "forward":
             continue
-        config = action.get("ForwardConfig") or {}
-        groups = config.get("TargetGroups") or []
-        if groups:
-            for group in groups:
-                weights[group["TargetGroupArn"]] = int(group.get("Weight", 1))
+        weighted = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+        if weighted:
+            groups.extend((group["TargetGroupArn"], int(group.get("Weight", 1))) for group in weighted)
         elif action.get("TargetGroupArn"):
-            weights[action["TargetGroupArn"]] = 1
-    return weights
+            groups.append((action["TargetGroupArn"], 1))
+    return groups
+
+
+def forward_weights(actions):
+    """``{target_group_arn: weight}`` of a listener's or rule's forward action (empty if it does not forward)."""
+    return dict(forward_groups(actions))
+
+
+def forwarder(listener, kind, arn, priority, actions):
+    """A forwarder: a listener's default action (``kind`` listener) or a rule, with its actions and their weights."""
+    return {
+        "arn": arn,
+        "kind": kind,
+        "listener_arn": listener["arn"],
+        "role": listener["role"],
+        "priority": priority,
+        "actions": actions or [],
+        "weights": forward_weights(actions),
+    }
+
+
+def read_forwarders(elbv2, listeners, into=None, rules=True, rules_of_test=True):
+    """Every forwarder of ``listeners`` (``{arn, role, default_actions}``): default actions, and with ``rules`` each rule
+    (not the default one) that forwards into ``into`` (target-group ARNs; None: any). ``rules_of_test=False`` skips the
+    test listener's rules."""
+    found = []
+    for listener in listeners:
+        found.append(forwarder(listener, "listener", listener["arn"], "default", listener["default_actions"]))
+        if not rules or (listener["role"] == "test" and not rules_of_test):
+            continue
+        for rule in paginate(elbv2, "describe_rules", ListenerArn=listener["arn"])["Rules"]:
+            if rule.get("IsDefault"):
+                continue
+            entry = forwarder(listener, "rule", rule["RuleArn"], rule.get("Priority"), rule.get("Actions"))
+            if into is None or set(entry["weights"]) & set(into):
+                found.append(entry)
+    return found
 
 
 def _chunks(items, size):
@@ -342,6 +383,13 @@ class Pair:
     def idle_color(self):
         return other_color(self.live_color)
 
+    def resolve(self, color, option="color", allowed=COLOR_NAMES):
+        """The colour ``color`` names now (:func:`common.resolve_color`): ``live``, ``idle`` (refused while split) or itself."""
+        split = None
+        if color == "idle" and self.split:
+            split = ", ".join("%s %d" % (c, w) for c, w in sorted(self.production_weights.items()) if w > 0)
+        return resolve_color(color, lambda: self.live_color, option=option, allowed=allowed, service=self.service, split=split)
+
     @property
     def split(self):
         """True while production traffic is divided between both colours (a canary phase)."""
@@ -448,40 +496,11 @@ def discover(
             )
         candidates[0]["role"] = "production"
 
-    forwarders = []
     for listener in listeners:
-        raw = listener.pop("raw")
-        weights = forward_weights(raw.get("DefaultActions"))
-        forwarders.append(
-            {
-                "arn": listener["arn"],
-                "kind": "listener",
-                "listener_arn": listener["arn"],
-                "role": listener["role"],
-                "priority": "default",
-                "actions": raw.get("DefaultActions") or [],
-                "weights": weights,
-            }
-        )
-        if not rules:
-            continue
-        for rule in paginate(elbv2, "describe_rules", ListenerArn=listener["arn"])["Rules"]:
-            if rule.get("IsDefault"):
-                continue
-            rule_weights = forward_weights(rule.get("Actions"))
-            if not set(rule_weights) & pair_arns:
-                continue
-            forwarders.append(
-                {
-                    "arn": rule["RuleArn"],
-                    "kind": "rule",
-                    "listener_arn": listener["arn"],
-                    "role": listener["role"],
-                    "priority": rule.get("Priority"),
-                    "actions": rule.get("Actions") or [],
-                    "weights": rule_weights,
-                }
-            )
+        listener["default_actions"] = listener.pop("raw").get("DefaultActions") or []
+    forwarders = read_forwarders(elbv2, listeners, into=pair_arns, rules=rules)
+    for listener in listeners:
+        del listener["default_actions"]
 
     colors = {}
     for color in COLORS:

@@ -42,8 +42,15 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.drain import (
     resolve_color,
     traffic_forwarders,
 )
-from ansible_collections.cutover.bluegreen.plugins.module_utils.health import default_unhealthy_timeout, refuse_blocking, wait_healthy
-from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import wait_in_service
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import (
+    default_unhealthy_timeout,
+    healthy_condition,
+    refuse_blocking,
+    summarize,
+    timeout_error,
+)
+from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import in_service_condition
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import DEFAULT_TIMEOUT, WaitTimeout, check_seconds, waiter_for
 
 STANDBY = "standby"
 RETIRED = "retired"
@@ -318,6 +325,7 @@ def teardown(
     progress=None,
     clock=time.monotonic,
     sleep=time.sleep,
+    waiter=None,
 ):
     """Retire the standbys of a pair whose retire-after has passed: drain, scale to zero, tag retired.
 
@@ -325,8 +333,7 @@ def teardown(
     each result has ``action`` (``torn_down``, ``would_tear_down`` in check
     mode, or ``skipped``) and ``reason``.
     """
-    if wait_timeout is not None and wait_timeout < 0:
-        raise CutoverError("wait_timeout must not be negative, got %s" % wait_timeout)
+    check_seconds("wait_timeout", wait_timeout)
     now = now or utcnow()
     considered = teardown_colors(pair, colors)
     decisions = select_teardown([teardown_candidate(pair, color) for color in considered], now, force=force)
@@ -346,7 +353,16 @@ def teardown(
         # Right before acting: is the production side still what it was?
         recheck_not_serving(elbv2, pair, color, "tear down")
         drained = drain(
-            elbv2, pair, color, timeout=wait_timeout, wait=True, check_mode=check_mode, progress=progress, clock=clock, sleep=sleep
+            elbv2,
+            pair,
+            color,
+            timeout=wait_timeout,
+            wait=True,
+            check_mode=check_mode,
+            progress=progress,
+            clock=clock,
+            sleep=sleep,
+            waiter=waiter,
         )
         update = plan_scale_to_zero(asg)
         size_after = dict(_size(asg), min_size=0, desired_capacity=0)
@@ -474,6 +490,7 @@ def restore(
     progress=None,
     clock=time.monotonic,
     sleep=time.sleep,
+    waiter=None,
 ):
     """Bring a retired or standby colour back to ``capacity`` for a rollback, healthy, with its state tags cleared.
 
@@ -485,8 +502,7 @@ def restore(
     that are not its instances (unless ``deregister_foreign``), and fails early,
     with the reasons, when its instances cannot launch or stay unhealthy.
     """
-    if wait_timeout is None or wait_timeout < 0:
-        raise CutoverError("wait_timeout must be zero or more seconds, got %s" % wait_timeout)
+    wait_timeout = DEFAULT_TIMEOUT if wait_timeout is None else check_seconds("wait_timeout", wait_timeout)
     color = resolve_color(pair, color)
     live = pair.live_color
     if color == live:
@@ -529,46 +545,51 @@ def restore(
     }
     if check_mode or (plan["ready"] and not changed):
         return result
-    started = clock()
     since = utcnow()
     if plan["update"] or plan["register"] or plan["untag"]:
         fence.guard("restoring %s of %r" % (color, pair.service))
     if plan["update"]:
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=asg["name"], aws_retry=True, **plan["update"])
+    # One wait, two conditions in turn within wait_timeout: the instances InService, then their targets healthy.
+    waiter = waiter_for(waiter, progress, clock, sleep)
     version = group_version(asg)
-    _group, waited = wait_in_service(
+    in_service, _seen = in_service_condition(
         autoscaling,
         asg["name"],
         capacity,
         version,
-        wait_timeout,
         stale=[i["id"] for i in asg["instances"] if version is not None and str(i.get("launch_template_version")) != version],
         known=[i["id"] for i in asg["instances"]],
-        progress=progress,
         since=since,
-        clock=clock,
-        sleep=sleep,
+        clock=waiter.clock,
     )
-    result["waited"]["in_service"] = waited
-    summary, waited = wait_healthy(
+    in_service.pace = {"delay": 2.0, "max_delay": 15.0}
+    healthy, seen, done = healthy_condition(
         elbv2,
         autoscaling,
         group["arn"],
         asg["name"],
-        min_healthy=capacity,
-        timeout=max(0.0, wait_timeout - (clock() - started)),
-        unhealthy_timeout=default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold")),
+        capacity,
+        default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold")),
         deregister_foreign=deregister_foreign,
         repair=True,
-        progress=progress,
+        progress=waiter.progress,
         name=group["name"],
-        clock=clock,
-        sleep=sleep,
+        clock=waiter.clock,
     )
-    result["waited"]["healthy"] = waited
-    result["registered"] = summary["registered_again"]
-    result["deregistered"] = summary["deregistered"]
-    result["changed"] = bool(result["changed"] or summary["registered_again"] or summary["deregistered"])
+    healthy.pace = {"delay": 1.0, "max_delay": 5.0}
+    try:
+        instances, ready = waiter.wait_all([in_service, healthy], wait_timeout)
+    except WaitTimeout as exc:
+        raise timeout_error(exc, seen, done, capacity) from exc
+    except CutoverError as exc:
+        exc.details.update(done)
+        raise
+    summary = summarize(ready.result["asg"], ready.result["targets"], capacity)
+    result["waited"] = {"in_service": instances.seconds, "healthy": ready.seconds}
+    result["registered"] = done["registered_again"]
+    result["deregistered"] = done["deregistered"]
+    result["changed"] = bool(result["changed"] or done["registered_again"] or done["deregistered"])
     result["health"] = {key: summary[key] for key in ("registered", "healthy", "unhealthy", "by_state")}
     result["ready"] = True
     if plan["untag"]:

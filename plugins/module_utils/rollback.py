@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.fence import Fence, fenced
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import publish_active_color
@@ -92,6 +92,7 @@ def rollback(
     check_mode=False,
     progress=None,
     clock=time.monotonic,
+    waiter=None,
 ):
     """Roll ``service`` back; ``clients`` has elbv2, autoscaling, dynamodb and ssm; ``discover()`` reads the pair.
 
@@ -122,10 +123,10 @@ def rollback(
         result.update(from_color=live, message="%s is already live; nothing to roll back" % target, seconds=round(clock() - started, 3))
         return result
 
-    entry, _locked, settled = journal.open_under_lock(
-        dynamodb,
-        table,
-        service,
+    lock, entries = lease.Table(dynamodb, table, service), journal.Journal(dynamodb, table, service)
+    entry, _locked, settled = locking.open_entry(
+        lock,
+        entries,
         owner,
         token,
         lease_seconds,
@@ -154,6 +155,7 @@ def rollback(
                 wait_timeout=wait_timeout,
                 parameter_name=parameter_name,
                 deregister_foreign=deregister_foreign,
+                waiter=waiter,
             )
             _roll_back(
                 clients, discover, table, pair, live, target, canary, entry["deployment_id"], result, check_mode, progress, **options
@@ -168,10 +170,8 @@ def rollback(
     finally:
         result["seconds"] = round(clock() - started, 3)
         if not lost:  # a run that lost its lock leaves the journal and the lock to their new holder
-            journal.close_under_lock(
-                dynamodb,
-                table,
-                service,
+            locking.give_back(
+                lock,
                 token,
                 lambda: _close_journal(dynamodb, table, service, entry["deployment_id"], outcome, result, check_mode, progress),
                 check_mode=check_mode,
@@ -196,6 +196,7 @@ def _roll_back(clients, discover, table, pair, live, target, canary, deployment_
             deregister_foreign=options["deregister_foreign"],
             check_mode=check_mode,
             progress=progress,
+            waiter=options["waiter"],
         )
         restored.pop("diff", None)
         result["restored"] = restored
@@ -212,6 +213,7 @@ def _roll_back(clients, discover, table, pair, live, target, canary, deployment_
         check_mode=check_mode,
         deregister_foreign=options["deregister_foreign"],
         progress=progress,
+        waiter=options["waiter"],
     )
     if options["parameter_name"]:
         publish_active_color(clients["ssm"], options["parameter_name"], target, check_mode=check_mode)

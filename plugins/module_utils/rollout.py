@@ -43,8 +43,8 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import (
     CutoverError,
     utcnow,
 )
-from ansible_collections.cutover.bluegreen.plugins.module_utils.lease import LostLock
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import LostLock
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, WaitTimeout, check_seconds, waiter_for
 
 # Launch-template data keys a rollout may change, with the option that sets each.
 MANAGED_KEYS = {"ImageId": "image_id", "InstanceType": "instance_type", "UserData": "user_data"}
@@ -81,9 +81,10 @@ def validate_inputs(
         raise CutoverError("image_id %r is not an AMI id (ami- followed by 8 or 17 lowercase hex digits)" % image_id)
     if instance_type is not None and not INSTANCE_TYPE.match(instance_type):
         raise CutoverError("instance_type %r is not an EC2 instance type such as t3.micro" % instance_type)
-    for name, value in (("capacity", capacity), ("preparation_capacity", preparation_capacity), ("wait_timeout", wait_timeout)):
+    for name, value in (("capacity", capacity), ("preparation_capacity", preparation_capacity)):
         if value is not None and value < 0:
             raise CutoverError("%s must not be negative, got %s" % (name, value))
+    check_seconds("wait_timeout", wait_timeout)
     if preparation_capacity is not None and capacity is not None and preparation_capacity >= capacity:
         raise CutoverError(
             "preparation_capacity (%s) must be smaller than capacity (%s): it is the capacity to reach first"
@@ -99,19 +100,9 @@ def validate_inputs(
 
 
 def choose_color(pair, color="idle"):
-    """The colour to roll out, resolved once at the start; never the live one."""
+    """The colour to roll out, resolved once at the start (:meth:`pair.Pair.resolve`); never the live one."""
     live = pair.live_color
-    if color in (None, "idle"):
-        if pair.split:
-            raise CutoverError(
-                "production traffic of %r is split between both colours (a canary phase); refusing to pick the idle colour by itself: "
-                "name the non-live colour (%s) explicitly to roll it out" % (pair.service, pair.idle_color),
-                live_color=live,
-                production_weights=pair.production_weights,
-            )
-        color = pair.idle_color
-    if color not in COLORS:
-        raise CutoverError("colour %r is not one of blue, green, idle" % color)
+    color = pair.resolve(color or "idle", allowed=COLORS + ("idle",))
     if color == live:
         raise CutoverError(
             "refusing to roll out %s: it is the live colour of %r (the production listener forwards to it); only the idle colour (%s) "
@@ -387,38 +378,15 @@ def _describe_instances(instances):
     )
 
 
-def wait_in_service(
-    autoscaling,
-    name,
-    capacity,
-    version,
-    timeout,
-    stale=(),
-    known=(),
-    progress=None,
-    failure_limit=2,
-    since=None,
-    clock=None,
-    sleep=None,
-    delay=2.0,
-    max_delay=15.0,
-):
-    """Wait until group ``name`` has ``capacity`` InService, healthy instances of ``version`` and no more.
+def in_service_condition(autoscaling, name, capacity, version, stale=(), known=(), failure_limit=2, since=None, clock=time.monotonic):
+    """The predicate of :func:`wait_in_service`: group ``name`` has ``capacity`` InService, healthy instances of ``version``.
 
-    Each instance counts only when its own launch-template version is
-    ``version`` (``None``: any), whatever the group points at; ``stale``
-    instances (of another version, there before the wait) never count. Instances
-    not in ``known`` (launched during the wait) that go to Terminating or
-    Unhealthy are failures; ``failure_limit`` of them, or as many failed scaling
-    activities, end the wait early with their reasons. Returns ``(group,
-    waited_seconds)``.
+    Returns ``(condition, seen)``; ``seen["group"]`` is the group as last read.
     """
     version = None if version is None else str(version)
     stale, known = set(stale), set(known)
     failures = {}
     seen = {"group": None, "activity_check": None}
-    clock = clock or time.monotonic
-    sleep = sleep or time.sleep
 
     def fail(message, **details):
         try:
@@ -479,22 +447,49 @@ def wait_in_service(
             _describe_instances(group.get("Instances") or []),
         )
 
-    return poll(
-        check,
-        timeout,
-        "Auto Scaling group %s to have %s instance(s) InService%s"
-        % (name, capacity, "" if version is None else " on launch-template version %s" % version),
-        delay=delay,
-        max_delay=max_delay,
-        progress=progress,
-        describe=describe,
-        clock=clock,
-        sleep=sleep,
+    what = "Auto Scaling group %s to have %s instance(s) InService%s" % (
+        name,
+        capacity,
+        "" if version is None else " on launch-template version %s" % version,
     )
+    return Condition(what, check, describe), seen
 
 
-def wait_replaced(autoscaling, name, stale, timeout, progress=None, clock=None, sleep=None, delay=2.0, max_delay=15.0):
-    """Wait until none of ``stale`` is Pending or InService any more (they are terminating or gone)."""
+def wait_in_service(
+    autoscaling,
+    name,
+    capacity,
+    version,
+    timeout,
+    stale=(),
+    known=(),
+    progress=None,
+    failure_limit=2,
+    since=None,
+    clock=None,
+    sleep=None,
+    delay=2.0,
+    max_delay=15.0,
+    waiter=None,
+):
+    """Wait until group ``name`` has ``capacity`` InService, healthy instances of ``version`` and no more.
+
+    Each instance counts only when its own launch-template version is
+    ``version`` (``None``: any), whatever the group points at; ``stale``
+    instances (of another version, there before the wait) never count. Instances
+    not in ``known`` (launched during the wait) that go to Terminating or
+    Unhealthy are failures; ``failure_limit`` of them, or as many failed scaling
+    activities, end the wait early with their reasons. Returns ``(group,
+    waited_seconds)``.
+    """
+    waiter = waiter_for(waiter, progress, clock, sleep, delay=delay, max_delay=max_delay)
+    condition, _seen = in_service_condition(autoscaling, name, capacity, version, stale, known, failure_limit, since, waiter.clock)
+    waited = waiter.wait(condition, timeout)
+    return waited.result, waited.seconds
+
+
+def replaced_condition(autoscaling, name, stale):
+    """The predicate of :func:`wait_replaced`: none of ``stale`` is Pending or InService any more."""
     stale = set(stale)
     seen = {}
 
@@ -504,17 +499,19 @@ def wait_replaced(autoscaling, name, stale, timeout, progress=None, clock=None, 
         seen["left"] = left
         return group if not left else None
 
-    return poll(
-        check,
-        timeout,
+    return Condition(
         "the instances of another version in Auto Scaling group %s to terminate" % name,
-        delay=delay,
-        max_delay=max_delay,
-        progress=progress,
-        describe=lambda: _describe_instances(seen.get("left") or []),
-        clock=clock or time.monotonic,
-        sleep=sleep or time.sleep,
+        check,
+        lambda: _describe_instances(seen.get("left") or []),
     )
+
+
+def wait_replaced(autoscaling, name, stale, timeout, progress=None, clock=None, sleep=None, delay=2.0, max_delay=15.0, waiter=None):
+    """Wait until none of ``stale`` is Pending or InService any more (they are terminating or gone)."""
+    waited = waiter_for(waiter, progress, clock, sleep, delay=delay, max_delay=max_delay).wait(
+        replaced_condition(autoscaling, name, stale), timeout
+    )
+    return waited.result, waited.seconds
 
 
 # --- the whole rollout ------------------------------------------------------------------------------
@@ -566,10 +563,9 @@ def plan_rollout(
     }
 
 
-def apply_rollout(ec2, autoscaling, plan, wait=True, wait_timeout=600, progress=None, clock=None, sleep=None):
+def apply_rollout(ec2, autoscaling, plan, wait=True, wait_timeout=600, progress=None, clock=None, sleep=None, waiter=None):
     """Make the planned changes and wait; processes suspended here are resumed whatever happens."""
-    if wait_timeout < 0:
-        raise CutoverError("wait_timeout must not be negative, got %s" % wait_timeout)
+    check_seconds("wait_timeout", wait_timeout)
     tick = clock or time.monotonic
     started = tick()
     since = utcnow()
@@ -609,7 +605,7 @@ def apply_rollout(ec2, autoscaling, plan, wait=True, wait_timeout=600, progress=
                     fence.guard("the %s step of %s" % (step["name"], name))  # after a wait: still this run's lock?
                 autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, aws_retry=True, **update)
             if step["name"] == "replace":
-                group, seconds = wait_replaced(autoscaling, name, group_plan["stale"], remaining(), progress, clock, sleep)
+                group, seconds = wait_replaced(autoscaling, name, group_plan["stale"], remaining(), progress, clock, sleep, waiter=waiter)
             elif wait or step["name"] == "prepare":
                 group, seconds = wait_in_service(
                     autoscaling,
@@ -623,6 +619,7 @@ def apply_rollout(ec2, autoscaling, plan, wait=True, wait_timeout=600, progress=
                     since=since,
                     clock=clock,
                     sleep=sleep,
+                    waiter=waiter,
                 )
             else:
                 seconds = 0.0

@@ -33,10 +33,10 @@ from fractions import Fraction
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import capacity, fence, health
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors, write_once
-from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import HEALTHY, describe_target, target_key
+from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import describe_target, target_key
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, other_color
-from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, forward_weights
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import WaitTimeout, poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import Pair, forward_groups, forward_weights
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, WaitTimeout, waiter_for
 
 MAX_WEIGHT = 999  # what an ALB forward action accepts per target group
 TO_COLOR_CHOICES = COLORS + ("idle",)
@@ -69,16 +69,6 @@ def validate_weights(weights):
     return checked
 
 
-def validate_min_healthy(min_healthy):
-    if min_healthy is None:
-        return None
-    if isinstance(min_healthy, bool) or not isinstance(min_healthy, int):
-        raise CutoverError("min_healthy must be a whole number, got %r" % (min_healthy,))
-    if min_healthy < 0:
-        raise CutoverError("min_healthy must be 0 or more, got %d" % min_healthy)
-    return min_healthy
-
-
 def validate_to_color(to_color):
     if to_color not in TO_COLOR_CHOICES:
         raise CutoverError("to_color must be one of %s, got %r" % (", ".join(TO_COLOR_CHOICES), to_color))
@@ -86,29 +76,11 @@ def validate_to_color(to_color):
 
 
 def resolve_color(pair, to_color):
-    """The colour ``to_color`` names now: ``idle`` is the colour that is idle when this is called."""
-    validate_to_color(to_color)
-    if to_color != "idle":
-        return to_color
-    if pair.split:
-        raise CutoverError(
-            "to_color=idle is ambiguous while production traffic of %r is split between both colours (%s); name the colour to switch to"
-            % (pair.service, weights_text(pair.production_weights))
-        )
-    return pair.idle_color
+    """The colour ``to_color`` names now: ``idle`` is the colour that is idle when this is called (refused while split)."""
+    return pair.resolve(to_color, option="to_color", allowed=TO_COLOR_CHOICES)
 
 
-# -- reading forward actions ------------------------------------------------------------------
-def _forward_groups(action):
-    """``[(target_group_arn, weight)]`` of one forward action, in its order."""
-    groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
-    if groups:
-        return [(group["TargetGroupArn"], int(group.get("Weight", 1))) for group in groups]
-    if action.get("TargetGroupArn"):
-        return [(action["TargetGroupArn"], 1)]
-    return []
-
-
+# -- reading forward actions (pair.forward_groups reads them) ---------------------------------
 def _shares(weights):
     """Each target group's share of the traffic (zero weights left out): equal shares = same traffic."""
     total = sum(weights.values())
@@ -202,7 +174,7 @@ def retarget(pair, actions, to_color=None, weights=None):
     in_pair = set(pair_arns.values())
     result = []
     for action in actions or []:
-        groups = _forward_groups(action) if action.get("Type") == "forward" else []
+        groups = forward_groups([action])
         if not any(arn in in_pair for arn, _weight in groups):
             result.append(copy.deepcopy(action))
             continue
@@ -315,7 +287,7 @@ def check_color(pair, color, min_healthy=None):
     required = capacity.required_capacity(asg, min_healthy)  # an empty or wholly unhealthy group never takes traffic unforced
     assessment = capacity.assess(asg, info["targets"], required)
     registered = assessment["registered"]
-    unhealthy = [target for target in info["targets"] if target["state"] != HEALTHY]  # draining ones included
+    unhealthy = [target for target in info["targets"] if not capacity.is_healthy(target)]  # draining ones included
     problems = []
     if asg["desired_capacity"] == 0 or asg["in_service"] == 0:
         problems.append(
@@ -364,7 +336,7 @@ def guard_switch(pair, changes, min_healthy=None, force=False):
     never fewer than one, and no foreign, stale or unused target registered
     (:func:`check_color`).
     """
-    min_healthy = validate_min_healthy(min_healthy)
+    capacity.validate_min_healthy(min_healthy)
     checks = {color: check_color(pair, color, min_healthy) for color in receiving_colors(pair, changes)}
     problems = [problem for check in checks.values() for problem in check["problems"]]
     guard = {"checked": checks, "forced": bool(problems) and bool(force), "warnings": problems if force else []}
@@ -500,7 +472,7 @@ def _arn_text(weights):
     return ", ".join("%s %d" % (_name_of(arn), weight) for arn, weight in sorted(weights.items())) or "nothing"
 
 
-def verify_switch(elbv2, changes, timeout=30.0, delay=0.5, progress=None, sleep=time.sleep):
+def verify_switch(elbv2, changes, timeout=30.0, delay=0.5, progress=None, sleep=time.sleep, waiter=None):
     """Read the forwarders back until each has its ``after`` weights; CutoverError naming each one that does not.
 
     Returns ``{"verified": n, "waited": seconds}``.
@@ -513,17 +485,10 @@ def verify_switch(elbv2, changes, timeout=30.0, delay=0.5, progress=None, sleep=
         state["wrong"] = _mismatches(changes, read_actions(elbv2, changes))
         return not state["wrong"]
 
+    waiter = waiter_for(waiter, progress, sleep=sleep, delay=delay, max_delay=5.0)
+    condition = Condition("the switched listeners and rules to read back as switched", check, lambda: "; ".join(state["wrong"]))
     try:
-        _ok, waited = poll(
-            check,
-            timeout,
-            "the switched listeners and rules to read back as switched",
-            delay=delay,
-            max_delay=5.0,
-            progress=progress,
-            describe=lambda: "; ".join(state["wrong"]),
-            sleep=sleep,
-        )
+        waited = waiter.wait(condition, timeout).seconds
     except WaitTimeout as exc:
         raise CutoverError("the switch did not take effect: %s" % "; ".join(state["wrong"]), mismatches=state["wrong"]) from exc
     return {"verified": len(changes), "waited": waited}
@@ -558,6 +523,7 @@ def switch(
     deregister_foreign=False,
     progress=None,
     clock=time.monotonic,
+    waiter=None,
 ):
     """Plan, guard, apply and verify a switch; returns a result dict (``pair`` is the :class:`Pair` after).
 
@@ -573,7 +539,7 @@ def switch(
         weights = validate_weights(weights)
     else:
         validate_to_color(to_color)
-    min_healthy = validate_min_healthy(min_healthy)
+    capacity.validate_min_healthy(min_healthy)
 
     from_color = pair.live_color
     target = None if weights is not None else resolve_color(pair, to_color)
@@ -594,7 +560,7 @@ def switch(
         switched_at = round(time.time(), 3)
         apply_seconds = applied - started
         if verify:
-            verify_switch(elbv2, changes, timeout=verify_timeout, progress=progress)
+            verify_switch(elbv2, changes, timeout=verify_timeout, progress=progress, waiter=waiter)
             verified = True
             verify_seconds = clock() - applied
 

@@ -32,7 +32,7 @@ import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import paginate
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, utcnow
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import poll
+from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, waiter_for
 
 NAMESPACE = "AWS/ApplicationELB"
 DEFAULT_PERIOD = 60  # AWS/ApplicationELB publishes 60-second periods
@@ -197,6 +197,7 @@ def wait_stopped(
     clock=time.monotonic,
     sleep=time.sleep,
     now=None,
+    waiter=None,
 ):
     """Wait until a period after ``since`` proves that the old target group's traffic stopped; returns (waited, evidence)."""
     wall = now or (lambda: epoch(utcnow()))
@@ -213,18 +214,15 @@ def wait_stopped(
         last.update(verdict=verdict, evidence=evidence)
         return verdict == PASSED
 
-    waited = poll(
-        check,
-        timeout,
+    waiter = waiter_for(
+        waiter, progress, clock, sleep, delay=max(1.0, min(period / 5.0, 10.0)), max_delay=max(1.0, min(period / 2.0, 15.0)), factor=1.5
+    )
+    condition = Condition(
         "a %d-second period proving that the traffic of %s stopped" % (period, names[0]),
-        delay=max(1.0, min(period / 5.0, 10.0)),
-        max_delay=max(1.0, min(period / 2.0, 15.0)),
-        factor=1.5,
-        progress=progress,
-        describe=lambda: describe_stopped(last["verdict"], last["evidence"], *names),
-        clock=clock,
-        sleep=sleep,
-    )[1]
+        check,
+        lambda: describe_stopped(last["verdict"], last["evidence"], *names),
+    )
+    waited = waiter.wait(condition, timeout).seconds
     return waited, dict(last["evidence"], verdict=last["verdict"], summary=describe_stopped(last["verdict"], last["evidence"], *names))
 
 

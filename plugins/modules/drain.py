@@ -29,18 +29,19 @@ options:
     type: str
     required: true
     choices: [blue, green, idle]
-  timeout:
-    description:
-      - Seconds to wait for the targets to be gone.
-      - Defaults to the target group's C(deregistration_delay.timeout_seconds) plus 60 seconds.
-    type: int
   wait:
     description:
       - Wait until the deregistered targets are gone from the target group.
-    type: bool
-    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait for the targets to be gone (0 or more).
+      - Defaults to the target group's C(deregistration_delay.timeout_seconds) plus 60 seconds.
+    aliases: [timeout]
+    default: null
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -58,7 +59,7 @@ EXAMPLES = r"""
   cutover.bluegreen.drain:
     service: shop
     color: blue
-    timeout: 600
+    wait_timeout: 600
 """
 
 RETURN = r"""
@@ -104,34 +105,31 @@ test_forwarders:
   elements: dict
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.drain import drain, resolve_color
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, reported, run
 
 
 def main():
     module = pair_module(
-        dict(
-            color=dict(type="str", required=True, choices=["blue", "green", "idle"]),
-            timeout=dict(type="int"),
-            wait=dict(type="bool", default=True),
-        ),
+        dict(color=dict(type="str", required=True, choices=["blue", "green", "idle"]), **waits.argument_spec(None, aliases=["timeout"])),
         supports_check_mode=True,
     )
-    timeout = module.params["timeout"]
-    if timeout is not None and timeout < 0:
-        module.fail_json(msg="timeout must be zero or more seconds, got %s" % timeout)
+    params = module.params
 
     def operation():
         elbv2 = client(module, "elbv2")
         pair = discover_pair(module, elbv2, client(module, "autoscaling"))
-        color = resolve_color(pair, module.params["color"])
-        result = drain(elbv2, pair, color, timeout=timeout, wait=module.params["wait"], check_mode=module.check_mode, progress=module.log)
-        diff = result.pop("diff")
-        for warning in result.pop("warnings"):
-            module.warn(warning)
-        if module._diff:
-            result["diff"] = diff
-        return result
+        result = drain(
+            elbv2,
+            pair,
+            resolve_color(pair, params["color"]),
+            timeout=params["wait_timeout"],
+            wait=params["wait"],
+            check_mode=module.check_mode,
+            waiter=waits.waiter_of(params, module.log),
+        )
+        return reported(module, result)
 
     run(module, operation)
 

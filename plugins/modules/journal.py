@@ -115,6 +115,10 @@ options:
       - With O(lock=acquire), what the lock is held for, shown to anyone who finds the service locked.
     type: str
 notes:
+  - "Steps it combines with O(lock), because they always go together: taking the lock and opening the run's entry,
+    which the lease names (a run that takes over a dead run's lease settles the entry it names), or the run's last
+    write and giving the lock back. The lock itself is taken and given back by the one entry point every module
+    uses (the same as M(cutover.bluegreen.lock)'s), with the same rules."
   - Needs C(dynamodb:GetItem), C(dynamodb:PutItem) and C(dynamodb:UpdateItem) on the table, and with O(lock)
     C(dynamodb:DeleteItem).
   - In check mode nothing is written; a step or finish of a deployment that is not in the journal (because it was
@@ -271,8 +275,7 @@ deployment:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
 
@@ -285,104 +288,25 @@ def shown(item):
 
 
 def main():
-    argument_spec = dict(TABLE_ARGUMENT_SPEC)
-    argument_spec.update(
-        state=dict(type="str", choices=["started", "step", "finished"], required=True),
-        deployment_id=dict(type="str"),
-        owner=dict(type="str"),
-        token=dict(type="str", no_log=False),
-        takeover=dict(type="str"),
-        step=dict(type="str"),
-        status=dict(type="str", choices=list(journal.STEP_STATUSES), default="finished"),
-        outcome=dict(type="str", choices=list(journal.FINAL_OUTCOMES)),
-        summary=dict(type="str"),
-        record=dict(type="dict"),
-        lock=dict(type="str", choices=[journal.LOCK_ACQUIRE, journal.LOCK_RELEASE]),
-        lease_seconds=dict(type="int", default=60),
-        purpose=dict(type="str"),
-    )
-    module = AnsibleAWSModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        required_if=[("state", "step", ["deployment_id", "step"]), ("state", "finished", ["deployment_id", "outcome"])],
-    )
+    argument_spec = dict(TABLE_ARGUMENT_SPEC, **journal.TASK_ARGUMENT_SPEC)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True, required_if=journal.TASK_REQUIRED_IF)
     params = module.params
     table = table_name(params["service"], params["table_name"])
 
-    def operation():
-        # Bad input fails here, before the table is touched.
-        if params["deployment_id"] is not None:
-            journal.validate_deployment_id(params["deployment_id"])
-        if params["state"] == "step":
-            journal.validate_step(params["step"], params["status"])
-        if params["state"] == "finished":
-            journal.validate_outcome(params["outcome"])
-        journal.validate_record(params["record"])
-        journal.validate_lock(
-            params["lock"], params["state"], params["owner"], params["token"], params["lease_seconds"], params["takeover"]
-        )
-
+    def stores():
         dynamodb = client(module, "dynamodb")
-        now = utcnow()
-        common = dict(record=params["record"], check_mode=module.check_mode, now=now)
+        return lease.Table(dynamodb, table, params["service"]), journal.Journal(dynamodb, table, params["service"])
 
-        def write():
-            if params["state"] == "started":
-                return journal.start(
-                    dynamodb,
-                    table,
-                    params["service"],
-                    owner=params["owner"],
-                    summary=params["summary"],
-                    deployment_id=params["deployment_id"],
-                    **common,
-                )
-            if params["state"] == "step":
-                return journal.step(dynamodb, table, params["service"], params["deployment_id"], params["step"], params["status"], **common)
-            return journal.finish(
-                dynamodb, table, params["service"], params["deployment_id"], params["outcome"], summary=params["summary"], **common
-            )
-
-        locked = settled = None
-        if params["lock"] == journal.LOCK_ACQUIRE:
-            result, locked, settled = journal.open_under_lock(
-                dynamodb,
-                table,
-                params["service"],
-                params["owner"],
-                params["token"],
-                params["lease_seconds"],
-                purpose=params["purpose"],
-                takeover=params["takeover"],
-                deployment_id=params["deployment_id"],
-                summary=params["summary"],
-                **common,
-            )
-        elif params["lock"] == journal.LOCK_RELEASE:
-            result, locked = journal.close_under_lock(
-                dynamodb, table, params["service"], params["token"], write, check_mode=module.check_mode, now=now
-            )
-        else:
-            result = write()
-        if result.get("missing"):
+    def operation():
+        # The options are checked before any call.
+        task = locking.journal_task(stores, params, check_mode=module.check_mode, shown=shown if module._diff else None)
+        if task.pop("missing"):
             module.warn(
                 "deployment %s is not in the journal of %s (it may have been started in check mode); nothing was read or written"
-                % (result["deployment_id"], params["service"])
+                % (task["deployment_id"], params["service"])
             )
-        output = dict(
-            changed=result["changed"] or bool(locked and locked["changed"]),
-            deployment_id=result["deployment_id"],
-            table_name=table,
-            deployment=journal.view(result["after"], now),
-        )
-        if locked is not None:
-            output["lock"] = locked["lock"]
-        if settled is not None:
-            settled.pop("entry")
-            output["settled"] = settled
-        if module._diff:
-            output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
-        return output
+        task["table_name"] = table
+        return task
 
     run(module, operation)
 

@@ -91,6 +91,9 @@ extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
 notes:
+  - "Steps it combines with O(lock), because they always go together: taking the Lease and opening the run's entry,
+    which the Lease names, or the run's last write and giving the Lease back; through the same entry point and rules
+    as M(cutover.bluegreen.k8s_lock)."
   - Needs C(get), C(create) and C(update) on the journal ConfigMap, and with O(lock) on the app's Lease.
   - In check mode nothing is written.
 """
@@ -142,8 +145,7 @@ settled:
   type: dict
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, utcnow
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, kube, run, validate_app_options
 
 
@@ -156,104 +158,24 @@ def shown(entry):
 
 def main():
     module = app_module(
-        dict(
-            state=dict(type="str", choices=["started", "step", "finished"], required=True),
-            deployment_id=dict(type="str"),
-            owner=dict(type="str"),
-            token=dict(type="str", no_log=False),
-            takeover=dict(type="str"),
-            lease_seconds=dict(type="int", default=60),
-            purpose=dict(type="str"),
-            step=dict(type="str"),
-            status=dict(type="str", choices=list(journal.STEP_STATUSES), default="finished"),
-            outcome=dict(type="str", choices=list(k8s_journal.FINAL_OUTCOMES)),
-            summary=dict(type="str"),
-            record=dict(type="dict"),
-            lock=dict(type="str", choices=["acquire", "release"]),
-        ),
+        journal.TASK_ARGUMENT_SPEC,
         supports_check_mode=True,
-        required_if=[
-            ("state", "step", ["deployment_id", "step"]),
-            ("state", "finished", ["deployment_id", "outcome"]),
-            ("lock", "acquire", ["owner", "token"]),
-            ("lock", "release", ["token"]),
-        ],
+        required_if=journal.TASK_REQUIRED_IF + [("lock", "acquire", ["owner", "token"]), ("lock", "release", ["token"])],
     )
     params = module.params
     app, namespace = params["app"], params["namespace"]
 
-    def operation():
-        # Bad input fails here, before anything is read.
-        validate_app_options(module)
-        if params["deployment_id"] is not None:
-            journal.validate_deployment_id(params["deployment_id"])
-        if params["state"] == "step":
-            journal.validate_step(params["step"], params["status"])
-        k8s_journal.validate_record(params["record"])
-        if params["lock"] == "acquire" and params["state"] != "started":
-            raise CutoverError("lock=acquire opens a deployment under the lock: it needs state=started, not %s" % params["state"])
-        if params["lock"] == "release" and params["state"] == "started":
-            raise CutoverError("lock=release gives the lock back after a step or a finish: it needs state=step or finished")
-        if params["lock"]:
-            k8s_lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"], params["purpose"])
-
+    def stores():
         client = kube(module)
-        now = utcnow()
-        common = dict(record=params["record"], check_mode=module.check_mode, now=now)
+        return k8s_lease.LeaseObject(client, app, namespace), k8s_journal.Journal(client, app, namespace)
 
-        def write():
-            if params["state"] == "started":
-                return k8s_journal.start(
-                    client,
-                    app,
-                    namespace,
-                    owner=params["owner"],
-                    summary=params["summary"],
-                    deployment_id=params["deployment_id"],
-                    **common,
-                )
-            if params["state"] == "step":
-                return k8s_journal.step(client, app, namespace, params["deployment_id"], params["step"], params["status"], **common)
-            return k8s_journal.finish(
-                client, app, namespace, params["deployment_id"], params["outcome"], summary=params["summary"], **common
-            )
-
-        output = {}
-        locked = None
-        if params["lock"] == "acquire":
-            result, locked, settled = k8s_journal.open_under_lock(
-                client,
-                app,
-                namespace,
-                params["owner"],
-                params["token"],
-                params["lease_seconds"],
-                purpose=params["purpose"],
-                takeover=params["takeover"],
-                deployment_id=params["deployment_id"],
-                summary=params["summary"],
-                record=params["record"],
-                check_mode=module.check_mode,
-                now=now,
-            )
-            output["lock"] = locked["lock"]
-            if settled:
-                output["settled"] = settled
-        elif params["lock"] == "release":
-            result, locked = k8s_journal.close_under_lock(
-                client, app, namespace, params["token"], write, check_mode=module.check_mode, now=now
-            )
-            output["lock"] = None
-        else:
-            result = write()
-        output.update(
-            changed=result["changed"] or bool(locked and locked["changed"]),
-            deployment_id=result["deployment_id"],
-            deployment=journal.view(result["after"], now),
+    def operation():
+        validate_app_options(module)  # and the journal's options, in journal_task, before the client is made
+        task = locking.journal_task(
+            stores, params, k8s_journal.validate_record, check_mode=module.check_mode, shown=shown if module._diff else None
         )
-        if module._diff:
-            output["diff"] = dict(before=shown(result["before"]), after=shown(result["after"]))
-        return output
+        task.pop("missing")
+        return task
 
     run(module, operation)
 

@@ -21,16 +21,17 @@ description:
     unchanged); otherwise it renews it.
   - A lease of another run that has expired (its run died and stopped renewing it) is taken over; one that is
     live is refused, naming its holder, what it is doing, since when and until when, and the exact O(takeover)
-    that takes it. A takeover is recorded in the C(takeovers) of RV(lock), and the unfinished journal entry the
-    lease named is closed as V(interrupted), naming this run (RV(interrupted)).
+    that takes it. A takeover is recorded in the C(takeovers) of RV(lock). When the lease taken over names an
+    unfinished journal entry of the dead run, that entry is closed as V(interrupted), naming this run (or left for
+    adoption when O(deployment_id) is the same; see M(cutover.bluegreen.k8s_journal)).
   - O(state=renewed) pushes this run's lease out by O(lease_seconds); O(state=checked) fails unless the lease is
     this run's and live. Both fail with C(lost the lock) when another run holds it.
-  - O(state=released) gives the lease back only when O(token) holds it; releasing a lease nobody holds changes
-    nothing; another run's lease is not released.
   - O(state=held) is the run's heartbeat, meant to run as an C(async) task right after the lease is taken - it renews
     the lease every quarter of O(lease_seconds) while the run's O(controller) process lives, and ends when that
     process is gone (the lease then expires by itself), when the lease is not this run's any more, or after
     O(hold_seconds).
+  - O(state=released) gives the lease back only when O(token) holds it; releasing a lease nobody holds changes
+    nothing; another run's lease is not released.
 author:
   - cutover maintainers (@cutover)
 options:
@@ -68,6 +69,11 @@ options:
       - What the run does (V(deploy registry/shop:v2 to green)...), shown to anyone who finds the app locked.
       - When omitted, a renewal keeps the stored purpose.
     type: str
+  deployment_id:
+    description:
+      - The journal entry the run writes (see M(cutover.bluegreen.k8s_journal)), kept in the Lease so that a run
+        taking over a dead run's lease knows which entry it left unfinished.
+    type: str
   controller:
     description:
       - With O(state=held), the run's controller process (C(pid), C(started) ticks, C(host) boot id) as
@@ -90,16 +96,12 @@ options:
       - With O(state=held), the longest the heartbeat runs, in seconds (at least 1).
     type: int
     default: 86400
-  deployment_id:
-    description:
-      - The journal entry the run writes (see M(cutover.bluegreen.k8s_journal)), kept in the Lease so that a run
-        taking over a dead run's lease knows which entry it left unfinished.
-    type: str
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
 notes:
-  - Needs C(get), C(create) and C(update) on the app's Lease, and on a takeover C(get) and C(update) on its journal ConfigMap.
+  - Needs C(get), C(create) and C(update) on the app's Lease, and to settle a dead run's entry C(get) and C(update)
+    on the journal ConfigMap.
   - Whether a lease has expired is judged by the clock of the machine running the module; keep clocks in sync.
 """
 
@@ -112,6 +114,13 @@ EXAMPLES = r"""
     token: "{{ run_token }}"
     purpose: "deploy {{ image }}"
 
+- name: Unlock it again
+  cutover.bluegreen.k8s_lock:
+    app: shop
+    namespace: shop
+    token: "{{ run_token }}"
+    state: released
+
 - name: Keep the lock while this run lives (a heartbeat in the background)
   cutover.bluegreen.k8s_lock:
     app: shop
@@ -122,13 +131,6 @@ EXAMPLES = r"""
     state: held
   async: 86400
   poll: 0
-
-- name: Unlock it again
-  cutover.bluegreen.k8s_lock:
-    app: shop
-    namespace: shop
-    token: "{{ run_token }}"
-    state: released
 """
 
 RETURN = r"""
@@ -159,10 +161,11 @@ held:
   type: dict
 interrupted:
   description:
-    - With O(state=acquired), when the lease was taken over from a dead run, what happened to the journal entry it
-      named (C(deployment_id), C(action) V(interrupt) or V(leave), C(reason)).
+    - When the lease taken over named an unfinished journal entry of the dead run, what was done with it
+      (C(deployment_id), C(action) V(interrupt), V(adopt) or V(leave), C(reason)).
   returned: when a lease was taken over
   type: dict
+  sample: {"deployment_id": "20260101T115900Z-0a1b2c3d", "action": "interrupt", "reason": "deployment ... was left unfinished by its run"}
 holder:
   description: When another run holds the lock, its owner.
   returned: failure
@@ -175,7 +178,7 @@ takeover_hint:
   sample: takeover=8d0c1f0e-5a53-4a55-9d8a-0a4a2b1c9e77
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_journal, k8s_lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     CONTROLLER_SPEC,
@@ -185,13 +188,6 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module impor
     run,
     validate_app_options,
 )
-
-
-def holder(lock):
-    """What the diff shows of a lease."""
-    if not lock:
-        return {}
-    return {key: lock.get(key) for key in ("owner", "token", "purpose", "acquired_at", "expires_at")}
 
 
 def main():
@@ -217,9 +213,7 @@ def main():
         validate_app_options(module)
         k8s_lease.validate(params["owner"], token, params["lease_seconds"], params["takeover"], params["purpose"])
         if params["deployment_id"] is not None:
-            from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import validate_deployment_id
-
-            validate_deployment_id(params["deployment_id"])
+            journal.validate_deployment_id(params["deployment_id"])
         state = params["state"]
         if state == "held" and params["hold_seconds"] < 1:
             raise CutoverError("hold_seconds must be at least 1, got %d" % params["hold_seconds"])
@@ -238,27 +232,19 @@ def main():
                 progress=progress_of(module),
             )
             return dict(changed=held["renewals"] > 0, operation="held", held=held)
-        if state == "acquired":
-            result = k8s_lease.acquire(
-                client,
-                app,
-                namespace,
+        if state in ("acquired", "released"):
+            result = locking.lock_task(
+                k8s_lease.LeaseObject(client, app, namespace),
+                k8s_journal.Journal(client, app, namespace),
+                state,
                 params["owner"],
                 token,
                 params["lease_seconds"],
-                takeover=params["takeover"],
                 purpose=params["purpose"],
+                takeover=params["takeover"],
                 deployment_id=params["deployment_id"],
                 check_mode=module.check_mode,
             )
-            # A dead run's unfinished journal entry, named by the lease taken over, is closed as interrupted.
-            settled = k8s_journal.settle_takeover(
-                client, app, namespace, result, params["owner"], purpose=params["purpose"], check_mode=module.check_mode
-            )
-            if settled is not None:
-                result["interrupted"] = settled
-        elif state == "released":
-            result = k8s_lease.release(client, app, namespace, token, check_mode=module.check_mode)
         elif state == "checked":
             lock = k8s_lease.check(client, app, namespace, token)
             result = dict(changed=False, operation="checked", lock=lock, previous=lock)
@@ -270,7 +256,7 @@ def main():
                 lock = k8s_lease.renew(client, app, namespace, token, params["lease_seconds"])
                 result = dict(changed=True, operation="renew", lock=lock, previous=previous)
         if module._diff:
-            result["diff"] = dict(before=holder(result["previous"]), after=holder(result["lock"]))
+            result["diff"] = locking.diff(result, ("owner", "token", "purpose", "acquired_at", "expires_at"))
         return result
 
     run(module, operation)

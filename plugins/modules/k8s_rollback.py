@@ -41,8 +41,6 @@ options:
   wait_timeout:
     description:
       - Seconds to wait for the colour to be Ready again (0 to 86400).
-    type: int
-    default: 600
   unhealthy_timeout:
     description:
       - Seconds a pod may stay Pending or fail its readiness probe before the rollback fails (0 to 86400).
@@ -72,9 +70,14 @@ options:
         type: str
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
-  - cutover.bluegreen.k8s_app.identity
+  - cutover.bluegreen.lease.IDENTITY
+  - cutover.bluegreen.k8s_app.LEASE_SECONDS
+  - cutover.bluegreen.wait
   - kubernetes.core.k8s_auth_options
 notes:
+  - "Steps it combines: the whole rollback (lock, journal, scale up, wait Ready, switch, standby, journal, unlock), run
+    as one module for the reasons of M(cutover.bluegreen.rollback); each step is the library function of the
+    single-step modules."
   - Needs what M(cutover.bluegreen.k8s_switch), M(cutover.bluegreen.k8s_lock) and M(cutover.bluegreen.k8s_journal)
     need.
   - In check mode nothing is changed, nothing is waited for, and the guard is skipped for a colour that a real run
@@ -124,12 +127,12 @@ message:
   type: str
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease, k8s_rollback, k8s_rollout
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease, k8s_rollback, k8s_rollout, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     CONTROLLER_SPEC,
     IDENTITY_ARGUMENT_SPEC,
     app_module,
+    check_time,
     discover_pair,
     kube,
     progress_of,
@@ -144,10 +147,10 @@ def main():
         to=dict(type="str", choices=list(k8s_rollback.TO_CHOICES), default="previous"),
         replicas=dict(type="int"),
         standby_ttl=dict(type="str", default="1d"),
-        wait_timeout=dict(type="int", default=600),
         unhealthy_timeout=dict(type="int", default=120),
         verify_timeout=dict(type="int", default=60),
         controller=CONTROLLER_SPEC,
+        **waits.argument_spec(wait=False),
     )
     spec.update(IDENTITY_ARGUMENT_SPEC)
     module = app_module(spec, supports_check_mode=True)
@@ -156,14 +159,8 @@ def main():
     def operation():
         validate_app_options(module)
         k8s_lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"])
-        k8s_rollout.validate_inputs(timeout=params["wait_timeout"], unhealthy_timeout=params["unhealthy_timeout"])
         k8s_rollout.validate_replicas("replicas", params["replicas"], low=1)
-        if not 0 <= params["verify_timeout"] <= 3600:
-            raise CutoverError("verify_timeout must be from 0 to 3600 seconds, got %d" % params["verify_timeout"])
-        try:
-            parse_ttl(params["standby_ttl"])
-        except CutoverError as exc:
-            raise CutoverError("standby_ttl: %s" % exc.message) from None
+        check_time("standby_ttl", params["standby_ttl"], parse_ttl)
         client = kube(module)
         result = k8s_rollback.rollback(
             client,
@@ -182,6 +179,7 @@ def main():
             verify_timeout=params["verify_timeout"],
             check_mode=module.check_mode,
             progress=progress_of(module),
+            waiter=waits.waiter_of(params, progress_of(module)),
             controller=params["controller"],
         )
         if module._diff:

@@ -48,13 +48,9 @@ options:
   wait:
     description:
       - Wait until the rollout is complete and every pod is Ready.
-    type: bool
-    default: true
   wait_timeout:
     description:
       - Seconds to wait in all (0 to 86400).
-    type: int
-    default: 600
   unhealthy_timeout:
     description:
       - Seconds a pod may stay Pending or fail its readiness probe before the rollout fails (0 to 86400).
@@ -63,6 +59,8 @@ options:
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.fence
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(list) on Deployments, Services, Pods and Events, C(get) and C(patch) on the app's Deployments.
@@ -124,73 +122,44 @@ pods:
   elements: dict
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_rollout
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
-    LEASE_ARGUMENT_SPEC,
-    app_module,
-    discover_pair,
-    fence_of,
-    kube,
-    progress_of,
-    run,
-    validate_app_options,
-    validate_lease_option,
-)
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_rollout, waits
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import run_step, step_module
 
 
 def main():
-    spec = dict(
-        image=dict(type="str"),
-        replicas=dict(type="int"),
-        preparation_replicas=dict(type="int"),
-        color=dict(type="str", choices=list(k8s_rollout.COLOR_CHOICES), default="idle"),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=600),
-        unhealthy_timeout=dict(type="int", default=120),
+    module = step_module(
+        dict(
+            image=dict(type="str"),
+            replicas=dict(type="int"),
+            preparation_replicas=dict(type="int"),
+            color=dict(type="str", choices=list(k8s_rollout.COLOR_CHOICES), default="idle"),
+            unhealthy_timeout=dict(type="int", default=120),
+            **waits.argument_spec(),
+        ),
+        supports_check_mode=True,
     )
-    spec.update(LEASE_ARGUMENT_SPEC)
-    module = app_module(spec, supports_check_mode=True)
     params = module.params
+    wanted = (params["image"], params["replicas"], params["preparation_replicas"], params["color"])
 
-    def operation():
-        validate_app_options(module)
-        validate_lease_option(module)
-        k8s_rollout.validate_inputs(
-            params["image"],
-            params["replicas"],
-            params["preparation_replicas"],
-            params["color"],
-            params["wait_timeout"],
-            params["unhealthy_timeout"],
-        )
-        client = kube(module)
-        pair = discover_pair(module, client, with_pods=False)
-        plan = k8s_rollout.plan_rollout(pair, params["image"], params["replicas"], params["preparation_replicas"], params["color"])
-        result = dict(
-            changed=plan["changed"],
-            color=plan["color"],
-            live_color=plan["live_color"],
-            deployment=plan["deployment"],
-            image=plan["image"],
-            replicas=plan["replicas"],
-            before=plan["before"],
-            after=plan["after"],
-        )
-        if not module.check_mode:
+    def roll_out(step):
+        plan = k8s_rollout.plan_rollout(step.pair, *wanted)
+        result = dict(changed=plan["changed"], **{key: plan[key] for key in ("color", "live_color", "deployment", "image", "replicas")})
+        result.update(before=plan["before"], after=plan["after"])
+        if not step.check_mode:
             result["rollout"] = k8s_rollout.apply_rollout(
-                client,
+                step.client,
                 plan,
                 wait=params["wait"],
                 timeout=params["wait_timeout"],
                 unhealthy_timeout=params["unhealthy_timeout"],
-                progress=progress_of(module),
-                fence=fence_of(module, client),
+                fence=step.fence,
+                waiter=step.waiter,
             )
         if module._diff:
             result["diff"] = dict(before=plan["before"], after=plan["after"])
         return result
 
-    run(module, operation)
+    run_step(module, roll_out, lambda: k8s_rollout.validate_inputs(*wanted))
 
 
 if __name__ == "__main__":

@@ -45,15 +45,14 @@ options:
       - Point the preview Service at the colour that becomes idle.
     type: bool
     default: true
-  verify:
+  wait:
     description:
-      - Read back the Services and their endpoints after the switch.
-    type: bool
-    default: true
-  verify_timeout:
+      - Read back the Services and their endpoints after the switch, until they hold only the new colour's pods.
+    aliases: [verify]
+  wait_timeout:
     description:
       - Seconds to wait for the endpoints to follow the selectors (0 to 3600).
-    type: int
+    aliases: [verify_timeout]
     default: 60
   publish:
     description:
@@ -78,11 +77,17 @@ options:
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.fence
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - kubernetes.core.k8s_auth_options
 notes:
+  - "Steps it combines, because they always go together: marking the old colour standby (before traffic moves, so a
+    run killed half way leaves it marked), moving every Service, and publishing the live colour (O(publish)). The
+    step order around it is the role's."
   - Needs C(get), C(list) and C(patch) on Services, C(list) on Deployments, Pods and EndpointSlices, C(get) and C(patch) on
     the app's Deployments, C(get), C(update) (or C(create)) on the ConfigMap C(<app>-active-color).
-  - In check mode nothing is changed; the guard still runs (unless O(check_mode_guard=false)), so a switch that would be refused fails.
+  - In check mode nothing is changed; the guard still runs (unless O(check_mode_guard=false)), so a switch that would be
+    refused fails.
 """
 
 EXAMPLES = r"""
@@ -142,68 +147,48 @@ required:
   type: int
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_switch
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
-    LEASE_ARGUMENT_SPEC,
-    app_module,
-    discover_pair,
-    fence_of,
-    kube,
-    progress_of,
-    run,
-    validate_app_options,
-    validate_lease_option,
-)
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_switch, waits
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import parse_time
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import check_time, run_step, step_module
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import parse_ttl
 
 
 def main():
-    spec = dict(
-        to_color=dict(type="str", choices=list(k8s_switch.TO_COLOR_CHOICES), default="idle"),
-        min_ready=dict(type="int"),
-        swap_preview=dict(type="bool", default=True),
-        verify=dict(type="bool", default=True),
-        verify_timeout=dict(type="int", default=60),
-        publish=dict(type="bool", default=True),
-        standby_ttl=dict(type="str"),
-        retire_after=dict(type="str"),
-        check_mode_guard=dict(type="bool", default=True),
+    module = step_module(
+        dict(
+            to_color=dict(type="str", choices=list(k8s_switch.TO_COLOR_CHOICES), default="idle"),
+            min_ready=dict(type="int"),
+            swap_preview=dict(type="bool", default=True),
+            publish=dict(type="bool", default=True),
+            standby_ttl=dict(type="str"),
+            retire_after=dict(type="str"),
+            check_mode_guard=dict(type="bool", default=True),
+            **waits.argument_spec(60, aliases=["verify_timeout"], wait_aliases=["verify"]),
+        ),
+        supports_check_mode=True,
+        mutually_exclusive=[("standby_ttl", "retire_after")],
     )
-    spec.update(LEASE_ARGUMENT_SPEC)
-    module = app_module(spec, supports_check_mode=True, mutually_exclusive=[("standby_ttl", "retire_after")])
     params = module.params
 
-    def operation():
-        validate_app_options(module)
-        validate_lease_option(module)
-        k8s_switch.validate_inputs(params["to_color"], params["min_ready"], params["verify_timeout"])
-        try:
-            parse_ttl(params["standby_ttl"])
-        except CutoverError as exc:
-            raise CutoverError("standby_ttl: %s" % exc.message) from None
-        if params["retire_after"] is not None:
-            try:
-                parse_time(params["retire_after"])
-            except CutoverError as exc:
-                raise CutoverError("retire_after: %s" % exc.message) from None
-        client = kube(module)
-        pair = discover_pair(module, client, with_pods=False)
+    def check():
+        k8s_switch.validate_inputs(params["to_color"], params["min_ready"], params["wait_timeout"])
+        check_time("standby_ttl", params["standby_ttl"], parse_ttl)
+        check_time("retire_after", params["retire_after"], parse_time)
+
+    def switch(step):
         result = k8s_switch.switch(
-            client,
-            pair,
+            step.client,
+            step.pair,
             to_color=params["to_color"],
             min_ready=params["min_ready"],
             swap_preview=params["swap_preview"],
-            verify=params["verify"],
-            verify_timeout=params["verify_timeout"],
+            verify=params["wait"],
+            verify_timeout=params["wait_timeout"],
             publish=params["publish"],
             standby_ttl=params["standby_ttl"],
             retire_after=params["retire_after"],
             guard=params["check_mode_guard"] or not module.check_mode,
-            check_mode=module.check_mode,
-            progress=progress_of(module),
-            fence=fence_of(module, client),
+            **step.context,
         )
         if module._diff:
             result["diff"] = dict(
@@ -212,7 +197,7 @@ def main():
             )
         return result
 
-    run(module, operation)
+    run_step(module, switch, check)
 
 
 if __name__ == "__main__":

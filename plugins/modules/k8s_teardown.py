@@ -40,16 +40,15 @@ options:
   wait:
     description:
       - Wait until the colour's pods have stopped (their preStop delay and grace period are honoured).
-    type: bool
-    default: true
   wait_timeout:
     description:
-      - Seconds to wait for the pods to stop (0 to 3600).
-    type: int
+      - Seconds to wait for the pods to stop (0 to 86400).
     default: 300
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.fence
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - kubernetes.core.k8s_auth_options
 notes:
   - Needs C(list) on Deployments, Services, Pods and EndpointSlices and C(patch) on the app's Deployments.
@@ -77,65 +76,49 @@ torn_down:
   elements: dict
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_retire
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_retire, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
-    LEASE_ARGUMENT_SPEC,
-    app_module,
-    discover_pair,
-    fence_of,
-    kube,
-    progress_of,
-    run,
-    validate_app_options,
-    validate_lease_option,
-)
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import run_step, step_module
 
 
 def main():
-    spec = dict(
-        colors=dict(type="list", elements="str"),
-        force=dict(type="bool", default=False),
-        drain_timeout=dict(type="int", default=300),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=300),
+    module = step_module(
+        dict(
+            colors=dict(type="list", elements="str"),
+            force=dict(type="bool", default=False),
+            drain_timeout=dict(type="int", default=300),
+            **waits.argument_spec(300),
+        ),
+        supports_check_mode=True,
     )
-    spec.update(LEASE_ARGUMENT_SPEC)
-    module = app_module(spec, supports_check_mode=True)
     params = module.params
 
-    def operation():
-        validate_app_options(module)
-        validate_lease_option(module)
+    def check():
         for color in params["colors"] or []:
             if color not in ("blue", "green", "idle"):
                 raise CutoverError("colors may name blue, green or idle, got %r" % (color,))
-        for option in ("drain_timeout", "wait_timeout"):
-            if not 0 <= params[option] <= 3600:
-                raise CutoverError("%s must be from 0 to 3600 seconds, got %d" % (option, params[option]))
-        client = kube(module)
-        pair = discover_pair(module, client, with_pods=False)
+
+    def tear_down(step):
         result = k8s_retire.teardown(
-            client,
-            pair,
+            step.client,
+            step.pair,
             colors=params["colors"],
             force=params["force"],
             wait=params["wait"],
             drain_timeout=params["drain_timeout"],
             wait_timeout=params["wait_timeout"],
-            check_mode=module.check_mode,
-            progress=progress_of(module),
-            fence=fence_of(module, client),
+            **step.context,
         )
         if module._diff:
-            torn = {t["color"] for t in result["torn_down"]}
+            colors = step.pair["colors"]
+            torn = sorted({t["color"] for t in result["torn_down"]})
             result["diff"] = dict(
-                before={c: {"replicas": pair["colors"][c]["replicas"], "state": pair["colors"][c]["state"]} for c in sorted(torn)},
-                after={c: {"replicas": 0, "state": "retired"} for c in sorted(torn)},
+                before={c: {"replicas": colors[c]["replicas"], "state": colors[c]["state"]} for c in torn},
+                after={c: {"replicas": 0, "state": "retired"} for c in torn},
             )
         return result
 
-    run(module, operation)
+    run_step(module, tear_down, check)
 
 
 if __name__ == "__main__":

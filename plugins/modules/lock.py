@@ -51,23 +51,6 @@ options:
         service locked.
       - When omitted, a renewal keeps the stored purpose.
     type: str
-  controller:
-    description:
-      - With O(state=held), the run's controller process, as M(cutover.bluegreen.run_identity) returns it
-        (C(pid), C(started), C(host)). The lease is renewed only while it lives. The task must run on the
-        controller's machine (a local connection).
-    type: dict
-    suboptions:
-      pid:
-        description: Process id of the C(ansible-playbook) process.
-        type: int
-        required: true
-      started:
-        description: Its start time in clock ticks since boot, so a reused pid is not taken for it.
-        type: str
-      host:
-        description: The boot id of its machine.
-        type: str
   hold_seconds:
     description:
       - With O(state=held), the longest time to keep the lease, in seconds; give the C(async) value of the task.
@@ -82,6 +65,7 @@ notes:
 extends_documentation_fragment:
   - cutover.bluegreen.table
   - cutover.bluegreen.lease.IDENTITY
+  - cutover.bluegreen.lease.CONTROLLER
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -254,17 +238,11 @@ lost_lock:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, lease, locking
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
+from ansible_collections.cutover.bluegreen.plugins.module_utils.fence import CONTROLLER_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.table import TABLE_ARGUMENT_SPEC, table_name
-
-
-def holder(lock):
-    """What the diff shows of a lease."""
-    if not lock:
-        return {}
-    return {key: lock.get(key) for key in ("owner", "token", "purpose", "deployment_id", "acquired_at", "expires_at")}
 
 
 def main():
@@ -276,10 +254,7 @@ def main():
         lease_seconds=dict(type="int", default=60),
         purpose=dict(type="str"),
         takeover=dict(type="str"),
-        controller=dict(
-            type="dict",
-            options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
-        ),
+        controller=CONTROLLER_SPEC,
         hold_seconds=dict(type="int", default=86400),
     )
     module = AnsibleAWSModule(
@@ -310,29 +285,20 @@ def main():
                 progress=module.log,
             )
             return dict(changed=held["renewals"] > 0, operation="held", table_name=table, held=held)
-        if state == "acquired":
-            result = lease.acquire(
-                dynamodb,
-                table,
-                params["service"],
-                params["owner"],
-                params["token"],
-                params["lease_seconds"],
-                takeover=params["takeover"],
-                purpose=params["purpose"],
-                check_mode=module.check_mode,
-            )
-            settled = journal.settle_takeover(
-                dynamodb, table, params["service"], result, params["owner"], purpose=params["purpose"], check_mode=module.check_mode
-            )
-            if settled is not None:
-                settled.pop("entry")
-                result["interrupted"] = settled
-        else:
-            result = lease.release(dynamodb, table, params["service"], params["token"], check_mode=module.check_mode)
+        result = locking.lock_task(
+            lease.Table(dynamodb, table, params["service"]),
+            journal.Journal(dynamodb, table, params["service"]),
+            state,
+            params["owner"],
+            params["token"],
+            params["lease_seconds"],
+            purpose=params["purpose"],
+            takeover=params["takeover"],
+            check_mode=module.check_mode,
+        )
         result["table_name"] = table
         if module._diff:
-            result["diff"] = dict(before=holder(result["previous"]), after=holder(result["lock"]))
+            result["diff"] = locking.diff(result)
         return result
 
     run(module, operation)

@@ -47,23 +47,6 @@ options:
       - Lease of the deployment lock, in seconds; renewed every quarter of it while the rollback waits.
     type: int
     default: 60
-  controller:
-    description:
-      - The run's controller process (C(pid), C(started), C(host)), as M(cutover.bluegreen.run_identity) returns
-        it; the rollback stops when it is gone. The task must run on the controller's machine.
-      - Omitted, the controller is not watched (the lease still lapses if the module process dies).
-    type: dict
-    suboptions:
-      pid:
-        description: Process id of the C(ansible-playbook) process.
-        type: int
-        required: true
-      started:
-        description: Its start time in clock ticks since boot.
-        type: str
-      host:
-        description: The boot id of its machine.
-        type: str
   table_name:
     description:
       - The lock and journal table (default C(cutover-<service>)).
@@ -79,21 +62,25 @@ options:
     type: int
   wait_timeout:
     description:
-      - Seconds to wait for a restored colour to be InService and healthy.
-    type: int
-    default: 600
+      - Seconds to wait in all (0 or more) for a restored colour to be InService and then healthy.
   publish_parameter:
     description:
       - SSM parameter that publishes the live colour (default C(/cutover/<service>/active-color)); an empty string disables it.
     type: str
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
   - cutover.bluegreen.capacity
   - cutover.bluegreen.lease.IDENTITY
+  - cutover.bluegreen.lease.CONTROLLER
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
+  - "Steps it combines: the whole rollback (lock, journal, restore, switch, standby, journal, unlock), the one
+    workflow run as a single module. It is run when production hurts, so it is one process - one module start
+    instead of six, and a lease its own waits renew, with no heartbeat task - and its steps always go together.
+    Each step is the library function the single-step modules use, with the same refusals."
   - Supports check mode (reports what it would do; takes no lock and changes nothing).
 """
 
@@ -178,8 +165,9 @@ seconds:
   sample: 0.9
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import lease
+from ansible_collections.cutover.bluegreen.plugins.module_utils import lease, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
+from ansible_collections.cutover.bluegreen.plugins.module_utils.fence import CONTROLLER_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import parse_ttl
@@ -195,15 +183,12 @@ def main():
             token=dict(type="str", required=True, no_log=False),
             takeover=dict(type="str"),
             lease_seconds=dict(type="int", default=60),
-            controller=dict(
-                type="dict",
-                options=dict(pid=dict(type="int", required=True), started=dict(type="str"), host=dict(type="str")),
-            ),
+            controller=CONTROLLER_SPEC,
             table_name=dict(type="str"),
             standby_ttl=dict(type="str", default="1d"),
             capacity=dict(type="int"),
-            wait_timeout=dict(type="int", default=600),
             publish_parameter=dict(type="str"),
+            **waits.argument_spec(wait=False),
             **CAPACITY_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
@@ -213,8 +198,6 @@ def main():
     def operation():
         parse_ttl(params["standby_ttl"])  # bad input fails before anything changes
         lease.validate(params["owner"], params["token"], params["lease_seconds"], params["takeover"])
-        if params["wait_timeout"] < 0:
-            module.fail_json(msg="wait_timeout must be zero or more seconds, got %s" % params["wait_timeout"])
         if params["capacity"] is not None and params["capacity"] < 1:
             module.fail_json(msg="capacity must be at least 1, got %s" % params["capacity"])
         clients = {name: client(module, name) for name in ("elbv2", "autoscaling", "dynamodb", "ssm")}
@@ -237,6 +220,7 @@ def main():
             deregister_foreign=params["deregister_foreign"],
             check_mode=module.check_mode,
             progress=module.log,
+            waiter=waits.waiter_of(params, module.log),
         )
 
     run(module, operation)

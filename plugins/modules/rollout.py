@@ -69,13 +69,11 @@ options:
     description:
       - Wait until O(capacity) instances are InService on the version.
       - Replacing instances of another version and the preparation capacity are always waited for.
-    type: bool
-    default: true
   wait_timeout:
     description:
-      - Seconds to wait in all for the instances. Must not be negative.
-    type: int
-    default: 600
+      - Seconds to wait in all (0 or more) - for the instances, and with O(wait_healthy=true) for their targets too.
+      - C(health_timeout) is an alias, from when the target health had a timeout of its own; give the sum.
+    aliases: [health_timeout]
   wait_healthy:
     description:
       - Once the instances are InService, also wait until O(capacity) of them (on the rolled-out version) have a
@@ -84,11 +82,6 @@ options:
       - Needs O(wait=true).
     type: bool
     default: false
-  health_timeout:
-    description:
-      - Seconds to wait for target health with O(wait_healthy=true). Must not be negative.
-    type: int
-    default: 600
   deregister_foreign:
     description:
       - With O(wait_healthy=true), deregister targets of the colour that are not instances of its Auto Scaling
@@ -112,6 +105,8 @@ options:
     elements: str
     default: [AZRebalance, AlarmNotification, ScheduledActions, ReplaceUnhealthy]
 notes:
+  - "Steps it combines with O(wait_healthy=true), because they always go together in a release: the rollout and the
+    health wait, one C(async) job with one timeout (O(wait_timeout))."
   - In check mode nothing is created or changed; the result reports what would be, with the number a new
     launch-template version would get.
   - With O(wait=true) a run that changes nothing still checks that the colour is InService.
@@ -121,6 +116,8 @@ notes:
     still its run's.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -261,11 +258,11 @@ timings:
   sample: {"launch_template": 0.2, "scale": 41.0, "total": 42.9}
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health, validate_wait
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, reported, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg
 from ansible_collections.cutover.bluegreen.plugins.module_utils.rollout import (
     DEFAULT_SUSPEND_PROCESSES,
@@ -362,14 +359,12 @@ def main():
         user_data=dict(type="str"),
         capacity=dict(type="int"),
         preparation_capacity=dict(type="int"),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=600),
         wait_healthy=dict(type="bool", default=False),
-        health_timeout=dict(type="int", default=600),
         suspend_processes=dict(type="list", elements="str", default=list(DEFAULT_SUSPEND_PROCESSES)),
         progress_file=dict(type="path"),
         **CAPACITY_ARGUMENT_SPEC,
     )
+    argument_spec.update(waits.argument_spec(aliases=["health_timeout"]))
     argument_spec.update(fence.LEASE_ARGUMENT_SPEC)
     module = pair_module(argument_spec, supports_check_mode=True)
     params = module.params
@@ -385,14 +380,15 @@ def main():
             params["wait_timeout"],
             params["suspend_processes"],
         )
-        validate_wait(timeout=params["health_timeout"])
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             return roll_out()
 
     progress = progress_writer(module, params["progress_file"])
 
     def roll_out():
         elbv2, autoscaling, ec2 = client(module, "elbv2"), client(module, "autoscaling"), client(module, "ec2")
+        waiter = waits.waiter_of(params, progress)
+        started = waiter.clock()
         pair = discover_pair(module, elbv2, autoscaling, rules=False, health=False)
         plan = plan_rollout(
             ec2,
@@ -409,7 +405,7 @@ def main():
             result = result_of(plan)
         else:
             try:
-                outcome = apply_rollout(ec2, autoscaling, plan, wait=params["wait"], wait_timeout=params["wait_timeout"], progress=progress)
+                outcome = apply_rollout(ec2, autoscaling, plan, wait=params["wait"], wait_timeout=params["wait_timeout"], waiter=waiter)
             except CutoverError as exc:
                 exc.details.setdefault("color", plan["color"])
                 exc.details.setdefault("changed", plan["changed"])
@@ -434,10 +430,11 @@ def main():
                     pair,
                     plan["color"],
                     min_healthy=plan["capacity"],
-                    timeout=params["health_timeout"],
+                    timeout=max(0.0, params["wait_timeout"] - (waiter.clock() - started)),
                     version=result["launch_template"]["version"],
                     deregister_foreign=params["deregister_foreign"],
                     progress=progress,
+                    waiter=waiter,
                 )
                 health = result["health"]
                 progress(
@@ -454,9 +451,7 @@ def main():
                 exc.details.setdefault("changed", result["changed"] or bool(exc.details.get("deregistered")))
                 raise
             result["changed"] = result["changed"] or bool(result["health"]["deregistered"])
-        if not module._diff:
-            result.pop("diff")
-        return result
+        return reported(module, result)
 
     run(module, operation)
 

@@ -64,11 +64,11 @@ options:
     type: int
   wait_timeout:
     description:
-      - Seconds to wait, with O(state=restored), for the instances to be InService and the targets healthy.
-    type: int
-    default: 600
+      - Seconds to wait in all (0 or more), with O(state=restored), for the instances to be InService and then their
+        targets healthy.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
   - cutover.bluegreen.capacity
   - cutover.bluegreen.lease
   - amazon.aws.common.modules
@@ -171,10 +171,10 @@ health:
   type: dict
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, reported, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import mark_standby, parse_ttl, restore
 
 
@@ -188,8 +188,6 @@ def validate(params):
             raise CutoverError("reset applies to state=standby only, not state=restored")
         if params["capacity"] is not None and params["capacity"] < 1:
             raise CutoverError("capacity must be at least 1, got %s" % params["capacity"])
-        if params["wait_timeout"] < 0:
-            raise CutoverError("wait_timeout must be zero or more seconds, got %s" % params["wait_timeout"])
         return None
     if params["capacity"] is not None:
         raise CutoverError("capacity applies to state=restored only, not state=standby")
@@ -209,7 +207,7 @@ def main():
             retire_after=dict(type="str"),
             reset=dict(type="bool", default=False),
             capacity=dict(type="int"),
-            wait_timeout=dict(type="int", default=600),
+            **waits.argument_spec(wait=False),
             **CAPACITY_ARGUMENT_SPEC,
             **fence.LEASE_ARGUMENT_SPEC,
         ),
@@ -223,7 +221,7 @@ def main():
         module.fail_json(msg=exc.message, **exc.details)
 
     def operation():
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             return mark_or_restore()
 
     def mark_or_restore():
@@ -240,7 +238,7 @@ def main():
                 wait_timeout=params["wait_timeout"],
                 deregister_foreign=params["deregister_foreign"],
                 check_mode=module.check_mode,
-                progress=module.log,
+                waiter=waits.waiter_of(params, module.log),
             )
         else:
             result = mark_standby(
@@ -252,10 +250,7 @@ def main():
                 reset=params["reset"],
                 check_mode=module.check_mode,
             )
-        diff = result.pop("diff")
-        if module._diff:
-            result["diff"] = diff
-        return result
+        return reported(module, result)
 
     run(module, operation)
 

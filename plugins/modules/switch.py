@@ -84,11 +84,15 @@ options:
         It is written only when it differs, and created if missing.
       - Defaults to C(/cutover/<service>/active-color). An empty string publishes nothing.
     type: str
-  verify:
+  wait:
     description:
-      - Read the changed listeners and rules back and fail unless they forward with the new weights.
-    type: bool
-    default: true
+      - Read the changed listeners and rules back until they forward with the new weights, and fail naming each one
+        that does not within O(wait_timeout).
+    aliases: [verify]
+  wait_timeout:
+    description:
+      - Seconds to read the changed listeners and rules back for (0 or more).
+    default: 30
   standby_ttl:
     description:
       - On a full switch that moves traffic, tag the colour that was live as the standby, to be retired by
@@ -97,12 +101,19 @@ options:
       - Without it the colour that was live is left as it is. A run that moves no traffic marks nothing.
     type: str
 notes:
+  - "Steps it combines, because they always go together: moving production traffic, marking the colour that lost it
+    as the standby (O(standby_ttl); the colour that took it loses its marks) and publishing the live colour
+    (O(publish_parameter)). A full switch always makes the old colour the standby and the new one the published
+    one, and marking it in the same call leaves no moment in which a run killed right after the switch leaves an
+    unmarked old colour, which a rollback would refuse. The step order around it is the role's."
   - Check mode changes nothing and returns the planned changes.
   - Supports diff mode, showing per listener and rule the colours and weights before and after, and the parameter.
   - The live colour is what the production listener forwards to; the SSM parameter is only a published copy.
   - Use a lock (M(cutover.bluegreen.lock)) around a deploy so that two runs never switch one service at once.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
+  - cutover.bluegreen.wait.optional
   - cutover.bluegreen.capacity
   - cutover.bluegreen.lease
   - amazon.aws.common.modules
@@ -308,17 +319,16 @@ lost_lock:
 """
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.parameter import default_parameter_name, publish_active_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import after_switch, parse_ttl
 from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
     describe_forwarders,
     switch,
-    validate_min_healthy,
     validate_weights,
 )
 
@@ -329,10 +339,10 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     swap_test_listener=dict(type="bool", default=True),
     publish_parameter=dict(type="str"),
-    verify=dict(type="bool", default=True),
     standby_ttl=dict(type="str"),
     **CAPACITY_ARGUMENT_SPEC,
 )
+ARGUMENT_SPEC.update(waits.argument_spec(30, wait_aliases=["verify"]))
 ARGUMENT_SPEC.update(fence.LEASE_ARGUMENT_SPEC)
 
 
@@ -357,8 +367,7 @@ def main():
     params = module.params
 
     def operation():
-        # Bad input fails before any AWS call.
-        min_healthy = validate_min_healthy(params["min_healthy"])
+        # Bad input fails before any AWS call (the wait options and min_healthy were checked with the others).
         weights = validate_weights(params["weights"]) if params["weights"] is not None else None
         if params["standby_ttl"] is not None:
             parse_ttl(params["standby_ttl"])
@@ -368,18 +377,20 @@ def main():
 
         elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             result = switch(
                 elbv2,
                 pair,
                 to_color=params["to_color"],
                 weights=weights,
-                min_healthy=min_healthy,
+                min_healthy=params["min_healthy"],
                 force=params["force"],
                 swap_test_listener=params["swap_test_listener"],
-                verify=params["verify"],
+                verify=params["wait"],
                 check_mode=module.check_mode,
+                verify_timeout=params["wait_timeout"],
                 deregister_foreign=params["deregister_foreign"],
+                waiter=waits.waiter_of(params, module.log),
             )
         for warning in result["guard"]["warnings"]:
             module.warn("%s although %s (force=true)" % ("would switch" if module.check_mode else "switched", warning))

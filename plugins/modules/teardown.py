@@ -39,9 +39,9 @@ options:
     choices: [blue, green, idle]
   wait_timeout:
     description:
-      - Seconds to wait for a colour's targets to drain.
+      - Seconds to wait for a colour's targets to drain (0 or more).
       - Defaults to the target group's C(deregistration_delay.timeout_seconds) plus 60 seconds.
-    type: int
+    default: null
   now:
     description:
       - The time to compare retire-after times with, as an ISO 8601 timestamp (such as V(2030-02-01T00:00:00Z));
@@ -50,6 +50,7 @@ options:
     type: str
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
   - cutover.bluegreen.lease
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -103,9 +104,9 @@ by_color:
       reason: green is the live colour; it is never torn down, even with force
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import fence
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, parse_time
-from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
+from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, fenced, pair_module, reported, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.retire import teardown
 
 
@@ -114,22 +115,20 @@ def main():
         dict(
             force=dict(type="bool", default=False),
             colors=dict(type="list", elements="str", choices=["blue", "green", "idle"]),
-            wait_timeout=dict(type="int"),
             now=dict(type="str"),
+            **waits.argument_spec(None, wait=False),
             **fence.LEASE_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        if params["wait_timeout"] is not None and params["wait_timeout"] < 0:
-            raise CutoverError("wait_timeout must be zero or more seconds, got %s" % params["wait_timeout"])
         now = parse_time(params["now"]) if params["now"] else None
     except CutoverError as exc:
         module.fail_json(msg=exc.message, **exc.details)
 
     def operation():
-        with fence.fenced(fence.of_module(module, lambda: client(module, "dynamodb"))):
+        with fenced(module):
             return tear_down()
 
     def tear_down():
@@ -145,14 +144,10 @@ def main():
             colors=params["colors"],
             wait_timeout=params["wait_timeout"],
             check_mode=module.check_mode,
-            progress=module.log,
+            waiter=waits.waiter_of(params, module.log),
         )
-        diff = result.pop("diff")
-        for color, outcome in result["by_color"].items():
-            for warning in outcome.pop("warnings", []):
-                module.warn("%s: %s" % (color, warning))
-        if module._diff:
-            result["diff"] = diff
+        result["warnings"] = ["%s: %s" % (color, w) for color, outcome in result["by_color"].items() for w in outcome.pop("warnings", [])]
+        reported(module, result)
         result["msg"] = "; ".join(
             "%s %s: %s" % (color, outcome["action"].replace("_", " "), outcome["reason"]) for color, outcome in result["by_color"].items()
         )

@@ -52,11 +52,11 @@ options:
       - With O(state=gate) and no O(since), how many seconds back to judge (whole periods that ended in them).
     type: int
     default: 300
-  timeout:
+  wait_timeout:
     description:
-      - With O(state=stopped), how long to wait, in seconds. A proof needs a whole period after O(since) and its
-        publication, so give it at least two periods and the publication delay.
-    type: int
+      - With O(state=stopped), how long to wait, in seconds (0 or more). A proof needs a whole period after O(since)
+        and its publication, so give it at least two periods and the publication delay.
+    aliases: [timeout]
     default: 300
   max_5xx:
     description:
@@ -75,6 +75,7 @@ options:
     default: 50
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -91,7 +92,7 @@ EXAMPLES = r"""
     color: blue
     state: stopped
     since: "{{ switch.switched_at }}"
-    timeout: 300
+    wait_timeout: 300
 
 - name: Gate green on its last five minutes
   cutover.bluegreen.traffic:
@@ -151,7 +152,8 @@ passed:
 
 import time
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, other_color
+from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLOR_NAMES, CutoverError, other_color
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
 from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import (
     PASSED,
@@ -166,22 +168,21 @@ def main():
     started = time.time()
     module = pair_module(
         dict(
-            color=dict(type="str", required=True, choices=["blue", "green", "idle", "live"]),
+            color=dict(type="str", required=True, choices=list(COLOR_NAMES)),
             state=dict(type="str", default="stopped", choices=["stopped", "gate"]),
             period=dict(type="int", default=60),
             since=dict(type="float"),
             window=dict(type="int", default=300),
-            timeout=dict(type="int", default=300),
             max_5xx=dict(type="int", default=0),
             max_5xx_percent=dict(type="float"),
             min_requests=dict(type="int", default=50),
+            **waits.argument_spec(300, aliases=["timeout"], wait=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    for name in ("timeout", "max_5xx"):
-        if params[name] is not None and params[name] < 0:
-            module.fail_json(msg="%s must be zero or more, got %s" % (name, params[name]))
+    if params["max_5xx"] < 0:
+        module.fail_json(msg="max_5xx must be zero or more, got %s" % params["max_5xx"])
     if params["min_requests"] < 1:
         module.fail_json(msg="min_requests must be at least 1 (a gate never passes on no data), got %s" % params["min_requests"])
     if params["window"] < 1:
@@ -195,7 +196,7 @@ def main():
 
     def operation():
         pair = discover_pair(module, rules=False, health=False)
-        color = {"idle": pair.idle_color, "live": pair.live_color}.get(params["color"], params["color"])
+        color = pair.resolve(params["color"])
         target_group_arn = pair.colors[color]["target_group"]["arn"]
         cloudwatch = client(module, "cloudwatch")
         result = dict(changed=False, color=color, target_group_arn=target_group_arn)
@@ -210,9 +211,9 @@ def main():
                 pair.colors[other]["target_group"]["arn"],
                 params["since"] if params["since"] is not None else started,
                 period,
-                params["timeout"],
+                params["wait_timeout"],
                 names=(color, other),
-                progress=module.log,
+                waiter=waits.waiter_of(params, module.log),
             )
             result.update(waited_seconds=waited, evidence=evidence, verdict=PASSED)
             return result

@@ -37,11 +37,8 @@ options:
       - Defaults to the desired capacity of the colour's Auto Scaling group, and at least 1.
       - Must not be negative.
     type: int
-  timeout:
-    description:
-      - Seconds to wait in all. Must not be negative.
-    type: int
-    default: 600
+  wait_timeout:
+    aliases: [timeout]
   unhealthy_timeout:
     description:
       - Seconds a target may stay unhealthy (or unused, or unavailable) before the wait fails early.
@@ -53,6 +50,7 @@ notes:
     colour is ready.
 extends_documentation_fragment:
   - cutover.bluegreen.pair
+  - cutover.bluegreen.wait
   - cutover.bluegreen.capacity
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -70,7 +68,7 @@ EXAMPLES = r"""
     service: shop
     color: green
     min_healthy: 4
-    timeout: 900
+    wait_timeout: 900
     unhealthy_timeout: 60
 """
 
@@ -178,45 +176,39 @@ targets:
   sample: [{"id": "i-0123456789abcdef0", "port": 8080, "state": "healthy", "reason": null, "description": null}]
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
-from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health, validate_wait
+from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLOR_NAMES
+from ansible_collections.cutover.bluegreen.plugins.module_utils.health import color_health
 from ansible_collections.cutover.bluegreen.plugins.module_utils.modules import client, discover_pair, pair_module, run
-
-
-def resolve_color(pair, color):
-    if color == "live":
-        return pair.live_color
-    if color == "idle":
-        return pair.idle_color
-    return color
 
 
 def main():
     argument_spec = dict(
-        color=dict(type="str", default="idle", choices=["blue", "green", "idle", "live"]),
+        color=dict(type="str", default="idle", choices=list(COLOR_NAMES)),
         min_healthy=dict(type="int"),
-        timeout=dict(type="int", default=600),
         unhealthy_timeout=dict(type="int"),
         **CAPACITY_ARGUMENT_SPEC,
+        **waits.argument_spec(aliases=["timeout"], wait=False),
     )
-    module = pair_module(argument_spec, supports_check_mode=True)
+    module = pair_module(argument_spec, supports_check_mode=True)  # checks the wait options and min_healthy
     params = module.params
 
     def operation():
-        validate_wait(params["min_healthy"], params["timeout"], params["unhealthy_timeout"])  # before any AWS call
         elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling, rules=False, health=module.check_mode)
         result = color_health(
             elbv2,
             autoscaling,
             pair,
-            resolve_color(pair, params["color"]),
+            pair.resolve(params["color"]),
             min_healthy=params["min_healthy"],
-            timeout=params["timeout"],
+            timeout=params["wait_timeout"],
             unhealthy_timeout=params["unhealthy_timeout"],
             deregister_foreign=params["deregister_foreign"],
             check_mode=module.check_mode,
             progress=module.log,
+            waiter=waits.waiter_of(params, module.log),
         )
         result["changed"] = bool(result["deregistered"])
         return result

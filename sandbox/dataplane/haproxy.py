@@ -270,7 +270,7 @@ def _quote(text: str) -> str:
 
 
 BALANCE = {"round_robin": "roundrobin", "least_outstanding_requests": "leastconn", "weighted_random": "random"}
-LOG_FORMAT = "%f %b %s %ST %Tr %Ta %Ts"  # %Ts: the second the request was accepted
+LOG_FORMAT = "%f %b %s %ST %Tr %Ta"
 
 
 def render_config(layout: Layout, paths: Paths, log_port: int, servers: Iterable[Server] = ()) -> str:

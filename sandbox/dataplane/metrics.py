@@ -1,10 +1,8 @@
 """Request metrics from HAProxy's request log into the sandbox's CloudWatch (``AWS/ApplicationELB``), as ALB publishes them.
 
-HAProxy logs each request (``%f %b %s %ST %Tr %Ta %Ts``: frontend, backend, server,
-status, server response time, total time, the second it was accepted) as a raw
-datagram to a loopback UDP port; :class:`Collector` counts them into one-second
-buckets by that second, not by when the datagram was read (on a busy machine the
-reader may lag by seconds, which would move requests into a later period). :class:`Publisher`
+HAProxy logs each request (``%f %b %s %ST %Tr %Ta``: frontend, backend, server,
+status, server response time, total time) as a raw datagram to a loopback UDP
+port; :class:`Collector` counts them into one-second buckets. :class:`Publisher`
 adds finished seconds into periods aligned to the clock and publishes each
 period's datapoints into :data:`.cloudwatch.STORE` once the period ended and
 the publication lag passed (:class:`.cloudwatch.Settings`), with ALB's names,
@@ -75,21 +73,12 @@ def parse(line: str) -> tuple[str, str, str, int, int] | None:
         return None
 
 
-def accepted_second(line: str) -> int | None:
-    """The second a logged request was accepted (the line's ``%Ts``), None if the line has none."""
-    fields = line.strip().split()
-    if len(fields) < 7 or not fields[6].isdigit():
-        return None
-    return int(fields[6])
-
-
 class Collector:
     """Counts logged requests per second, per (frontend, backend)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[int, dict[tuple[str, str], Counts]] = {}
-        self._taken_before = 0  # the seconds before it were handed to the publisher already
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -118,21 +107,17 @@ class Collector:
             self.record(data.decode(errors="replace"), int(self.clock()))
 
     def record(self, line: str, second: int) -> None:
-        """Count one log line, read at ``second``, in the second its request was accepted."""
         parsed = parse(line)
         if parsed is None:
             return
         frontend, backend, server, status, response_ms = parsed
         with self._lock:
-            # a line read so late that its second was handed over already counts in the first second still open
-            second = max(min(accepted_second(line) or second, second), self._taken_before)
             bucket = self._buckets.setdefault(second, {})
             bucket.setdefault((frontend, backend), Counts()).add(status, server, response_ms)
 
     def take(self, before: int) -> dict[int, dict[tuple[str, str], Counts]]:
         """The buckets of the seconds before ``before`` (finished), removed from the collector."""
         with self._lock:
-            self._taken_before = max(self._taken_before, before)
             done = {second: counts for second, counts in self._buckets.items() if second < before}
             for second in done:
                 del self._buckets[second]

@@ -144,7 +144,7 @@ def test_the_live_colour_is_refused_and_nothing_changes(provisioned, sandbox):
         ({"image_id": NEXT_AMI, "capacity": -1}, "capacity must not be negative, got -1"),
         ({"image_id": NEXT_AMI, "capacity": 2, "preparation_capacity": 2}, "preparation_capacity (2) must be smaller than capacity (2)"),
         ({"image_id": NEXT_AMI, "preparation_capacity": 3}, "preparation_capacity (3) must be smaller than capacity (2, the live colour's"),
-        ({"image_id": NEXT_AMI, "wait_timeout": -1}, "wait_timeout must not be negative, got -1"),
+        ({"image_id": NEXT_AMI, "wait_timeout": -1}, "wait_timeout must be zero or more seconds, got -1"),
         ({"image_id": NEXT_AMI, "suspend_processes": ["Launch"]}, "suspend_processes must not include Launch"),
         ({"image_id": NEXT_AMI, "color": "red"}, "value of color must be one of: blue, green, idle, got: red"),
         ({"image_id": NEXT_AMI, "service": "nosuch"}, "no target groups tagged cutover:service=nosuch were found"),
@@ -268,7 +268,7 @@ def test_wait_healthy_returns_once_every_new_target_passed_its_health_checks(pro
     before = snapshot(aws, outputs)
     for args, message in (
         ({"wait": False}, "wait_healthy=true needs wait=true"),
-        ({"health_timeout": -1}, "timeout must not be negative, got -1"),
+        ({"health_timeout": -1}, "timeout must be zero or more seconds, got -1"),
     ):
         refused = run_module(ROLLOUT, {"service": "shop", "image_id": NEW_AMI, "wait_healthy": True, **args}, sandbox.endpoint)
         assert refused.get("failed") and message in refused["msg"], refused

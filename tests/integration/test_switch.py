@@ -178,7 +178,7 @@ BAD_INPUT = [
     ({"weights": {"blue": -5, "green": 10}}, "weight of blue must be from 0 to 999 (what a load balancer accepts), got -5"),
     ({"weights": {"blue": 50, "green": 40, "red": 10}}, "Unsupported parameters for (cutover.bluegreen.switch) module: weights.red"),
     ({"weights": {"blue": 50}}, "missing required arguments: green found in weights"),
-    ({"to_color": "green", "min_healthy": -1}, "min_healthy must be 0 or more, got -1"),
+    ({"to_color": "green", "min_healthy": -1}, "min_healthy must be a whole number, 0 or more, got -1"),
     ({"to_color": "green", "weights": {"blue": 1, "green": 1}}, "parameters are mutually exclusive: to_color|weights"),
     ({}, "one of the following is required: to_color, weights"),
     ({"service": "nosuch", "to_color": "green"}, "no target groups tagged cutover:service=nosuch were found"),

@@ -27,9 +27,9 @@ def test_check_mode_reads_once_without_failing(provisioned, sandbox):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"timeout": -1}, "timeout must not be negative, got -1"),
-        ({"min_healthy": -1}, "min_healthy must not be negative, got -1"),
-        ({"unhealthy_timeout": -5}, "unhealthy_timeout must not be negative, got -5"),
+        ({"timeout": -1}, "timeout must be zero or more seconds, got -1"),
+        ({"min_healthy": -1}, "min_healthy must be a whole number, 0 or more, got -1"),
+        ({"unhealthy_timeout": -5}, "unhealthy_timeout must be zero or more seconds, got -5"),
         ({"color": "red"}, "value of color must be one of: blue, green, idle, live, got: red"),
         ({"service": "nosuch"}, "no target groups tagged cutover:service=nosuch were found"),
     ],

@@ -231,11 +231,14 @@ def test_draining_targets_do_not_hold_the_wait_and_are_reported():
     assert summary["by_state"] == {"healthy": 1, "draining": 1}
 
 
-@pytest.mark.parametrize("option", ["min_healthy", "timeout", "unhealthy_timeout"])
-def test_negative_numbers_are_refused_before_any_call(option):
+@pytest.mark.parametrize(
+    ("option", "allowed"),
+    [("min_healthy", "a whole number, 0 or more"), ("timeout", "zero or more seconds"), ("unhealthy_timeout", "zero or more seconds")],
+)
+def test_negative_numbers_are_refused_before_any_call(option, allowed):
     elbv2 = FakeElbv2([])
     kwargs = {"min_healthy": 1, "timeout": 10, "unhealthy_timeout": 10, option: -1}
-    with pytest.raises(CutoverError, match=f"{option} must not be negative, got -1"):
+    with pytest.raises(CutoverError, match=f"{option} must be {allowed}, got -1"):
         wait(elbv2, **kwargs)
     assert elbv2.calls == 0
 

@@ -112,7 +112,7 @@ def test_check_mode_writes_nothing():
     [
         ({"token": "short"}, "token must name one run: 8 to 128"),
         ({"owner": " "}, "owner must be a non-empty string"),
-        ({"lease_seconds": 0}, "lease_seconds must be from 1 to 604800"),
+        ({"lease_seconds": 0}, "lease_seconds must be greater than 0, got 0"),
         ({"takeover": ""}, "takeover must name the holder"),
     ],
 )

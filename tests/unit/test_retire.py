@@ -281,7 +281,7 @@ def test_drain_allowed_when_rule_weight_is_zero_and_test_listener_is_reported():
 def test_resolve_color():
     pair = make_pair()
     assert resolve_color(pair, "idle") == "blue" and resolve_color(pair, "green") == "green"
-    with pytest.raises(CutoverError, match="colour 'red' is not one of blue, green or idle"):
+    with pytest.raises(CutoverError, match="color must be one of blue, green, idle, got 'red'"):
         resolve_color(pair, "red")
 
 
@@ -331,17 +331,22 @@ class FakeElbv2:
         }
 
     def get_paginator(self, name):
-        assert name == "describe_listeners"
+        assert name in ("describe_listeners", "describe_rules")
         fake = self
 
         class Pages:  # what botocore's paginate() returns, as far as amazon.aws's paginated query uses it
+            def __init__(self, kwargs):
+                self.kwargs = kwargs
+
             def build_full_result(self):
+                if name == "describe_rules":
+                    return {"Rules": fake.rules.get(self.kwargs["ListenerArn"], [])}
                 return {"Listeners": fake.listeners}
 
         class Paginator:
             def paginate(self, **kwargs):
-                fake.calls.append(("describe_listeners", kwargs))
-                return Pages()
+                fake.calls.append((name, kwargs))
+                return Pages(kwargs)
 
         return Paginator()
 
@@ -466,7 +471,7 @@ def test_drain_without_wait_and_short_timeout_warning():
     clock = FakeClock(1000.0)
     result = drain(FakeElbv2(pair, delay=300, health={TG["blue"]: [{}]}), pair, "blue", timeout=10, clock=clock.clock, sleep=clock.sleep)
     assert "shorter than the deregistration delay" in result["warnings"][0]
-    with pytest.raises(CutoverError, match="timeout must not be negative"):
+    with pytest.raises(CutoverError, match="timeout must be zero or more seconds"):
         drain(FakeElbv2(pair), pair, "blue", timeout=-1)
 
 

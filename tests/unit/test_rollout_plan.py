@@ -237,7 +237,7 @@ def test_plan_asg_rejects_bad_capacities():
         ({"instance_type": "large"}, "instance_type 'large' is not an EC2 instance type"),
         ({"capacity": -1}, "capacity must not be negative, got -1"),
         ({"preparation_capacity": -2}, "preparation_capacity must not be negative, got -2"),
-        ({"wait_timeout": -5}, "wait_timeout must not be negative, got -5"),
+        ({"wait_timeout": -5}, "wait_timeout must be zero or more seconds, got -5"),
         ({"capacity": 2, "preparation_capacity": 2}, r"preparation_capacity \(2\) must be smaller than capacity \(2\)"),
         ({"suspend_processes": ["Launch"]}, "suspend_processes must not include Launch"),
         ({"suspend_processes": ["Nap"]}, "unknown scaling process 'Nap'"),

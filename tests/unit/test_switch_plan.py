@@ -251,7 +251,7 @@ def test_min_healthy_overrides_the_desired_capacity_but_never_below_one():
     unhealthy = make_pair(green=color("green", desired=1, target_list=targets(0, [("unhealthy", "Target.Timeout", None)])))
     with pytest.raises(CutoverError, match="0 healthy targets, 1 required"):
         guard_switch(unhealthy, plan_switch(unhealthy, "green"), min_healthy=0)
-    with pytest.raises(CutoverError, match="min_healthy must be 0 or more, got -1"):
+    with pytest.raises(CutoverError, match="min_healthy must be a whole number, 0 or more, got -1"):
         guard_switch(pair, changes, min_healthy=-1)
 
 
