@@ -170,6 +170,10 @@ def plan(
             break
     if len(set(order)) != len(order):
         problems.append("regions=%s: allowed each region once" % show(regions))
+    if order and platform == "kubernetes":
+        problems.append(
+            "regions=%s: allowed only on aws (AWS regions); on kubernetes name the apps of each cluster in their own run" % show(regions)
+        )
 
     try:
         wave_list = read_waves(waves)

@@ -79,6 +79,8 @@ def test_every_bad_input_is_named_at_once():
     with pytest.raises(FleetError, match=r"allowed a service name: 1 to 26 characters.*not allowed: a{30}"):
         plan(services=f"svc01,{long}")
     assert [h["service"] for h in plan(services=f"svc01,{long}", platform="kubernetes")["hosts"]] == ["svc01", long]
+    with pytest.raises(FleetError, match=r"regions=us-east-1: allowed only on aws"):
+        plan(services="shop", regions="us-east-1", platform="kubernetes")
     with pytest.raises(FleetError, match=r"services=a,b,a: allowed each service once"):
         plan(services="a,b,a")
     with pytest.raises(FleetError, match=r"service, services: give one of them"):
