@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import server
 from .dataplane.control import listener_urls, wait_settled
-from .load import LoadLoop, mixed_window, summarize
+from .load import LoadLoop, mixed_window, moved_at, summarize
 from .playbooks import run
 from .provision import provision
 from .timeline import draw
@@ -156,9 +156,13 @@ def main(
         first = mixed_window([s for s in samples if s.started < rollback_started], "blue", "green")
         second = mixed_window([s for s in samples if rollback_started <= s.started < bad_started], "green", "blue")
         print(f"   rate {totals['rate']} requests/s; mixed-version window {first:.2f} s at the switch, {second:.2f} s at the rollback")
+        restored = moved_at([s for s in samples if s.started < bad_started], rollback_started, "green", "blue")
+        seen = f"{restored - rollback_started:.2f} s" if restored is not None else "never"
+        print(f"   every request answered by blue {seen} after the rollback command was started (as the load saw it)")
         print(
             f"   deploy {deploy['deployment_seconds']} s (cutover {deploy['cutover_seconds']} s; {deploy['analysis']['bake']['summary']}); "
-            f"rollback {rollback['rollback_seconds']} s end to end (switch {rollback['cutover_seconds']} s)"
+            f"rollback {rollback['end_to_end_seconds']} s end to end (from the command's start to the switch; "
+            f"the rollback module {rollback['rollback_seconds']} s lock to unlock, its switch {rollback['cutover_seconds']} s)"
         )
         print(f"   v3: {bad['analysis']['failed']['summary']}")
         print(

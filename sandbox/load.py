@@ -169,3 +169,11 @@ def mixed_window(samples: list[Sample], old: str, new: str) -> float:
         return 0.0
     last_old = max((s.started for s in ordered if s.color == old and s.started >= first_new), default=None)
     return round(last_old - first_new, 3) if last_old is not None else 0.0
+
+
+def moved_at(samples: list[Sample], since: float, old: str, new: str) -> float | None:
+    """When production was on ``new`` for good, as the load saw it: the send time of the first request after ``since``
+    answered by ``new`` after which no request was answered by ``old`` (None when ``new`` never answered for good)."""
+    ordered = sorted((s for s in samples if not s.failed and s.started >= since), key=lambda s: s.started)
+    last_old = max((s.started for s in ordered if s.color == old), default=since)
+    return next((s.started for s in ordered if s.color == new and s.started >= last_old), None)

@@ -18,6 +18,10 @@ Installed in the sandbox process before its server starts:
 - DynamoDB writes are atomic: moto checks a write's condition and then writes
   without holding a lock, so two conditional writes could both succeed; AWS
   never lets that happen, and the deployment lock relies on it.
+- ``DisableMetricsCollection`` is answered (moto implements only its
+  ``Enable`` half): without ``Metrics`` it disables every group metric, with
+  them only those. amazon.aws's ``autoscaling_group`` calls it on every update
+  of a group whose metrics collection is off.
 """
 
 from __future__ import annotations
@@ -146,6 +150,23 @@ def _atomic_dynamodb_writes() -> None:
         setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))
 
 
+def _disable_metrics_collection() -> None:
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import EmptyResult
+
+    def disable_metrics_collection(self):
+        name = self._get_param("AutoScalingGroupName")
+        group = self.autoscaling_backend.autoscaling_groups.get(name)
+        if group is None:
+            raise ValidationError(f"Group {name} not found")
+        metrics = self._get_param("Metrics")
+        group.metrics = [metric for metric in group.metrics if metrics and metric not in metrics]
+        return EmptyResult()
+
+    AutoScalingResponse.disable_metrics_collection = disable_metrics_collection
+
+
 def install() -> None:
     """Install every fix once (idempotent)."""
     global _INSTALLED
@@ -155,4 +176,5 @@ def install() -> None:
     _launch_template_client_tokens()
     _instance_launch_templates()
     _atomic_dynamodb_writes()
+    _disable_metrics_collection()
     _INSTALLED = True

@@ -32,6 +32,7 @@ LONGEST_FIRST = (
     "test_bake.py",
     "test_crash_recovery.py",
     "test_playbooks.py",
+    "test_fleet.py",
     "test_k8s_playbooks.py",
     "test_metrics_aws_period.py",
     "test_capacity_guard.py",

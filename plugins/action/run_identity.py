@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 import uuid
 
 from ansible.errors import AnsibleActionFail
@@ -76,6 +77,21 @@ def parse_owner(value, prefix=""):
     return value
 
 
+def process_started_at(start_ticks, uptime_path="/proc/uptime", clock=time.time):
+    """When a process started, in epoch seconds, from its start in clock ticks after boot (Linux), to about a
+    hundredth of a second; None where unknown. The end-to-end figures of a run count from here: the command's
+    start, not its first task. (The boot time in /proc/stat is whole seconds; the uptime is not.)"""
+    if start_ticks is None:
+        return None
+    try:
+        with open(uptime_path, encoding="ascii") as handle:
+            uptime = float(handle.read().split()[0])
+        now = clock()
+        return round(now - (uptime - int(start_ticks) / os.sysconf("SC_CLK_TCK")), 3)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def parse_takeover(value):
     if value is None or not str(value).strip():
         return None  # a blank survey answer: no takeover
@@ -98,11 +114,13 @@ class ActionModule(ControllerAction):
                 "while this run lives; this task runs over %s connection" % (transport or "another")
             )
         pid = os.getppid()
+        described = controller.describe(pid)
         result.update(
             changed=False,
             owner=owner or default_owner(task_vars or {}, pid),
             token=uuid.uuid4().hex,
-            controller=controller.describe(pid),
+            controller=described,
+            started_at=process_started_at(described["started"]) or round(time.time(), 3),
             lease_seconds=lease_seconds,
             takeover=takeover,
         )

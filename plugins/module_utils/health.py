@@ -315,6 +315,10 @@ def color_health(
         min_healthy = max(1, asg["desired_capacity"])
     if unhealthy_timeout is None:
         unhealthy_timeout = default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold"))
+    # At least two looks per health-check interval (at most 5 s apart): a target changes state only when it is
+    # checked, and a look every 5 s on the sandbox's 5-second interval noticed the last healthy target seconds late.
+    interval = group.get("health_check_interval")
+    max_delay = min(5.0, max(1.0, interval / 2.0)) if interval else 5.0
     if check_mode:
         summary, waited = summarize(asg, pair.colors[color]["targets"], min_healthy, version), 0.0
         summary.update(deregistered=[], registered_again=[])
@@ -332,6 +336,7 @@ def color_health(
                 deregister_foreign=deregister_foreign,
                 progress=progress,
                 name=group["name"],
+                max_delay=max_delay,
                 waiter=waiter,
             )
         except CutoverError as exc:

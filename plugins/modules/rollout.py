@@ -88,6 +88,14 @@ options:
         group instead of failing on them (see M(cutover.bluegreen.wait_healthy)).
     type: bool
     default: false
+  progress_file:
+    description:
+      - A file on the machine the module runs on to which the rollout appends one line per step of its waits (the
+        version and capacity rolled out, the instances InService, the targets healthy, and every 10 s of a wait
+        what it still waits for), for a task that watches an C(async) run of this module
+        (M(cutover.bluegreen.job_wait) prints them as they come).
+      - The lines also go to the module's log.
+    type: path
   suspend_processes:
     description:
       - Scaling processes to suspend while the group is scaled; those that were not suspended before are resumed
@@ -331,6 +339,18 @@ def result_of(plan, outcome=None):
     return result
 
 
+def progress_writer(module, path):
+    """Report a step: to the module's log and, with O(progress_file), as a line of that file."""
+
+    def report(message):
+        module.log(message)
+        if path:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(" ".join(str(message).split()) + "\n")
+
+    return report
+
+
 def main():
     argument_spec = dict(
         color=dict(type="str", default="idle", choices=["blue", "green", "idle"]),
@@ -341,6 +361,7 @@ def main():
         preparation_capacity=dict(type="int"),
         wait_healthy=dict(type="bool", default=False),
         suspend_processes=dict(type="list", elements="str", default=list(DEFAULT_SUSPEND_PROCESSES)),
+        progress_file=dict(type="path"),
         **CAPACITY_ARGUMENT_SPEC,
     )
     argument_spec.update(waits.argument_spec(aliases=["health_timeout"]))
@@ -362,9 +383,11 @@ def main():
         with fenced(module):
             return roll_out()
 
+    progress = progress_writer(module, params["progress_file"])
+
     def roll_out():
         elbv2, autoscaling, ec2 = client(module, "elbv2"), client(module, "autoscaling"), client(module, "ec2")
-        waiter = waits.waiter_of(params, module.log)
+        waiter = waits.waiter_of(params, progress)
         started = waiter.clock()
         pair = discover_pair(module, elbv2, autoscaling, rules=False, health=False)
         plan = plan_rollout(
@@ -388,6 +411,16 @@ def main():
                 exc.details.setdefault("changed", plan["changed"])
                 raise
             result = result_of(plan, outcome)
+            progress(
+                "%s: %d of %d instance(s) InService on launch-template version %s after %.1f s"
+                % (
+                    plan["color"],
+                    result["asg"]["after"]["in_service"],
+                    plan["capacity"],
+                    result["launch_template"]["version"],
+                    result["waited_seconds"],
+                )
+            )
         result["health"] = None
         if params["wait_healthy"] and not module.check_mode:
             try:
@@ -400,8 +433,19 @@ def main():
                     timeout=max(0.0, params["wait_timeout"] - (waiter.clock() - started)),
                     version=result["launch_template"]["version"],
                     deregister_foreign=params["deregister_foreign"],
-                    progress=module.log,
+                    progress=progress,
                     waiter=waiter,
+                )
+                health = result["health"]
+                progress(
+                    "%s: %d of %d target(s) healthy (at least %d wanted) after %.1f s"
+                    % (
+                        plan["color"],
+                        health["health"]["healthy"],
+                        health["health"]["registered"],
+                        health["min_healthy"],
+                        health["waited_seconds"],
+                    )
                 )
             except CutoverError as exc:
                 exc.details.setdefault("changed", result["changed"] or bool(exc.details.get("deregistered")))

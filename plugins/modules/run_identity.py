@@ -89,6 +89,13 @@ controller:
   returned: success
   type: dict
   sample: {"pid": 4242, "started": "1234567", "host": "5f0b7d2c-0d6e-4c1f-9a51-2c1d5c7e8f90"}
+started_at:
+  description:
+    - When the controller process (the command) started, in seconds since the epoch, from C(/proc) on Linux; elsewhere
+      when this task ran. The rollback role counts its end-to-end time from here.
+  returned: success
+  type: float
+  sample: 1767268800.123
 lease_seconds:
   description: The lease length, as an integer.
   returned: success

@@ -109,6 +109,15 @@ class PlaybookRun:
     def failure(self) -> str:
         return " | ".join(str(result.get("msg")) for _, result in self.tasks() if result.get("failed") and not result.get("ignore_errors"))
 
+    def per_host(self, name_part: str) -> dict[str, dict[str, Any]]:
+        """``{host: result}`` of the tasks whose name contains ``name_part`` (each host's last), for fleets."""
+        found: dict[str, dict[str, Any]] = {}
+        for play in self.document["plays"]:
+            for task in play["tasks"]:
+                if name_part in task["task"]["name"]:
+                    found.update(task["hosts"])
+        return found
+
     def messages(self) -> str:
         return "\n".join(str(result.get("msg", "")) for _, result in self.tasks())
 

@@ -418,6 +418,7 @@ COLLECTION_TYPES = {
     "project_updates": "project_update",
     "inventories": "inventory",
     "hosts": "host",
+    "groups": "group",
     "job_templates": "job_template",
     "workflow_job_templates": "workflow_job_template",
     "workflow_job_template_nodes": "workflow_job_template_node",
@@ -425,6 +426,7 @@ COLLECTION_TYPES = {
     "schedules": "schedule",
 }
 SUB_LISTS = {
+    "groups": ("hosts", "children"),
     "job_templates": ("credentials", "labels", "instance_groups"),
     "workflow_job_template_nodes": ("success_nodes", "failure_nodes", "always_nodes", "credentials", "labels", "instance_groups"),
     "workflow_job_templates": ("labels",),
@@ -625,7 +627,8 @@ def task_results(run: subprocess.CompletedProcess[str]) -> dict[str, dict[str, A
 def test_register_creates_everything_the_definitions_describe_and_a_second_run_changes_nothing(fake_controller):
     api, url = fake_controller
     found = load_definitions()
-    first = task_results(register(url, *SETTINGS, *CREDENTIAL))
+    fleet = [{"name": "shop"}, {"name": "shop-eu", "variables": {"service": "shop", "cutover_aws_region": "eu-west-1"}}]
+    first = task_results(register(url, *SETTINGS, *CREDENTIAL, "-e", json.dumps({"cutover_awx_fleet_services": fleet})))
     assert first["Register the job templates with their surveys"]["changed"]
     assert first["Register the workflows with their nodes and surveys"]["changed"]
 
@@ -638,22 +641,30 @@ def test_register_creates_everything_the_definitions_describe_and_a_second_run_c
     )
     assert ee["image"] == "registry.internal.test/cutover/cutover-ee:0.1.0"
     inventory = api.named("inventories", "cutover-controller")
-    [host] = api.objects["hosts"].values()
-    assert (host["name"], host["inventory"], json.loads(host["variables"])) == (
-        "localhost",
-        inventory["id"],
-        {"ansible_connection": "local"},
-    )
+    [host] = [host for host in api.objects["hosts"].values() if host["inventory"] == inventory["id"]]
+    assert (host["name"], json.loads(host["variables"])) == ("localhost", {"ansible_connection": "local"})
+    # the fleet inventory: a host per service, in the group the fleet template names, each run on the controller node
+    fleet_inventory = api.named("inventories", found["cutover_awx_fleet_inventory"])
+    services = {host["name"]: host for host in api.objects["hosts"].values() if host["inventory"] == fleet_inventory["id"]}
+    assert {name: json.loads(host["variables"]) for name, host in services.items()} == {
+        "shop": {"ansible_connection": "local"},
+        "shop-eu": {"ansible_connection": "local", "service": "shop", "cutover_aws_region": "eu-west-1"},
+    }
+    group = api.named("groups", found["cutover_awx_fleet_group"])
+    assert group["inventory"] == fleet_inventory["id"]
+    assert sorted(api.associations[("groups", group["id"], "hosts")]) == sorted(host["id"] for host in services.values())
     credential = api.named("credentials", "cutover-aws-deployer")
     assert credential["inputs"] == {"username": "AKIAEXAMPLE", "password": "secret"}
 
     for template in found["cutover_awx_job_templates"]:
         stored = api.named("job_templates", template["name"])
-        assert (stored["playbook"], stored["project"], stored["inventory"]) == (template["playbook"], project["id"], inventory["id"])
+        wanted_inventory = fleet_inventory if template.get("inventory") == "fleet" else inventory
+        assert (stored["playbook"], stored["project"], stored["inventory"]) == (template["playbook"], project["id"], wanted_inventory["id"])
         assert (stored["execution_environment"], stored["timeout"]) == (ee["id"], template["timeout"])
         assert stored["ask_variables_on_launch"] == template["ask_variables_on_launch"]
         assert stored["allow_simultaneous"] == template["allow_simultaneous"] and stored["survey_enabled"]
-        assert json.loads(stored["extra_vars"]) == {"cutover_aws_region": "us-east-1"}
+        assert (stored["job_slice_count"], stored["forks"]) == (template.get("job_slice_count", 1), template.get("forks", 0))
+        assert json.loads(stored["extra_vars"]) == {**template.get("extra_vars", {}), "cutover_aws_region": "us-east-1"}
         assert api.surveys[("job_templates", stored["id"])] == found["surveys"][template["survey"]]
         assert api.associations[("job_templates", stored["id"], "credentials")] == [credential["id"]]
 
@@ -686,8 +697,11 @@ def test_register_creates_everything_the_definitions_describe_and_a_second_run_c
     assert schedule["unified_job_template"] == api.named("job_templates", "cutover-teardown")["id"]
     assert schedule["extra_data"] == {"services": "shop", "force": "false"}
 
+    sliced = api.named("job_templates", "cutover-fleet-deploy")
+    assert sliced["job_slice_count"] > 1 and json.loads(sliced["extra_vars"])["service_group"] == group["name"]
+
     writes = len(api.writes)
-    second = task_results(register(url, *SETTINGS, *CREDENTIAL))
+    second = task_results(register(url, *SETTINGS, *CREDENTIAL, "-e", json.dumps({"cutover_awx_fleet_services": fleet})))
     assert [name for name, result in second.items() if result.get("changed")] == []
     assert api.writes[writes:] == []
 

@@ -31,6 +31,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.traffic import d
 from sandbox.dataplane.control import call, listener_urls, wait_settled
 from sandbox.load import LoadLoop
 from tests.conftest import REPO
+from tests.unit.test_awx_definitions import flat_tasks, role_entry
 
 from .ansible_harness import run_playbook_file
 from .test_k8s_playbooks import RUNS as K8S_RUNS
@@ -47,23 +48,27 @@ def spec_options(role: str) -> dict[str, dict[str, Any]]:
 
 
 ROLES = {"deploy": "deploy", "promote": "deploy", "rollback": "rollback", "teardown": "teardown", "status": "status"}
-PLAY_LEVEL = {"cutover_aws_region", "cutover_aws_endpoint_url", "cutover_aws_profile", "ansible_playbook_python"}
+PLAY_LEVEL = {"cutover_aws_region", "cutover_aws_endpoint_url", "cutover_aws_profile", "ansible_playbook_python", "cutover_service"}
 
 
 def short_names(playbook: str) -> dict[str, str]:
     """The extra vars a playbook maps onto its role's variables: {short name: role variable}."""
-    play = yaml.safe_load((REPO / "playbooks" / f"{playbook}.yml").read_text())[0]
+    path = REPO / "playbooks" / f"{playbook}.yml"
     parser = jinja2.Environment()
     names = {}
-    for entry in play["roles"]:
-        for variable, template in entry.items():
+    for play in yaml.safe_load(path.read_text()):
+        entry = role_entry(play, flat_tasks([*play.get("pre_tasks", []), *play.get("tasks", [])], path.parent))
+        for variable, template in (entry or {}).items():
             if variable == "role" or not isinstance(template, str):
                 continue
             tree = parser.parse(template)
             # an extra var named like a Jinja global (namespace) shadows it: it is not "undeclared", and counts all the same
             shadowing = {node.name for node in tree.find_all(jinja2.nodes.Name)} & set(parser.globals)
-            for name in (jinja2.meta.find_undeclared_variables(tree) | shadowing) - PLAY_LEVEL:
+            found = jinja2.meta.find_undeclared_variables(tree) | shadowing
+            for name in found - PLAY_LEVEL:
                 names[name] = variable
+            if "cutover_service" in found:  # the fleet plan's host variable: what -e service names
+                names["service"] = variable
     return names
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 
 import pytest
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import forward_weights
@@ -179,13 +180,27 @@ def test_a_locked_service_is_refused_naming_the_holder(pair):
         pair.aws.dynamodb.delete_item(TableName="cutover-shop", Key={"pk": {"S": "service#shop"}, "sk": {"S": "lock"}})
 
 
+def task_started(run, name_part):
+    """When the first task whose name contains ``name_part`` started (the json callback's time), in epoch seconds."""
+    task = next(t["task"] for play in run.document["plays"] for t in play["tasks"] if name_part in t["task"]["name"])
+    return datetime.datetime.fromisoformat(task["duration"]["start"].replace("Z", "+00:00")).timestamp()
+
+
 def test_rollback_returns_to_blue_at_once(pair):
-    run = pair.play("rollback")
+    launched = time.time()
+    run = pair.play("rollback", rollback_record_dir=str(pair.records))
     assert run.ok, run.failure()
     assert pair.live() == {"blue": 1} and pair.rule_target() == ["blue"]
     assert pair.asg("green")["TagMap"]["cutover:state"] == "standby"
     assert pair.lock() is None
     assert run.result("Summary")["msg"][0].startswith("shop: blue is live again; green is the standby until ")
+    # "end to end" is from the command's start (the ansible-playbook process's, before its first task) to the switch,
+    # the module's own time only a part of it
+    [record] = [r for r in (json.loads(p.read_text()) for p in pair.records.glob("shop-*.json")) if r.get("kind") == "rollback"]
+    assert launched - 0.05 <= record["command_started_at"] < task_started(run, "Check the extra vars") - 0.2
+    assert record["end_to_end_seconds"] == pytest.approx(record["switched_at"] - record["command_started_at"], abs=0.002)
+    assert record["end_to_end_seconds"] > record["switched_at"] - task_started(run, "Roll back to the previous colour")
+    assert f"rollback {record['end_to_end_seconds']} s end to end" in run.result("Summary")["msg"][1]
     [entry] = [item for item in pair.journal() if item["record"]["M"]["kind"]["S"] == "rollback"]
     assert outcome(entry) == "succeeded"
     # naming the live colour changes nothing

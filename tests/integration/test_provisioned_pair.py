@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from bluegreen_pair.policy import ALL_ACTIONS
 from tests.conftest import REPO
@@ -139,3 +141,23 @@ def test_security_groups_limit_the_test_listener(provisioned):
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]]) for p in instances["IpPermissions"]] == [
         (8080, [outputs["alb_security_group_id"]])
     ]
+
+
+def test_metrics_collection_is_disabled_as_on_aws(provisioned):
+    """amazon.aws's autoscaling_group disables the group metrics on every update of a group that collects none."""
+    outputs, aws = provisioned
+    group = outputs["asg_names"]["green"]
+
+    def enabled():
+        [described] = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+        return sorted(m["Metric"] for m in described.get("EnabledMetrics", []))
+
+    aws.autoscaling.enable_metrics_collection(
+        AutoScalingGroupName=group, Granularity="1Minute", Metrics=["GroupDesiredCapacity", "GroupInServiceInstances"]
+    )
+    aws.autoscaling.disable_metrics_collection(AutoScalingGroupName=group, Metrics=["GroupDesiredCapacity"])
+    assert enabled() == ["GroupInServiceInstances"]
+    aws.autoscaling.disable_metrics_collection(AutoScalingGroupName=group)
+    assert enabled() == []
+    with pytest.raises(ClientError, match=r"ValidationError.*no-such-group not found"):
+        aws.autoscaling.disable_metrics_collection(AutoScalingGroupName="no-such-group")

@@ -149,9 +149,42 @@ def role_task_list(role: str, entry: dict[str, Any], path: str = "main.yml") -> 
     return tasks
 
 
+def flat_tasks(tasks: list[dict[str, Any]], base: Path) -> list[dict[str, Any]]:
+    """Tasks with their blocks, rescues and statically imported task files (relative to ``base``) spread out."""
+    found = []
+    for task in tasks or []:
+        found.append(task)
+        for key in ("block", "rescue", "always"):
+            found += flat_tasks(task.get(key, []), base)
+        imported = task.get("ansible.builtin.import_tasks")
+        if imported:
+            found += flat_tasks(read_yaml(base / imported), base)
+    return found
+
+
+def role_entry(play: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The play's role with its variables: a ``roles:`` entry, or an ``import_role`` task and its ``vars``."""
+    if play.get("roles"):
+        [entry] = play["roles"]
+        return entry
+    imports = [task for task in tasks if "ansible.builtin.import_role" in task]
+    if not imports:
+        return None
+    [task] = imports
+    return {"role": task["ansible.builtin.import_role"]["name"], **task.get("vars", {})}
+
+
 def load_playbook(relative: str) -> Playbook:
-    [play] = read_yaml(REPO / relative)
-    [entry] = play["roles"]
+    """What a playbook accepts. A fleet playbook plans in its first play (cutover.bluegreen.fleet_plan, whose
+    arguments are extra vars it reads, one of service, services and service_group required) and runs the role
+    in the second, on each service."""
+    path = REPO / relative
+    plays = read_yaml(path)
+    play_tasks = [(play, flat_tasks([*play.get("pre_tasks", []), *play.get("tasks", [])], path.parent)) for play in plays]
+    [(own_tasks, entry)] = [(tasks, role_entry(play, tasks)) for play, tasks in play_tasks if role_entry(play, tasks)]
+    plan_args = [
+        task["cutover.bluegreen.fleet_plan"] for _, tasks in play_tasks for task in tasks if "cutover.bluegreen.fleet_plan" in task
+    ]
     role_name = entry["role"]
     assert role_name.startswith(ROLE_PREFIX), f"{relative}: role {role_name} is not one of the collection's"
     role = role_name.removeprefix(ROLE_PREFIX)
@@ -161,12 +194,17 @@ def load_playbook(relative: str) -> Playbook:
             continue
         for variable in referenced(expression):
             book.feeds.setdefault(variable, {})[role_variable] = expression
-    for key in ("vars", "module_defaults"):
-        for text in walk_strings(play.get(key, {})):
+    for each_play in plays:
+        for key in ("vars", "module_defaults"):
+            for text in walk_strings(each_play.get(key, {})):
+                book.play_vars |= referenced(text)
+    for args in plan_args:
+        for text in walk_strings({key: value for key, value in args.items() if key != "usage"}):
             book.play_vars |= referenced(text)
-    book.play_vars -= {"ansible_playbook_python", "omit"}
+        book.one_of.append({"service", "services", "service_group"})
+    book.play_vars -= {"ansible_playbook_python", "omit", "cutover_fleet_usage"}
     role_tasks = role_task_list(role, entry)
-    for task in [*play.get("pre_tasks", []), *role_tasks]:
+    for task in [*own_tasks, *role_tasks]:
         check = task.get("ansible.builtin.assert")
         if not check:
             continue
@@ -311,8 +349,9 @@ def question_problems(book: Playbook, question: dict[str, Any], role_defaults: b
     return problems
 
 
-def survey_problems(book: Playbook, survey: dict[str, Any], role_defaults: bool = True) -> list[str]:
-    """Every question accepted and typed right; the survey requires what the playbook requires."""
+def survey_problems(book: Playbook, survey: dict[str, Any], role_defaults: bool = True, given: Any = ()) -> list[str]:
+    """Every question accepted and typed right; the survey requires what the playbook requires (or the template's
+    extra vars, ``given``, set it)."""
     problems = [f"{book.path}: {problem}" for problem in survey_spec_problems(survey)]
     if problems:
         return problems
@@ -327,9 +366,15 @@ def survey_problems(book: Playbook, survey: dict[str, Any], role_defaults: bool 
     role_required = {name for name, option in book.options.items() if option.get("required")}
     for variable, question in questions.items():
         fed = {role_variable for role_variable, _ in book.targets(variable)}
-        if question["required"] and "default" not in question and variable not in book.required and not fed & role_required:
+        one_of = any(variable in group for group in book.one_of)
+        if question["required"] and "default" not in question and variable not in book.required and not fed & role_required and not one_of:
             problems.append(f"{book.path}: the survey requires {variable}, which the playbook does not")
     for group in book.one_of:
+        if group & set(given):
+            continue
+        asked = sorted(v for v in questions if group & {v, *(role_variable for role_variable, _ in book.targets(v))})
+        if asked and group <= {"service", "services", "service_group"} and not any(questions[v]["required"] for v in asked):
+            problems.append(f"{book.path} needs one of {sorted(group)}; the survey leaves {', '.join(asked)} optional")
         if not any(group & {variable, *(role_variable for role_variable, _ in book.targets(variable))} for variable in questions):
             problems.append(f"{book.path} needs one of {sorted(group)}; the survey asks none")
     return problems
@@ -348,7 +393,7 @@ def template_problems(template: dict[str, Any], found: dict[str, Any]) -> list[s
     if survey is None:
         return [f"{name}: survey {template['survey']} has no file under extensions/awx/surveys"]
     book = load_playbook(template["playbook"])
-    problems = [f"{name}: {problem}" for problem in survey_problems(book, survey)]
+    problems = [f"{name}: {problem}" for problem in survey_problems(book, survey, given=template.get("extra_vars", {}))]
     for variable in template.get("extra_vars", {}):
         if not book.accepts(variable):
             problems.append(f"{name}: extra var {variable} is not read by {template['playbook']}")
@@ -505,9 +550,8 @@ def test_the_definitions_have_no_problem(found):
 
 def test_there_is_a_template_for_each_playbook_and_each_names_an_existing_playbook(found):
     templates = found["cutover_awx_job_templates"]
-    assert sorted(template["playbook"] for template in templates) == sorted(
-        f"playbooks/{path.name}" for path in (REPO / "playbooks").glob("*.yml")
-    )
+    assert {template["playbook"] for template in templates} == {f"playbooks/{path.name}" for path in (REPO / "playbooks").glob("*.yml")}
+    assert len([t for t in templates if "job_slice_count" not in t]) == len(list((REPO / "playbooks").glob("*.yml")))
     assert {load_playbook(template["playbook"]).role for template in templates} == {"deploy", "rollback", "teardown", "status"}
     assert len(templates_by_name(found)) == len(templates)
 
@@ -660,7 +704,11 @@ def test_a_survey_default_that_drifts_from_the_role_is_caught(found):
 
 def test_survey_requirements_must_match_the_playbook(found):
     problems = broken(found, lambda f: question(f, "rollback", "service").update(required=False))
-    assert any("requires service, which the survey leaves optional" in p for p in problems)
+    assert any("needs one of ['service', 'service_group', 'services']; the survey leaves service optional" in p for p in problems)
+    problems = broken(found, lambda f: template(f, "cutover-fleet-deploy").update(extra_vars={}))
+    assert any("needs one of ['service', 'service_group', 'services']; the survey asks none" in p for p in problems)
+    problems = broken(found, lambda f: question(f, "teardown", "services").update(required=False))
+    assert any("requires services, which the survey leaves optional" in p for p in problems)
     problems = broken(found, lambda f: question(f, "deploy", "image_id").update(required=True))
     assert any("the survey requires image_id, which the playbook does not" in p for p in problems)
 

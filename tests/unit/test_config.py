@@ -24,6 +24,8 @@ def test_defaults():
     assert args.health_check.interval == 10 and args.deregistration_delay == 30
     assert args.effective_test_cidrs == ("10.40.0.0/16",)
     assert args.effective_table_name == "cutover-shop"
+    assert args.effective_deployer_policy_name == "cutover-shop-deployer"
+    assert parse(deployer_policy_name="cutover-shop-deployer-eu-west-1").effective_deployer_policy_name == "cutover-shop-deployer-eu-west-1"
     assert args.parameter_name == "/cutover/shop/active-color"
 
 
@@ -80,6 +82,7 @@ def test_strip_namespace_keeps_only_ours():
         ({"tags": {"cutover:color": "blue"}}, r"cutover:tags may not set the reserved tag\(s\) cutover:color"),
         ({"tags": "[1]"}, r"cutover:tags must be a map of strings to strings"),
         ({"table_name": "x"}, r"cutover:table_name = 'x' is not a valid DynamoDB table name"),
+        ({"deployer_policy_name": "a b"}, r"cutover:deployer_policy_name = 'a b' is not a valid IAM policy name"),
         ({"certificate_arn": "cert"}, r"cutover:certificate_arn = 'cert' is not an ARN"),
     ],
 )

@@ -14,7 +14,7 @@ from tests.conftest import COLLECTIONS, REPO
 
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
 # Controller-side actions that make no AWS call: documented like modules, outside the aws group.
-CONTROLLER_ACTIONS = ["record_file", "run_identity", "validate_inputs"]
+CONTROLLER_ACTIONS = ["fleet_plan", "fleet_wave", "job_wait", "record_file", "run_identity", "validate_inputs"]
 K8S_MODULES = [module for module in MODULES if module.startswith("k8s_")]
 AWS_MODULES = [module for module in MODULES if module not in CONTROLLER_ACTIONS + K8S_MODULES]
 

@@ -144,6 +144,9 @@ def test_table_and_parameter(pair):
 
 
 def test_deployer_policy_lists_only_collection_actions_scoped_to_the_pair(pair):
+    assert pair.one("aws:iam/policy:Policy", "shop-deployer").inputs["name"] == "cutover-shop-deployer"
+    named = run_program({"cutover:deployer_policy_name": "cutover-shop-deployer-eu-west-1"})
+    assert named.one("aws:iam/policy:Policy", "shop-deployer").inputs["name"] == "cutover-shop-deployer-eu-west-1"
     document = json.loads(pair.one("aws:iam/policy:Policy", "shop-deployer").inputs["policy"])
     actions = {action for statement in document["Statement"] for action in statement["Action"]}
     assert actions == ALL_ACTIONS
@@ -253,6 +256,7 @@ CHANGES = [
     {"cutover:deregistration_delay": 60},
     {"cutover:path_rules": ["/api/*"]},
     {"cutover:table_name": "shop-locks"},
+    {"cutover:deployer_policy_name": "cutover-shop-deployer-eu-west-1"},
     {"cutover:tags": {"team": "payments"}},
 ]
 

@@ -316,7 +316,7 @@ class BlueGreenPair(pulumi.ComponentResource):
         )
         policy = aws.iam.Policy(
             f"{name}-deployer",
-            name=f"cutover-{service}-deployer",
+            name=args.effective_deployer_policy_name,
             description=f"cutover {service}: what the cutover.bluegreen collection needs to release, and no more",
             policy=policy_document,
             tags=tags(),

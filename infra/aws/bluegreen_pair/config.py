@@ -73,6 +73,7 @@ class BlueGreenPairArgs:
     deregistration_delay: int = 30
     path_rules: tuple[str, ...] = ()
     table_name: str = ""
+    deployer_policy_name: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -83,6 +84,10 @@ class BlueGreenPairArgs:
     @property
     def effective_table_name(self) -> str:
         return self.table_name or f"cutover-{self.service}"
+
+    @property
+    def effective_deployer_policy_name(self) -> str:
+        return self.deployer_policy_name or f"cutover-{self.service}-deployer"
 
     @property
     def parameter_name(self) -> str:
@@ -116,6 +121,10 @@ DESCRIPTIONS: dict[str, str] = {
     "deregistration_delay": "Seconds a deregistered target keeps serving in-flight requests (0-3600).",
     "path_rules": "Path patterns that get their own production-listener rule forwarding to the live colour (switched with it).",
     "table_name": "DynamoDB table for the deployment lock and journal (default cutover-<service>).",
+    "deployer_policy_name": (
+        "Name of the deployer IAM policy (default cutover-<service>-deployer). IAM names are per account, not per region: "
+        "the stacks of one service in several regions of an account need one each, e.g. cutover-<service>-deployer-<region>."
+    ),
     "tags": "Extra tags for every resource (cutover:* tags are reserved).",
 }
 # Keys that set a field of HealthCheck rather than of BlueGreenPairArgs.
@@ -153,6 +162,7 @@ _STR_KEYS = {
     "health_check_path",
     "health_check_matcher",
     "table_name",
+    "deployer_policy_name",
 }
 _LIST_KEYS = {"allowed_cidrs", "test_cidrs", "subnet_ids", "path_rules"}
 _MAP_KEYS = {"tags"}
@@ -383,6 +393,12 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
     if table_name and not re.match(r"^[A-Za-z0-9_.-]{3,255}$", table_name):
         raise ConfigError(f"{_key('table_name')} = {table_name!r} is not a valid DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)")
 
+    policy_name = values["deployer_policy_name"]
+    if policy_name and not re.match(r"^[A-Za-z0-9+=,.@_-]{1,128}$", policy_name):
+        raise ConfigError(
+            f"{_key('deployer_policy_name')} = {policy_name!r} is not a valid IAM policy name (1 to 128 of A-Z a-z 0-9 + = , . @ _ -)"
+        )
+
     certificate_arn = values["certificate_arn"] or None
     if certificate_arn and not certificate_arn.startswith("arn:"):
         raise ConfigError(f"{_key('certificate_arn')} = {certificate_arn!r} is not an ARN")
@@ -405,6 +421,7 @@ def parse_config(raw: Mapping[str, Any]) -> BlueGreenPairArgs:
         deregistration_delay=values["deregistration_delay"],
         path_rules=tuple(rules),
         table_name=table_name,
+        deployer_policy_name=policy_name,
         tags=values["tags"],
         **ports,
     )
