@@ -41,9 +41,10 @@ options:
     type: str
   regions:
     description:
-      - The order of AWS regions, comma-separated or as a list (refused with O(platform=kubernetes)). A region's services start only when every service of
-        the region before succeeded. With O(services), each service runs in each region; with O(service_group),
-        each host's C(cutover_aws_region) must be one of them (by default the order in which they first appear).
+      - The order of AWS regions, comma-separated or as a list (refused with O(platform=kubernetes)).
+        A region's services start only when every service of the region before succeeded.
+        With O(services), each service runs in each region; with O(service_group), each host's
+        C(cutover_aws_region) must be one of them (by default the order in which they first appear).
     type: raw
   waves:
     description:
