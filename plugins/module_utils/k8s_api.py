@@ -193,6 +193,15 @@ class Kube:
             return json.loads(data) if data else {}
         raise KubeError("%s failed after %d attempts" % (describe(verb, resource, namespace, name), ATTEMPTS))
 
+    def get_or_none(self, resource, namespace, name):
+        """The object ``name``, or None where the API says it does not exist (any other error is raised)."""
+        try:
+            return self.call("get", resource, namespace, name)
+        except KubeError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
 
 def _retry_after(exc, delay):
     headers = getattr(exc, "headers", None) or {}

@@ -35,7 +35,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_lease as leases
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.journal import IN_PROGRESS, plan_finish, validate_outcome
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import names
 
 # The journal's outcomes and what a takeover does to a dead run's entry, here as well as in journal.
@@ -80,12 +80,7 @@ def prune(entries, keep=MAX_ENTRIES):
 
 # -- the ConfigMap --------------------------------------------------------------------------------------
 def read_object(kube, app, namespace):
-    try:
-        return kube.call("get", "configmaps", namespace, names(app)["journal_config_map"])
-    except CutoverError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    return kube.get_or_none("configmaps", namespace, names(app)["journal_config_map"])
 
 
 def entries_of(obj):

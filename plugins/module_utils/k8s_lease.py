@@ -45,7 +45,7 @@ import time
 from ansible_collections.cutover.bluegreen.plugins.module_utils import controller as controllers
 from ansible_collections.cutover.bluegreen.plugins.module_utils import lease_rules as rules
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError, isoformat, parse_time, utcnow
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import ANNOTATION_PREFIX, names
 from ansible_collections.cutover.bluegreen.plugins.module_utils.lease_rules import (
     ATTEMPTS,
@@ -216,12 +216,7 @@ def released_body(current):
 # -- the API ---------------------------------------------------------------------------------------
 def read_object(kube, app, namespace):
     """The stored Lease object, or None."""
-    try:
-        return kube.call("get", "coordination.k8s.io/leases", namespace, names(app)["lease"])
-    except CutoverError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    return kube.get_or_none("coordination.k8s.io/leases", namespace, names(app)["lease"])
 
 
 def read(kube, app, namespace, now=None):

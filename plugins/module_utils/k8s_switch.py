@@ -33,7 +33,7 @@ import time
 from ansible_collections.cutover.bluegreen.plugins.module_utils import fence as fences
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError, isoformat, other_color, utcnow
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import resolve_color as common_resolve_color
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, is_not_found, items
+from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_conflict, items
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_pair import (
     SLOT_LABEL,
     app_selector,
@@ -280,12 +280,7 @@ def verify_switch(kube, pair, to_color, required, timeout=60, fence=None, waiter
 # -- the active colour -----------------------------------------------------------------------------------
 def publish_active_color(kube, app, namespace, name, color, check_mode=False, now=None):
     """Set ``data.color`` of the ConfigMap ``name`` (created when missing); returns ``{changed, before, after}``."""
-    try:
-        current = kube.call("get", "configmaps", namespace, name)
-    except CutoverError as exc:
-        if not is_not_found(exc):
-            raise
-        current = None
+    current = kube.get_or_none("configmaps", namespace, name)
     before = ((current or {}).get("data") or {}).get("color")
     if before == color:
         return {"changed": False, "before": before, "after": color, "config_map": name}

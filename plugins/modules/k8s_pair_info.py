@@ -144,7 +144,6 @@ active_color:
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils import journal, k8s_journal, k8s_lease
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import is_not_found
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import app_module, discover_pair, kube, run, validate_app_options
 
 
@@ -162,13 +161,8 @@ def main():
             raise CutoverError("deployments must be from 0 to %d, got %d" % (k8s_journal.MAX_RECENT, params["deployments"]))
         client = kube(module)
         pair = discover_pair(module, client)
-        try:
-            active = client.call("get", "configmaps", params["namespace"], pair["names"]["active_color_config_map"])
-            active_color = (active.get("data") or {}).get("color")
-        except CutoverError as exc:
-            if not is_not_found(exc):
-                raise
-            active_color = None
+        active = client.get_or_none("configmaps", params["namespace"], pair["names"]["active_color_config_map"])
+        active_color = ((active or {}).get("data") or {}).get("color")
         entries = k8s_journal.recent(client, params["app"], params["namespace"], params["deployments"])
         lock = k8s_lease.read(client, params["app"], params["namespace"])
         resume = None

@@ -117,6 +117,11 @@ class FakeKube:
         self.objects[(resource, obj["metadata"]["name"])] = obj
         return obj
 
+    def get_or_none(self, resource, namespace, name):
+        from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import Kube
+
+        return Kube.get_or_none(self, resource, namespace, name)  # the library's own, over this call()
+
     def call(self, verb, resource, namespace, name=None, body=None, patch="merge", label_selector=None, field_selector=None):
         import copy
 

@@ -259,3 +259,17 @@ def test_a_fence_with_a_controller_stops_the_work_of_a_dead_run_before_its_next_
     with pytest.raises(k8s_lease.LostLock, match="stopped before the rollout"):
         dead.look("the rollout")
     assert len(kube.calls) == before  # not even a read
+
+
+def test_a_missing_lease_or_journal_reads_as_none_and_any_other_error_is_raised():
+    from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_api import KubeError
+
+    kube = FakeKube()
+    assert k8s_lease.read_object(kube, "shop", "shop") is None
+    assert k8s_journal.read_object(kube, "shop", "shop") is None
+    forbidden = KubeError("get coordination.k8s.io/leases failed: 403 Forbidden", status=403, reason="Forbidden")
+    kube.fail[("get", "coordination.k8s.io/leases", "shop-cutover-lock")] = forbidden
+    with pytest.raises(KubeError, match="403 Forbidden"):  # not taken for a free lock
+        k8s_lease.read_object(kube, "shop", "shop")
+    held(kube)
+    assert k8s_lease.read_object(kube, "shop", "shop")["spec"]["holderIdentity"] == A
