@@ -93,7 +93,7 @@ class TaskModule:
             self.warn("Both option {option} and its alias {alias} are set.".format(option=alias["option"], alias=alias["alias"]))
         for deprecation in validation._deprecations:
             self.deprecate(deprecation["msg"], version=deprecation.get("version"), date=deprecation.get("date"))
-        if validation.errors:
+        if validation.error_messages:
             error = validation.errors[0]
             msg = validation.errors.msg
             if isinstance(error, UnsupportedError):
