@@ -36,13 +36,14 @@ VOLATILE = {
     "deprecations",
 }
 
+CHECK_AND_DIFF = {"check_mode": True, "diff": True}
 LEASE = {"owner": "holder", "token": "token-holder", "lock": "acquire", "lease_seconds": 600, "purpose": "release 7"}
 CASES = [
     ("pair_info", "cutover.bluegreen.pair_info", {"service": "shop", "deployments": 3}, {}),
     # the lock held by another run: the failure names the holder, with what the lock item says
     ("journal_held", "cutover.bluegreen.journal", {"service": "shop", "state": "started", "owner": "other", "token": "token-other"}, {}),
     # check mode and diff: the switch planned, every forwarder before and after
-    ("switch_check", "cutover.bluegreen.switch", {"service": "shop", "to_color": "green", "force": True}, {"check_mode": True, "diff": 1}),
+    ("switch_check", "cutover.bluegreen.switch", {"service": "shop", "to_color": "green", "force": True}, CHECK_AND_DIFF),
     # the module's own argument checks
     ("switch_bad", "cutover.bluegreen.switch", {"service": "shop", "to_color": "green", "weights": {"blue": 1, "green": 1}}, {}),
     ("traffic_bad", "cutover.bluegreen.traffic", {"service": "shop", "color": "green", "nosuch": 1}, {}),
