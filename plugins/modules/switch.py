@@ -105,8 +105,8 @@ options:
     description:
       - The deployment (its id in the journal, see M(cutover.bluegreen.journal)) this switch belongs to. Its journal
         entry records right before the change that step C(switch) started, with C(record.switch_started_at) (epoch
-        seconds), as M(cutover.bluegreen.journal) O(cutover.bluegreen.journal#module:state=step) would: a run killed
-        during or right after the switch leaves that moment to the run that resumes the release.
+        seconds), as M(cutover.bluegreen.journal) with O(cutover.bluegreen.journal#module:state=step) would. A run
+        killed during or right after the switch so leaves that moment to the run that resumes the release.
       - The entry is in the service's table (O(lease.table_name) when given). Nothing is noted in check mode.
     type: str
 notes:
