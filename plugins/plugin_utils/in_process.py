@@ -20,8 +20,9 @@ in the worker that Ansible forked for the task instead, with everything a module
 It runs the module as a module (:meth:`InProcessModuleAction.run` falls back to Ansible's normal module
 execution) when the connection is not local, the task is ``async`` (the lease heartbeat, the background
 rollout), becomes another user, or sets an ``environment`` (the module's process would see it, the worker
-does not). The fence checks (the lease and the controller) are in the modules' code, so they run the same
-way in both.
+does not), and when the controller's Python lacks boto3 (the module runs in the Python
+``ansible_python_interpreter`` names, which may have it; otherwise the controller's boto3 serves both). The
+fence checks (the lease and the controller) are in the modules' code, so they run the same way in both.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
 
 display = Display()
 
@@ -190,7 +192,8 @@ class InProcessModuleAction(NormalAction):
         """Whether this task may run in the worker: on the controller, in the foreground, as this user, in
         this environment."""
         return (
-            getattr(self._connection, "transport", None) == "local"
+            HAS_BOTO3  # else the module, in the Python ansible_python_interpreter names, may have them
+            and getattr(self._connection, "transport", None) == "local"
             and not self._task.async_val
             and not self._play_context.become
             and not any(self._task.environment or [])  # a list of (empty by default) dicts
