@@ -36,6 +36,11 @@ DEFAULT_INTERVAL = 30
 DEFAULT_HEALTHY_THRESHOLD = 5
 
 
+def look_pace(interval=None):
+    """The most seconds between two looks at the targets of a group checked every ``interval`` seconds."""
+    return min(5.0, max(0.5, interval / 5.0)) if interval else 5.0
+
+
 def default_unhealthy_timeout(interval=None, healthy_threshold=None):
     """How long a target may stay unhealthy: long enough to turn healthy again, plus two intervals."""
     interval = interval or DEFAULT_INTERVAL
@@ -315,10 +320,12 @@ def color_health(
         min_healthy = max(1, asg["desired_capacity"])
     if unhealthy_timeout is None:
         unhealthy_timeout = default_unhealthy_timeout(group.get("health_check_interval"), group.get("healthy_threshold"))
-    # At least two looks per health-check interval (at most 5 s apart): a target changes state only when it is
-    # checked, and a look every 5 s on the sandbox's 5-second interval noticed the last healthy target seconds late.
+    # Five looks per health-check interval (0.5 to 5 s apart): a target changes state only when it is checked,
+    # and the last one to turn healthy is noticed a fifth of an interval late at most (two looks per interval
+    # were up to 2.5 s late on a 5-second interval). One DescribeTargetHealth a look (the group every
+    # GROUP_READ_EVERY looks): at most three calls a second, retried with jittered back-off when throttled.
     interval = group.get("health_check_interval")
-    max_delay = min(5.0, max(1.0, interval / 2.0)) if interval else 5.0
+    max_delay = look_pace(interval)
     if check_mode:
         summary, waited = summarize(asg, pair.colors[color]["targets"], min_healthy, version), 0.0
         summary.update(deregistered=[], registered_again=[])

@@ -214,9 +214,10 @@ def wait_stopped(
         last.update(verdict=verdict, evidence=evidence)
         return verdict == PASSED
 
-    waiter = waiter_for(
-        waiter, progress, clock, sleep, delay=max(1.0, min(period / 5.0, 10.0)), max_delay=max(1.0, min(period / 2.0, 15.0)), factor=1.5
-    )
+    # Five looks per period (1 to 10 s apart; one GetMetricData each): the proof is noticed within a fifth of a
+    # period of its publication (looks half a period apart were up to 2.5 s late on 5-second periods).
+    pace = max(1.0, min(period / 5.0, 10.0))
+    waiter = waiter_for(waiter, progress, clock, sleep, delay=pace, max_delay=pace, factor=1.5)
     condition = Condition(
         "a %d-second period proving that the traffic of %s stopped" % (period, names[0]),
         check,

@@ -29,6 +29,7 @@ description:
   - After a full switch the colour that takes all traffic loses any standby or retired tags (C(cutover:state),
     C(cutover:retire-after)), and with O(standby_ttl) the colour that was live is kept warm as the standby,
     as M(cutover.bluegreen.standby) does, in the same call.
+  - With O(journal_entry), the deployment's journal entry notes when the switch began, in the same call.
   - Idempotent with explicit colours and weights; forwarders already as wanted are not touched.
 author:
   - cutover maintainers (@cutover)
@@ -100,10 +101,19 @@ options:
         (seconds). The retire-after time starts again from now.
       - Without it the colour that was live is left as it is. A run that moves no traffic marks nothing.
     type: str
+  journal_entry:
+    description:
+      - The deployment (its id in the journal, see M(cutover.bluegreen.journal)) this switch belongs to. Its journal
+        entry records right before the change that step C(switch) started, with C(record.switch_started_at) (epoch
+        seconds), as M(cutover.bluegreen.journal) with O(cutover.bluegreen.journal#module:state=step) would. A run
+        killed during or right after the switch so leaves that moment to the run that resumes the release.
+      - The entry is in the service's table (O(lease.table_name) when given). Nothing is noted in check mode.
+    type: str
 notes:
   - "Steps it combines, because they always go together: moving production traffic, marking the colour that lost it
     as the standby (O(standby_ttl); the colour that took it loses its marks) and publishing the live colour
-    (O(publish_parameter)). A full switch always makes the old colour the standby and the new one the published
+    (O(publish_parameter)); with O(journal_entry), the note in the run's journal entry that the switch begins,
+    which the switch always follows. A full switch always makes the old colour the standby and the new one the published
     one, and marking it in the same call leaves no moment in which a run killed right after the switch leaves an
     unmarked old colour, which a rollback would refuse. The step order around it is the role's."
   - Check mode changes nothing and returns the planned changes.
@@ -308,6 +318,13 @@ parameter:
     changed:
       description: Whether it was (in check mode, would be) written.
       type: bool
+journal_noted:
+  description:
+    - With O(journal_entry), whether the note that the switch began changed the journal entry (a step C(switch)
+      already started or finished is left alone); null without O(journal_entry) and in check mode. The note does
+      not count in C(changed), which says whether traffic, the marks or the parameter changed.
+  returned: success
+  type: bool
 pair:
   description: The pair after the switch (in check mode, as it would be), as returned by M(cutover.bluegreen.pair_info).
   returned: always
@@ -318,8 +335,10 @@ lost_lock:
   type: bool
 """
 
+import time
+
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, waits
+from ansible_collections.cutover.bluegreen.plugins.module_utils import fence, journal, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.aws import call_errors
 from ansible_collections.cutover.bluegreen.plugins.module_utils.capacity import ARGUMENT_SPEC as CAPACITY_ARGUMENT_SPEC
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import CutoverError
@@ -331,6 +350,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.switch import (
     switch,
     validate_weights,
 )
+from ansible_collections.cutover.bluegreen.plugins.module_utils.table import table_name
 
 ARGUMENT_SPEC = dict(
     to_color=dict(type="str", choices=["blue", "green", "idle"]),
@@ -340,6 +360,7 @@ ARGUMENT_SPEC = dict(
     swap_test_listener=dict(type="bool", default=True),
     publish_parameter=dict(type="str"),
     standby_ttl=dict(type="str"),
+    journal_entry=dict(type="str"),
     **CAPACITY_ARGUMENT_SPEC,
 )
 ARGUMENT_SPEC.update(waits.argument_spec(30, wait_aliases=["verify"]))
@@ -375,8 +396,22 @@ def main():
         if name is None:
             name = default_parameter_name(params["service"])
 
+        if params["journal_entry"] is not None:
+            journal.validate_deployment_id(params["journal_entry"])
+
         elbv2, autoscaling = client(module, "elbv2"), client(module, "autoscaling")
         pair = discover_pair(module, elbv2, autoscaling)
+        noted = None
+        if params["journal_entry"] is not None and not module.check_mode:
+            noted = journal.step(
+                client(module, "dynamodb"),
+                table_name(params["service"], (params["lease"] or {}).get("table_name")),
+                params["service"],
+                params["journal_entry"],
+                "switch",
+                status="started",
+                record={"switch_started_at": time.time()},
+            )["changed"]
         with fenced(module):
             result = switch(
                 elbv2,
@@ -457,6 +492,7 @@ def main():
             standby=marks["standby"],
             cleared_tags=marks["cleared"],
             pair=result["pair"].to_dict(),
+            journal_noted=noted,
         )
         if module._diff:
             before = describe_forwarders(result["pair_before"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
@@ -371,3 +373,37 @@ def test_a_full_switch_keeps_the_old_colour_warm_and_clears_the_new_ones_marks(p
     assert sorted(back["cleared_tags"]) == ["cutover:retire-after", "cutover:state"] and back["standby"] is None
     assert asg_tags(outputs, aws, "blue") == {} and asg_tags(outputs, aws, "green") == {}
     assert traffic(outputs, aws) == BLUE_LIVE
+
+
+def test_the_switch_notes_in_the_journal_entry_when_it_begins(provisioned, sandbox):
+    outputs, aws = provisioned
+    reset(outputs, aws, green_capacity=2)
+    opened = run_module(
+        "cutover.bluegreen.journal", {"service": "shop", "state": "started", "record": {"kind": "deploy"}}, sandbox.endpoint
+    )
+    assert not opened.get("failed"), opened
+    entry_id = opened["deployment_id"]
+
+    def entry():
+        found = run_module("cutover.bluegreen.pair_info", {"service": "shop", "deployments": 10}, sandbox.endpoint)
+        return next(item for item in found["deployments"] if item["deployment_id"] == entry_id)
+
+    checked = switch_module(sandbox, check=True, to_color="green", journal_entry=entry_id)
+    assert not checked.get("failed") and checked["journal_noted"] is None, checked
+    assert "switch" not in (entry().get("steps") or {})
+
+    bad = switch_module(sandbox, to_color="green", journal_entry="not an id")
+    assert bad.get("failed") and "not an id" in bad["msg"], bad
+    assert traffic(outputs, aws) == BLUE_LIVE
+
+    began = time.time()
+    result = switch_module(sandbox, to_color="green", journal_entry=entry_id)
+    assert not result.get("failed"), result
+    assert result["journal_noted"] is True and result["changed"] is True
+    noted = entry()
+    assert noted["steps"]["switch"]["status"] == "started"
+    assert began <= noted["record"]["switch_started_at"] <= result["switched_at"]
+    assert traffic(outputs, aws) == GREEN_LIVE
+
+    back = switch_module(sandbox, to_color="blue")
+    assert not back.get("failed"), back

@@ -8,6 +8,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.common import Cu
 from ansible_collections.cutover.bluegreen.plugins.module_utils.health import (
     default_unhealthy_timeout,
     describe_target,
+    look_pace,
     wait_healthy,
 )
 from ansible_collections.cutover.bluegreen.plugins.module_utils.pair import summarize_asg
@@ -327,3 +328,12 @@ def test_a_long_wait_reads_the_group_every_few_looks_only():
     autoscaling = FakeAutoscaling("i-1", "i-2")
     wait(elbv2, autoscaling, min_healthy=2, timeout=600, clock=clock, sleep=clock.sleep)
     assert elbv2.calls == 10 and autoscaling.calls == 4  # looks 1, 4, 7 and 10 (which found it ready)
+
+
+@pytest.mark.parametrize(
+    "interval, pace",
+    [(5, 1.0), (30, 5.0), (2, 0.5), (10, 2.0), (None, 5.0)],
+)
+def test_targets_are_looked_at_five_times_per_health_check_interval(interval, pace):
+    # the last target to turn healthy is noticed at most a fifth of an interval late, 0.5 to 5 s apart
+    assert look_pace(interval) == pace

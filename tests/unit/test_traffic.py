@@ -177,6 +177,8 @@ def test_wait_stopped_asks_for_whole_periods_of_the_given_period_after_the_switc
     assert evidence["verdict"] == PASSED and evidence["period_start"] == "2026-01-01T12:02:00Z" and evidence["new_requests"] == 410.0
     assert evidence["summary"] == "blue served no request in the 60-second period from 2026-01-01T12:02:00Z in which green served 410"
     assert now[0] >= T0 + 210 and waited > 0
+    # five looks a period (at most 10 s apart): the proof is noticed within 10 s of its publication
+    assert max(clock.sleeps) == 10.0 and now[0] - (T0 + 210) <= 10.0
     first = cloudwatch.calls[0]
     assert {q["MetricStat"]["Period"] for q in first["queries"]} == {60}  # AWS's period, not the length of some window
     assert first["start"].timestamp() == T0 + 60  # the first whole period after the switch

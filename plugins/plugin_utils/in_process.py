@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""A module of the collection run in the controller's worker process, where the task runs on the controller.
+
+Every AWS step of the roles runs on the controller (``connection: local``), where starting the module costs
+more than most of them do: a Python process, the AnsiballZ payload unpacked, boto3 imported (0.7 s a module
+here, our pair_info 1.2 s). For those tasks the action of the module's name runs the module's own ``main()``
+in the worker that Ansible forked for the task instead, with everything a module gets:
+
+* the task's arguments checked against the module's own argument spec (and its ``mutually_exclusive``,
+  ``required_if``...), by ``ansible.module_utils.common.arg_spec.ArgumentSpecValidator``, with the failure
+  messages, defaults, environment fallbacks and ``no_log`` values ``AnsibleModule`` has;
+* ``AnsibleAWSModule`` itself (amazon.aws), so its clients, its credentials and region handling, its
+  ``fail_json_aws`` and warnings are the module's;
+* check mode, diff mode and the result as the module would print it (JSON-encoded and decoded with the
+  module serialization profile, ``no_log`` values masked, ``invocation`` added).
+
+It runs the module as a module (:meth:`InProcessModuleAction.run` falls back to Ansible's normal module
+execution) when the connection is not local, the task is ``async`` (the lease heartbeat, the background
+rollout), becomes another user, or sets an ``environment`` (the module's process would see it, the worker
+does not), and when the controller's Python lacks boto3 (the module runs in the Python
+``ansible_python_interpreter`` names, which may have it; otherwise the controller's boto3 serves both). The
+fence checks (the lease and the controller) are in the modules' code, so they run the same way in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
+from ansible.plugins.action.normal import ActionModule as NormalAction
+from ansible.utils.display import Display
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
+
+display = Display()
+
+# The serialization profile of a module's result (what AnsiballZ modules print and the controller decodes).
+PROFILE = "legacy"
+
+
+class ModuleExit(BaseException):
+    """How ``exit_json``/``fail_json`` end an in-process module run, as ``SystemExit`` ends a module's process
+    (a ``BaseException``, so no ``except Exception`` of the module's code catches it)."""
+
+    def __init__(self, result):
+        super().__init__(result.get("msg", ""))
+        self.result = result
+
+
+class TaskModule:
+    """What ``AnsibleAWSModule`` and the collection's modules use of ``AnsibleModule``, over a task's arguments.
+
+    Takes the keyword arguments ``AnsibleModule`` takes; the arguments are checked as ``AnsibleModule`` checks
+    them (it uses ``ModuleArgumentSpecValidator``, which only adds the alias warnings kept here).
+    """
+
+    def __init__(
+        self,
+        task,
+        argument_spec,
+        bypass_checks=False,
+        no_log=False,
+        mutually_exclusive=None,
+        required_together=None,
+        required_one_of=None,
+        add_file_common_args=False,
+        supports_check_mode=False,
+        required_if=None,
+        required_by=None,
+    ):
+        del bypass_checks, add_file_common_args  # not used by the collection's modules
+        self._name = task["name"]
+        self.argument_spec = argument_spec
+        self.supports_check_mode = supports_check_mode
+        self.check_mode = task["check_mode"]
+        self._diff = task["diff"]
+        self._verbosity = display.verbosity
+        self._debug = False
+        self.no_log = no_log
+        self.no_log_values = set()
+        self.warnings, self.deprecations = [], []
+        self.params = dict(task["args"])
+        validator = ArgumentSpecValidator(argument_spec, mutually_exclusive, required_together, required_one_of, required_if, required_by)
+        validation = validator.validate(self.params)
+        self.params.update(validation.validated_parameters)
+        self.no_log_values.update(validation._no_log_values)
+        self.aliases = dict(validation._aliases)
+        for alias in validation._warnings:
+            self.warn("Both option {option} and its alias {alias} are set.".format(option=alias["option"], alias=alias["alias"]))
+        for deprecation in validation._deprecations:
+            self.deprecate(deprecation["msg"], version=deprecation.get("version"), date=deprecation.get("date"))
+        if validation.error_messages:
+            error = validation.errors[0]
+            msg = validation.errors.msg
+            if isinstance(error, UnsupportedError):
+                msg = "Unsupported parameters for ({name}) {kind}: {msg}".format(name=self._name, kind="module", msg=msg)
+            self.fail_json(msg=msg)
+        if self.check_mode and not self.supports_check_mode:
+            self.exit_json(skipped=True, msg="remote module (%s) does not support check mode" % self._name)
+
+    def warn(self, warning):
+        if warning not in self.warnings:
+            self.warnings.append(warning)
+
+    def deprecate(self, msg, version=None, date=None, collection_name=None, deprecator=None):
+        del collection_name, deprecator
+        self.deprecations.append({key: value for key, value in (("msg", msg), ("version", version), ("date", date)) if value})
+
+    def log(self, msg, log_args=None):
+        """A module logs to the target's syslog; here the line goes to the controller's output at -vvvv."""
+        del log_args
+        display.vvvv("%s: %s" % (self._name, msg))
+
+    def debug(self, msg):
+        display.debug("%s: %s" % (self._name, msg))
+
+    def boolean(self, arg):
+        from ansible.module_utils.parsing.convert_bool import boolean
+
+        return boolean(arg)
+
+    def exit_json(self, **kwargs):
+        raise ModuleExit(self._returned(kwargs))
+
+    def fail_json(self, msg, exception=None, **kwargs):
+        kwargs.update(failed=True, msg=str(msg))
+        if isinstance(exception, str):  # a formatted traceback, shown at -vvv as a module's is
+            kwargs["exception"] = exception
+        raise ModuleExit(self._returned(kwargs))
+
+    def _returned(self, kwargs):
+        """The result as the controller gets a module's: ``invocation``, warnings, ``no_log`` values masked."""
+        if "invocation" not in kwargs:
+            kwargs["invocation"] = {"module_args": self.params}
+        for warning in kwargs.pop("warnings", None) or []:
+            self.warn(warning)
+        if self.warnings:
+            kwargs["warnings"] = list(self.warnings)
+        if self.deprecations:
+            kwargs["deprecations"] = list(self.deprecations)
+        preserved = {key: value for key, value in kwargs.items() if value is None or isinstance(value, bool)}
+        kwargs = remove_values(kwargs, self.no_log_values)
+        kwargs.update(preserved)
+        encoded = json.dumps(kwargs, cls=get_module_encoder(PROFILE, Direction.MODULE_TO_CONTROLLER))
+        return json.loads(encoded, cls=get_module_decoder(PROFILE, Direction.MODULE_TO_CONTROLLER))
+
+
+@contextlib.contextmanager
+def module_class(task):
+    """``AnsibleAWSModule`` building its ``AnsibleModule`` as a :class:`TaskModule` of ``task``.
+
+    amazon.aws keeps the class in ``AnsibleAWSModule.default_settings["module_class"]`` and reads it from
+    there (not from the ``module_class`` keyword it also takes), so the setting is swapped for the run; the
+    worker process runs this one task.
+    """
+    from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+    settings = AnsibleAWSModule.default_settings
+    before = settings["module_class"]
+    settings["module_class"] = lambda **kwargs: TaskModule(task, **kwargs)
+    try:
+        yield
+    finally:
+        settings["module_class"] = before
+
+
+def run_in_process(main, task):
+    """Run a module's ``main()`` on ``task`` (``name``, ``args``, ``check_mode``, ``diff``); its result."""
+    with module_class(task):
+        try:
+            main()
+        except ModuleExit as done:
+            return done.result
+    raise RuntimeError("%s returned without exit_json or fail_json" % task["name"])
+
+
+class InProcessModuleAction(NormalAction):
+    """The action of a module that runs it in-process on a local connection (see the module docstring).
+
+    A subclass names the module's ``main`` in ``MODULE_MAIN`` (a ``staticmethod``).
+    """
+
+    MODULE_MAIN = None
+
+    def in_process(self):
+        """Whether this task may run in the worker: on the controller, in the foreground, as this user, in
+        this environment."""
+        return (
+            HAS_BOTO3  # else the module, in the Python ansible_python_interpreter names, may have them
+            and getattr(self._connection, "transport", None) == "local"
+            and not self._task.async_val
+            and not self._play_context.become
+            and not any(self._task.environment or [])  # a list of (empty by default) dicts
+        )
+
+    def run(self, tmp=None, task_vars=None):
+        if not self.in_process():
+            return super().run(tmp, task_vars)
+        result = super(NormalAction, self).run(tmp, task_vars)
+        # the arguments as the module gets them: encoded and decoded with the module serialization profile
+        args = json.dumps(self._task.args, cls=get_module_encoder(PROFILE, Direction.CONTROLLER_TO_MODULE))
+        task = dict(
+            name=self._task.action,
+            args=json.loads(args, cls=get_module_decoder(PROFILE, Direction.CONTROLLER_TO_MODULE)),
+            check_mode=bool(self._task.check_mode),
+            diff=bool(self._task.diff),
+        )
+        result.update(run_in_process(self.MODULE_MAIN, task))
+        return result
