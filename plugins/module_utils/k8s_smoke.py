@@ -23,22 +23,14 @@ from __future__ import annotations
 import time
 
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import COLORS, CutoverError
-from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Condition, WaitTimeout, waiter_for
+from ansible_collections.cutover.bluegreen.plugins.module_utils.smoke import ask, validate_request
 
-MAX_CONTENT = 4096
 COLOR_CHOICES = COLORS + ("idle",)
 
 
 def validate_inputs(path="/", statuses=(200,), retries=10, delay=1.0, color="idle"):
     """Bad input fails before anything is read, naming the option and what is allowed."""
-    if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
-        raise CutoverError("path must start with / and hold no blanks, got %r" % (path,))
-    if not statuses or not all(isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in statuses):
-        raise CutoverError("status must be a non-empty list of HTTP statuses from 100 to 599, got %r" % (statuses,))
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 1000:
-        raise CutoverError("retries must be from 0 to 1000, got %r" % (retries,))
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 300:
-        raise CutoverError("delay must be from 0 to 300 seconds, got %r" % (delay,))
+    validate_request(path, statuses, retries, delay)
     if color not in COLOR_CHOICES:
         raise CutoverError("color must be one of %s, got %r" % (", ".join(COLOR_CHOICES), color))
 
@@ -64,22 +56,6 @@ def plan_smoke_test(pair, color="idle", service=None):
     return {"service": name, "color": wanted}
 
 
-def _text(body):
-    if isinstance(body, bytes):
-        return body.decode("utf-8", errors="replace")
-    return body if isinstance(body, str) else ""
-
-
-def judge(answer, statuses, expect=None):
-    """``(passed, why)`` of one answer ``{status, body}``: a wanted status, and ``expect`` in the body when given."""
-    status, content = answer["status"], _text(answer.get("body"))
-    if status not in statuses:
-        return False, "answered %s, wanted %s%s" % (status, ", ".join(str(s) for s in statuses), (": " + content[:200]) if content else "")
-    if expect is not None and expect not in content:
-        return False, "answered %s without %r in its body: %s" % (status, expect, content[:200])
-    return True, "answered %s" % status
-
-
 def smoke_test(
     kube,
     pair,
@@ -99,39 +75,12 @@ def smoke_test(
     A wait (:mod:`waits`) of at most ``retries`` + 1 looks, ``delay`` seconds apart, each one request.
     """
     planned = plan_smoke_test(pair, color, service)
-    seen = {"why": "no request made", "answer": {"status": None, "body": b""}}
 
-    def check():
-        try:
-            seen["answer"] = kube.call("get", "services/proxy", pair["namespace"], planned["service"], subpath=path, raw=True)
-        except CutoverError as exc:  # no answer at all (the API server unreachable)
-            seen.update(answer={"status": None, "body": b""}, why=exc.message)
-            return None
-        passed, seen["why"] = judge(seen["answer"], list(statuses), expect)
-        return seen["answer"] if passed else None
+    def fetch():
+        return kube.call("get", "services/proxy", pair["namespace"], planned["service"], subpath=path, raw=True)
 
-    what = "GET %s through the Service %s/%s (%s) to pass" % (path, pair["namespace"], planned["service"], planned["color"])
-    waiter = waiter_for(waiter, clock=clock, sleep=sleep, delay=delay, max_delay=delay, factor=1.0)
-    try:
-        # The retries bound the wait; the timeout only backs them up.
-        waited = waiter.wait(Condition(what, check, lambda: seen["why"]), (retries + 1) * (delay + 60), looks=retries + 1)
-    except WaitTimeout as exc:
-        answer = seen["answer"]
-        raise CutoverError(
-            "the smoke test of app %s failed: GET %s through the Service %s/%s (%s) %s, after %d attempt(s)"
-            % (pair["app"], path, pair["namespace"], planned["service"], planned["color"], seen["why"], exc.details["attempts"]),
-            status=answer["status"],
-            content=_text(answer.get("body"))[:MAX_CONTENT],
-            attempts=exc.details["attempts"],
-            service=planned["service"],
-            color=planned["color"],
-        ) from exc
-    return {
-        "status": waited.result["status"],
-        "content": _text(waited.result.get("body"))[:MAX_CONTENT],
-        "attempts": waited.looks,
-        "seconds": waited.seconds,
-        "service": planned["service"],
-        "color": planned["color"],
-        "path": path,
-    }
+    what = "GET %s through the Service %s/%s (%s)" % (path, pair["namespace"], planned["service"], planned["color"])
+    subject = "the smoke test of app %s" % pair["app"]
+    details = dict(service=planned["service"], color=planned["color"])
+    result = ask(fetch, what, statuses, expect, retries, delay, waiter, subject=subject, sleep=sleep, clock=clock, **details)
+    return dict(result, service=planned["service"], color=planned["color"], path=path)

@@ -170,11 +170,18 @@ def module_class(task):
         settings["module_class"] = before
 
 
-def run_in_process(main, task):
-    """Run a module's ``main()`` on ``task`` (``name``, ``args``, ``check_mode``, ``diff``); its result."""
+def run_in_process(main, task, plain=False):
+    """Run a module's ``main()`` on ``task`` (``name``, ``args``, ``check_mode``, ``diff``); its result.
+
+    With ``plain``, the module builds an ``AnsibleModule`` (not amazon.aws's) through the class its ``main``
+    takes as ``module_class``.
+    """
     with module_class(task):
         try:
-            main()
+            if plain:
+                main(module_class=lambda **kwargs: TaskModule(task, **kwargs))
+            else:
+                main()
         except ModuleExit as done:
             return done.result
     raise RuntimeError("%s returned without exit_json or fail_json" % task["name"])
@@ -187,12 +194,14 @@ class InProcessModuleAction(NormalAction):
     """
 
     MODULE_MAIN = None
+    # A module of plain AnsibleModule, without boto3 (its main takes ``module_class``; see run_in_process).
+    PLAIN = False
 
     def in_process(self):
         """Whether this task may run in the worker: on the controller, in the foreground, as this user, in
         this environment."""
         return (
-            HAS_BOTO3  # else the module, in the Python ansible_python_interpreter names, may have them
+            (HAS_BOTO3 or self.PLAIN)  # else the module, in the Python ansible_python_interpreter names, may have them
             and getattr(self._connection, "transport", None) == "local"
             and not self._task.async_val
             and not self._play_context.become
@@ -211,5 +220,5 @@ class InProcessModuleAction(NormalAction):
             check_mode=bool(self._task.check_mode),
             diff=bool(self._task.diff),
         )
-        result.update(run_in_process(self.MODULE_MAIN, task))
+        result.update(run_in_process(self.MODULE_MAIN, task, plain=self.PLAIN))
         return result

@@ -244,9 +244,11 @@ def test_cloudwatch_counts_requests_per_target_group_per_period_after_a_lag(blue
     outputs, aws, urls = blue_live
     period, lag = sandbox.metric_period, sandbox.metric_lag
     began = datetime.now(UTC).replace(microsecond=0)
+    started = time.time()
     load = Load(urls["production"], rate=100, seconds=2.0, threads=2).start().join()
-    ended = time.time()
     assert load.failures == {} and load.served["blue"] == load.total >= 160, load.report()
+    # when the last answer came (not when the load's threads were joined: on a busy machine that may be a period later)
+    answered = started + max(at for at, _color in load.timeline)
 
     def counted():
         blue = sum(p["Sum"] for p in metric(aws, "RequestCount", period=period, **dims(outputs, "blue")))
@@ -254,7 +256,7 @@ def test_cloudwatch_counts_requests_per_target_group_per_period_after_a_lag(blue
 
     blue_total, _ = wait_for(counted, 3 * period + lag, "blue's RequestCount to include the load")
     # published only once the load's last period ended and the lag passed
-    last_period_end = (int(ended) // period + 1) * period
+    last_period_end = (int(answered) // period + 1) * period
     assert time.time() >= last_period_end + lag - 0.5
     points = metric(aws, "RequestCount", period=period, **dims(outputs, "blue"))
     assert all(p["Timestamp"].timestamp() % period == 0 for p in points)  # aligned to the clock
@@ -277,8 +279,10 @@ def test_cloudwatch_counts_requests_per_target_group_per_period_after_a_lag(blue
         ExtendedStatistics=["p50", "p99"],
     )["Datapoints"]
     assert len(times) == 1 and 0 < times[0]["ExtendedStatistics"]["p50"] <= times[0]["ExtendedStatistics"]["p99"] < 1.0
-    healthy = metric(aws, "HealthyHostCount", period=period, stat="Minimum", **dims(outputs, "blue"))
-    assert healthy and healthy[-1]["Minimum"] == 2.0
+    # both of blue's hosts counted healthy (at their best in the period: a health check that times out on a busy
+    # machine counts a host unhealthy for a moment, as on AWS)
+    healthy = metric(aws, "HealthyHostCount", period=period, stat="Maximum", **dims(outputs, "blue"))
+    assert healthy and healthy[-1]["Maximum"] == 2.0
 
 
 def test_scaled_out_targets_go_initial_then_healthy_and_serve_their_release(blue_live, sandbox):

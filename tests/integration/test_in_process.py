@@ -1,4 +1,4 @@
-"""The AWS modules run in-process on a local connection and as modules elsewhere, with the same results.
+"""The modules run in-process on a local connection and as modules elsewhere, with the same results.
 
 One playbook runs each task twice: on the local connection (the module's code in the task's worker) and over
 ``module_local`` (tests/integration/connection_plugins: the same machine under another name, where the module
@@ -47,6 +47,9 @@ CASES = [
     # the module's own argument checks
     ("switch_bad", "cutover.bluegreen.switch", {"service": "shop", "to_color": "green", "weights": {"blue": 1, "green": 1}}, {}),
     ("traffic_bad", "cutover.bluegreen.traffic", {"service": "shop", "color": "green", "nosuch": 1}, {}),
+    # a module of plain AnsibleModule (no AWS): nothing answers on port 9 of loopback
+    ("smoke_refused", "cutover.bluegreen.smoke_test", {"url": "http://127.0.0.1:9/health", "retries": 1, "delay": 0}, {}),
+    ("smoke_bad", "cutover.bluegreen.smoke_test", {"url": "http://127.0.0.1:9/", "retries": "-1"}, {}),
 ]
 
 
@@ -123,3 +126,8 @@ def test_the_results_are_the_modules(results):
 
     assert results["switch_bad in_process"]["msg"] == "parameters are mutually exclusive: to_color|weights"
     assert results["traffic_bad in_process"]["msg"].startswith("Unsupported parameters for (cutover.bluegreen.traffic) module: nosuch.")
+
+    refused = results["smoke_refused in_process"]
+    assert refused["failed"] and refused["attempts"] == 2 and refused["status"] is None, refused
+    assert refused["msg"].startswith("the smoke test failed: GET http://127.0.0.1:9/health got no answer (")
+    assert results["smoke_bad in_process"]["msg"] == "retries must be from 0 to 1000, got -1"

@@ -344,6 +344,7 @@ CANARY_RUN = {
     "deploy_canary_steps": "10:5,20:5",
     "deploy_canary_max_5xx": 0,
     "deploy_canary_min_requests": 5,
+    "deploy_bake_latency_slack_ms": 500.0,  # the canary's latency gate, with room for a loaded machine
     "deploy_metric_period": 5,  # the sandbox's
     "deploy_alarms": ALARM,
     "deploy_capacity": 3,

@@ -16,7 +16,9 @@ MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if 
 # Controller-side actions that make no AWS call: documented like modules, outside the aws group.
 CONTROLLER_ACTIONS = ["fleet_plan", "fleet_wave", "job_wait", "record_file", "run_identity", "validate_inputs"]
 K8S_MODULES = [module for module in MODULES if module.startswith("k8s_")]
-AWS_MODULES = [module for module in MODULES if module not in CONTROLLER_ACTIONS + K8S_MODULES]
+# Modules for either platform, in neither group: they talk HTTP to a release, not to AWS or Kubernetes.
+PLATFORM_NEUTRAL = ["smoke_test"]
+AWS_MODULES = [module for module in MODULES if module not in CONTROLLER_ACTIONS + K8S_MODULES + PLATFORM_NEUTRAL]
 
 
 def test_every_module_is_in_the_aws_action_group():
