@@ -58,13 +58,6 @@ options:
       - Whether an C(https://) URL's certificate must be valid.
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: none
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - Runs in the controller's worker process when the task runs on the controller (see the collection's README).
 """
