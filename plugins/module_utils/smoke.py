@@ -19,6 +19,16 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.waits import Con
 MAX_CONTENT = 4096
 
 
+def argument_spec():
+    """How a smoke test judges and repeats its request: the options of the doc fragment ``cutover.bluegreen.smoke``."""
+    return dict(
+        status=dict(type="list", elements="int", default=[200]),
+        expect=dict(type="str"),
+        retries=dict(type="int", default=10),
+        delay=dict(type="float", default=1.0),
+    )
+
+
 def validate_request(path="/", statuses=(200,), retries=10, delay=1.0):
     """Bad input fails before anything is requested, naming the option and what is allowed."""
     if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):

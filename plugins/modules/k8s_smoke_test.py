@@ -28,26 +28,6 @@ options:
       - The path to request, starting with C(/).
     type: str
     default: /
-  status:
-    description:
-      - The HTTP statuses that pass (100 to 599).
-    type: list
-    elements: int
-    default: [200]
-  expect:
-    description:
-      - A text the body of a passing answer must contain (its version, say).
-    type: str
-  retries:
-    description:
-      - How many more times to ask after a failing answer (0 to 1000).
-    type: int
-    default: 10
-  delay:
-    description:
-      - Seconds between two requests (0 to 300).
-    type: float
-    default: 1
   color:
     description:
       - The colour under test, which the preview Service must select; V(idle) is the colour the live Service does not
@@ -56,6 +36,7 @@ options:
     choices: [idle, blue, green]
     default: idle
 extends_documentation_fragment:
+  - cutover.bluegreen.smoke
   - cutover.bluegreen.k8s_app
   - kubernetes.core.k8s_auth_options
 notes:
@@ -103,7 +84,7 @@ color:
   sample: green
 """
 
-from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_smoke, waits
+from ansible_collections.cutover.bluegreen.plugins.module_utils import k8s_smoke, smoke, waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.k8s_module import (
     app_module,
     discover_pair,
@@ -118,11 +99,8 @@ def main():
     module = app_module(
         dict(
             path=dict(type="str", default="/"),
-            status=dict(type="list", elements="int", default=[200]),
-            expect=dict(type="str"),
-            retries=dict(type="int", default=10),
-            delay=dict(type="float", default=1.0),
             color=dict(type="str", choices=list(k8s_smoke.COLOR_CHOICES), default="idle"),
+            **smoke.argument_spec(),
         ),
         supports_check_mode=True,
     )

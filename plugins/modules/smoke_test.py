@@ -28,26 +28,6 @@ options:
       - The URL to request, C(http://) or C(https://), path included.
     type: str
     required: true
-  status:
-    description:
-      - The HTTP statuses that pass (100 to 599).
-    type: list
-    elements: int
-    default: [200]
-  expect:
-    description:
-      - A text the body of a passing answer must contain (its version, say).
-    type: str
-  retries:
-    description:
-      - How many more times to ask after a failing answer (0 to 1000).
-    type: int
-    default: 10
-  delay:
-    description:
-      - Seconds between two requests (0 to 300).
-    type: float
-    default: 1
   timeout:
     description:
       - Seconds one request may take (more than 0, at most 300).
@@ -58,6 +38,8 @@ options:
       - Whether an C(https://) URL's certificate must be valid.
     type: bool
     default: true
+extends_documentation_fragment:
+  - cutover.bluegreen.smoke
 notes:
   - Runs in the controller's worker process when the task runs on the controller (see the collection's README).
 """
@@ -105,12 +87,9 @@ def main(module_class=AnsibleModule):
     module = module_class(
         argument_spec=dict(
             url=dict(type="str", required=True),
-            status=dict(type="list", elements="int", default=[200]),
-            expect=dict(type="str"),
-            retries=dict(type="int", default=10),
-            delay=dict(type="float", default=1.0),
             timeout=dict(type="float", default=10.0),
             validate_certs=dict(type="bool", default=True),
+            **smoke.argument_spec(),
         ),
         supports_check_mode=False,
     )

@@ -105,7 +105,8 @@ def test_negative_control_a_pod_killed_without_termination_is_seen_as_failures(s
         time.sleep(3)
     lost = summarize(load.samples, since=killed)
     assert lost["failed"] > 0, lost
-    assert summarize(load.samples, until=killed)["failed"] == 0
+    # none failed that had ended before the kill (one in flight at the kill may fail by it)
+    assert [s for s in load.samples if s.failed and s.started + s.latency < killed] == []
     pod = wait_for(
         "the kubelet to see the exit",
         lambda: (p := kube.core.read_namespaced_pod(victim.metadata.name, "default")).status.container_statuses[0].restart_count and p,
