@@ -50,6 +50,8 @@ CASES = [
     # a module of plain AnsibleModule (no AWS): nothing answers on port 9 of loopback
     ("smoke_refused", "cutover.bluegreen.smoke_test", {"url": "http://127.0.0.1:9/health", "retries": 1, "delay": 0}, {}),
     ("smoke_bad", "cutover.bluegreen.smoke_test", {"url": "http://127.0.0.1:9/", "retries": "-1"}, {}),
+    # check mode: the idle colour has no release yet, so nothing is requested (as uri is skipped)
+    ("smoke_check", "cutover.bluegreen.smoke_test", {"url": "http://127.0.0.1:9/"}, {"check_mode": True}),
 ]
 
 
@@ -131,3 +133,5 @@ def test_the_results_are_the_modules(results):
     assert refused["failed"] and refused["attempts"] == 2 and refused["status"] is None, refused
     assert refused["msg"].startswith("the smoke test failed: GET http://127.0.0.1:9/health got no answer (")
     assert results["smoke_bad in_process"]["msg"] == "retries must be from 0 to 1000, got -1"
+    checked = results["smoke_check in_process"]
+    assert checked["skipped"] and not checked.get("failed") and not checked.get("changed"), checked
