@@ -74,20 +74,12 @@ notes:
   - Runs the same in check mode; it changes nothing.
   - A fleet is refused with C(--limit) (which would leave some of its services out of the run unseen); name the
     services to run instead.
+extends_documentation_fragment:
+  - cutover.bluegreen.controller_action
 attributes:
-  action:
-    support: full
-    description: Runs on the controller; the task's host and connection are not used.
   check_mode:
     support: full
     description: Plans the same way; it never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing to show.
-  platform:
-    support: full
-    platforms: posix
-    description: The controller.
 """
 
 EXAMPLES = r"""

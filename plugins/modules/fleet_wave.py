@@ -40,20 +40,12 @@ options:
     default: cutover_fleet_result
 notes:
   - Runs the same in check mode; it changes nothing.
+extends_documentation_fragment:
+  - cutover.bluegreen.controller_action
 attributes:
-  action:
-    support: full
-    description: Runs on the controller; the task's host and connection are not used.
   check_mode:
     support: full
     description: Judges the same way; it never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing to show.
-  platform:
-    support: full
-    platforms: posix
-    description: The controller.
 """
 
 EXAMPLES = r"""

@@ -45,6 +45,8 @@ notes:
   - Reads the C(async_dir) of the shell plugin (default C(~/.ansible_async)), as C(ansible.builtin.async_status) does,
     and leaves the job's status file there as it does; O(progress_file) is removed once the job has finished.
   - Stops, failing, when the controller process that runs it is gone.
+extends_documentation_fragment:
+  - cutover.bluegreen.controller_action
 attributes:
   action:
     support: full
@@ -52,13 +54,6 @@ attributes:
   check_mode:
     support: none
     description: An C(async) task does not run in check mode; skip this one there too.
-  diff_mode:
-    support: none
-    description: Nothing to show.
-  platform:
-    support: full
-    platforms: posix
-    description: The controller.
 """
 
 EXAMPLES = r"""

@@ -37,20 +37,15 @@ options:
     default: "0644"
 notes:
   - Supports check mode (nothing is written) and diff mode (the file's text before and after).
+extends_documentation_fragment:
+  - cutover.bluegreen.controller_action
 attributes:
-  action:
-    support: full
-    description: Runs on the controller; the task's host and connection are not used.
   check_mode:
     support: full
     description: Nothing is written; the result says whether the file would change.
   diff_mode:
     support: full
     description: Shows the file's text before and after.
-  platform:
-    support: full
-    platforms: posix
-    description: The controller.
 """
 
 EXAMPLES = r"""

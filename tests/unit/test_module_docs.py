@@ -48,3 +48,22 @@ def test_ansible_doc_renders(module):
         assert "service" in doc["doc"]["options"]  # every AWS module acts on one service's pair
     if module in K8S_MODULES:  # every Kubernetes module acts on one app, connected by kubernetes.core's options
         assert doc["doc"]["options"]["app"]["aliases"] == ["service"] and "kubeconfig" in doc["doc"]["options"]
+
+
+def test_controller_actions_share_their_attributes_and_say_where_they_differ():
+    def attributes(module):
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"cutover.bluegreen.{module}"],
+            env={"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "PATH": "/usr/bin:/bin", "HOME": str(REPO / ".tmp")},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        doc = json.loads(result.stdout)[f"cutover.bluegreen.{module}"]["doc"]
+        return {name: attribute["support"] for name, attribute in doc["attributes"].items()}
+
+    # the fragment's diff_mode (none) and the module's own check_mode
+    assert attributes("fleet_plan") == {"action": "full", "check_mode": "full", "diff_mode": "none", "platform": "full"}
+    # a module's own attribute wins over the fragment's
+    assert attributes("record_file")["diff_mode"] == "full"
+    assert attributes("job_wait")["check_mode"] == "none"
