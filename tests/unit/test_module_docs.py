@@ -31,8 +31,8 @@ def test_every_module_is_in_the_aws_action_group():
         assert (REPO / "plugins" / "action" / f"{action}.py").is_file()
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_ansible_doc_renders(module):
+def ansible_doc(module):
+    """What ``ansible-doc --json`` says of the module (fragments merged), as a user's ansible-doc renders it."""
     result = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"cutover.bluegreen.{module}"],
         env={"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "PATH": "/usr/bin:/bin", "HOME": str(REPO / ".tmp")},
@@ -41,7 +41,12 @@ def test_ansible_doc_renders(module):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)[f"cutover.bluegreen.{module}"]
+    return json.loads(result.stdout)[f"cutover.bluegreen.{module}"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders(module):
+    doc = ansible_doc(module)
     assert doc["doc"]["module"] == module
     assert doc["doc"]["short_description"] and doc["examples"] and doc["return"] is not None
     if module in AWS_MODULES:
@@ -52,15 +57,7 @@ def test_ansible_doc_renders(module):
 
 def test_controller_actions_share_their_attributes_and_say_where_they_differ():
     def attributes(module):
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"cutover.bluegreen.{module}"],
-            env={"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "PATH": "/usr/bin:/bin", "HOME": str(REPO / ".tmp")},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        doc = json.loads(result.stdout)[f"cutover.bluegreen.{module}"]["doc"]
-        return {name: attribute["support"] for name, attribute in doc["attributes"].items()}
+        return {name: attribute["support"] for name, attribute in ansible_doc(module)["doc"]["attributes"].items()}
 
     # the fragment's diff_mode (none) and the module's own check_mode
     assert attributes("fleet_plan") == {"action": "full", "check_mode": "full", "diff_mode": "none", "platform": "full"}
