@@ -94,6 +94,16 @@ def pair(provisioned, sandbox, tmp_path_factory):
         def samples(self, since, until=None):
             return [s for s in list(self.load.samples) if s.started >= since and (until is None or s.started < until)]
 
+        def samples_after(self, moment, timeout=15):
+            """The load's answered requests sent after `moment`, waiting (bounded) until there are some: a run may end
+            a moment after the instant a test asks about."""
+            deadline = time.time() + timeout
+            while True:
+                late = [s for s in list(self.load.samples) if s.started > moment]
+                if late or time.time() > deadline:
+                    return late
+                time.sleep(0.2)
+
         def instances(self, color):
             group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["asg_names"][color]])["AutoScalingGroups"][
                 0
@@ -366,7 +376,7 @@ def test_a_release_that_answers_5_percent_errors_is_switched_back_by_the_bake(pa
     bad = [s for s in samples if s.failed]
     assert bad and {(s.status, s.version) for s in bad} == {(500, "v5")}
     assert all(record["switched_at"] - 1 <= s.started <= record["rolled_back_at"] + 1 for s in bad)
-    late = [s for s in samples if s.started > record["rolled_back_at"] + 1]
+    late = pair.samples_after(record["rolled_back_at"] + 1)
     assert late and {s.color for s in late} == {"green"}
     detected, restored = record["detect_seconds"], record["restore_seconds"]
     print(f"v5: {len(bad)} bad requests of {len(samples)}; detected after {detected} s, restored after {restored} s")
