@@ -4,8 +4,9 @@
 
 """cutover.bluegreen.teardown: the module's own code, run in-process when the task runs on the controller.
 
-See ``plugin_utils.in_process``: on a local connection, in the foreground, the module's ``main()`` runs in
-the task's worker process; otherwise the module runs as a module.
+See ``plugin_utils.in_process``: on a local connection the module's ``main()`` runs in
+the task's worker process (an ``async`` task's in a process forked from it); otherwise the module runs as a
+module.
 """
 
 from __future__ import annotations

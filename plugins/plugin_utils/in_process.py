@@ -17,19 +17,32 @@ in the worker that Ansible forked for the task instead, with everything a module
 * check mode, diff mode and the result as the module would print it (JSON-encoded and decoded with the
   module serialization profile, ``no_log`` values masked, ``invocation`` added).
 
+An ``async`` task (the lease heartbeat, the background rollout) runs the same way in a process forked from
+the worker (:func:`start_job`) instead of ``async_wrapper`` starting the module: detached as ``async_wrapper``
+detaches its job (a session of its own, no terminal, none of the worker's pipes), writing the same status
+file in the same places (``async_dir``), stopped by the same time limit, so ``async_status`` and
+``cutover.bluegreen.job_wait`` read it as they read a module's job. It saves a Python process, the payload
+and boto3's import (0.6 s a job here), and the job's code is already loaded when it starts.
+
 It runs the module as a module (:meth:`InProcessModuleAction.run` falls back to Ansible's normal module
-execution) when the connection is not local, the task is ``async`` (the lease heartbeat, the background
-rollout), becomes another user, or sets an ``environment`` (the module's process would see it, the worker
-does not), and when the controller's Python lacks boto3 (the module runs in the Python
-``ansible_python_interpreter`` names, which may have it; otherwise the controller's boto3 serves both). The
-fence checks (the lease and the controller) are in the modules' code, so they run the same way in both.
+execution) when the connection is not local, the task becomes another user, or sets an ``environment`` (the
+module's process would see it, the worker does not), and when the controller's Python lacks boto3 (the module
+runs in the Python ``ansible_python_interpreter`` names, which may have it; otherwise the controller's boto3
+serves both). The fence checks (the lease and the controller) are in the modules' code, so they run the same
+way in both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
+import select
+import signal
+import traceback
 
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
 from ansible.module_utils.common.parameters import remove_values
@@ -187,6 +200,94 @@ def run_in_process(main, task, plain=False):
     raise RuntimeError("%s returned without exit_json or fail_json" % task["name"])
 
 
+def write_job(path, status):
+    """A job's status file, replaced whole (a reader never sees half of it), as ``async_wrapper`` writes it."""
+    partial = path + ".tmp"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(status, cls=get_module_encoder(PROFILE, Direction.MODULE_TO_CONTROLLER)))
+    os.replace(partial, path)
+
+
+def _open_descriptors():
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        if os.path.isdir(listing):
+            return sorted(int(name) for name in os.listdir(listing) if name.isdigit())
+    return list(range(3, 256))
+
+
+def _detach(keep):
+    """In the job's process: a session of its own, and none of the worker's files: stdin, stdout and stderr and
+    every other descriptor but ``keep`` point at /dev/null (the numbers stay taken, so no object of the worker
+    that still holds one closes a file of the job's), so a caller waiting for ansible-playbook's output to end
+    does not wait for the job; display goes nowhere (the worker's queue to the controller is not the job's)."""
+    os.setsid()
+    os.umask(0o022)
+    null = os.open(os.devnull, os.O_RDWR)
+    for descriptor in _open_descriptors():
+        if descriptor not in (keep, null):
+            with contextlib.suppress(OSError):
+                os.dup2(null, descriptor)
+    display._final_q = None  # pylint: disable=protected-access
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def _run_job(main, task, job_path, time_limit, plain):
+    """In the job's process: the module's run, its result written to the status file; the time limit's
+    result instead if it runs longer (``async_wrapper``'s words)."""
+    jid = os.path.basename(job_path)
+
+    def timed_out(signum, frame):
+        del signum, frame
+        write_job(job_path, {"failed": True, "msg": "Timeout exceeded", "child_pid": os.getpid(), "ansible_job_id": jid})
+        os._exit(1)
+
+    if time_limit > 0:
+        signal.signal(signal.SIGALRM, timed_out)
+        signal.alarm(int(time_limit))
+    try:
+        result = run_in_process(main, task, plain=plain)
+    except Exception:  # noqa: BLE001 pylint: disable=broad-exception-caught  # a crash gives its traceback, as a module
+        result = {"failed": True, "msg": "MODULE FAILURE: the module raised an exception", "exception": traceback.format_exc()}
+    signal.alarm(0)
+    write_job(job_path, result)
+
+
+def start_job(main, task, job_path, time_limit, plain=False, ready_seconds=10.0):
+    """Start ``main`` on ``task`` as a background job whose status file is ``job_path``; what the start of
+    an ``async`` task returns.
+
+    Forks twice (the job is nobody's child, as ``async_wrapper``'s is not), and returns once the job has
+    written its first status (``started``), so a reader never finds no file for a job that was started.
+    """
+    jid = os.path.basename(job_path)
+    os.makedirs(os.path.dirname(job_path), exist_ok=True)
+    ready, told = os.pipe()
+    first = os.fork()
+    if first == 0:  # the first child: only forks the job and ends
+        status = 1
+        try:
+            os.close(ready)
+            if os.fork() == 0:
+                _detach(keep=told)
+                write_job(job_path, {"started": True, "finished": False, "ansible_job_id": jid})
+                os.write(told, b"1")
+                os.close(told)
+                _run_job(main, task, job_path, time_limit, plain)
+            status = 0
+        finally:
+            os._exit(status)  # never back into the worker's code: the job and this child end here
+    os.close(told)
+    os.waitpid(first, 0)
+    try:
+        started = select.select([ready], [], [], ready_seconds)[0] and os.read(ready, 1)
+    finally:
+        os.close(ready)
+    if not started:
+        raise AnsibleActionFail("the background job %s did not start within %.0f s (%s)" % (jid, ready_seconds, job_path))
+    return {"started": True, "finished": False, "ansible_job_id": jid, "results_file": job_path, "changed": True}
+
+
 class InProcessModuleAction(NormalAction):
     """The action of a module that runs it in-process on a local connection (see the module docstring).
 
@@ -198,12 +299,11 @@ class InProcessModuleAction(NormalAction):
     PLAIN = False
 
     def in_process(self):
-        """Whether this task may run in the worker: on the controller, in the foreground, as this user, in
-        this environment."""
+        """Whether this task may run in the worker (or, ``async``, in a process forked from it): on the
+        controller, as this user, in this environment."""
         return (
             (HAS_BOTO3 or self.PLAIN)  # else the module, in the Python ansible_python_interpreter names, may have them
             and getattr(self._connection, "transport", None) == "local"
-            and not self._task.async_val
             and not self._play_context.become
             and not any(self._task.environment or [])  # a list of (empty by default) dicts
         )
@@ -220,5 +320,11 @@ class InProcessModuleAction(NormalAction):
             check_mode=bool(self._task.check_mode),
             diff=bool(self._task.diff),
         )
-        result.update(run_in_process(self.MODULE_MAIN, task, plain=self.PLAIN))
+        if self._task.async_val:
+            async_dir = os.path.expanduser(self.get_shell_option("async_dir", default="~/.ansible_async"))
+            # the job id's form is ansible-core's (ActionBase._execute_module), with the pid async_wrapper adds
+            job_path = os.path.join(async_dir, "j%d.%d" % (secrets.randbelow(999999999999), os.getpid()))
+            result.update(start_job(self.MODULE_MAIN, task, job_path, self._task.async_val, plain=self.PLAIN))
+        else:
+            result.update(run_in_process(self.MODULE_MAIN, task, plain=self.PLAIN))
         return result

@@ -8,6 +8,7 @@ for them would fail: their results come from the worker.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -34,6 +35,11 @@ VOLATILE = {
     # ansible-core's notice that amazon.aws passes ``warnings`` to ``exit_json`` (which it does to list them
     # on ansible-core 2.19 and later): about the module process, not the module; the warnings are compared
     "deprecations",
+    # a background job's own: its id, file, process and how long it was waited for
+    "ansible_job_id",
+    "results_file",
+    "child_pid",
+    "waited_for_job",
 }
 
 CHECK_AND_DIFF = {"check_mode": True, "diff": True}
@@ -53,6 +59,13 @@ CASES = [
     # check mode: the idle colour has no release yet, so nothing is requested (as uri is skipped)
     ("smoke_check", "cutover.bluegreen.smoke_test", {"url": "http://127.0.0.1:9/"}, {"check_mode": True}),
 ]
+HELD = {"service": "shop", "state": "held", "owner": LEASE["owner"], "token": LEASE["token"], "lease_seconds": 600}
+# Background jobs (async, poll 0), waited for by job_wait: a heartbeat whose controller is gone stops at once;
+# one whose controller lives (this test's process) holds until the job's time limit stops it.
+JOBS = [
+    ("heartbeat_gone", dict(HELD, controller={"pid": os.getpid(), "started": "0"}), 60),
+    ("heartbeat_limit", dict(HELD, controller={"pid": os.getpid()}, hold_seconds=600), 2),
+]
 
 
 def tasks() -> list[dict[str, Any]]:
@@ -68,6 +81,13 @@ def tasks() -> list[dict[str, Any]]:
         for path, variables in (("in_process", IN_PROCESS), ("module", AS_MODULE)):
             arguments = dict(args, lock="acquire", lease_seconds=60) if name == "journal_held" else args
             listed.append({"name": f"{name} {path}", module: arguments, "vars": variables, "ignore_errors": True, **keywords})
+    for name, arguments, limit in JOBS:
+        for path, variables in (("in_process", IN_PROCESS), ("module", AS_MODULE)):
+            job = f"job_{name}_{path}"
+            start = {"cutover.bluegreen.lock": arguments, "async": limit, "poll": 0, "register": job, "changed_when": False}
+            listed.append({"name": f"start {name} {path}", **start, "vars": variables})
+            wait = {"jid": f"{{{{ {job}.ansible_job_id }}}}", "timeout": 30, "interval": 0.1}
+            listed.append({"name": f"{name} {path}", "cutover.bluegreen.job_wait": wait, "ignore_errors": True})
     listed.append(
         {
             "name": "give the lock back",
@@ -106,7 +126,7 @@ def results(provisioned, sandbox) -> dict[str, dict[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize("name", [case[0] for case in CASES])
+@pytest.mark.parametrize("name", [case[0] for case in CASES] + [job[0] for job in JOBS] + [f"start {job[0]}" for job in JOBS])
 def test_in_process_and_module_give_the_same_result(results, name):
     in_process, module = results[f"{name} in_process"], results[f"{name} module"]
     assert comparable(in_process) == comparable(module)
@@ -135,3 +155,11 @@ def test_the_results_are_the_modules(results):
     assert results["smoke_bad in_process"]["msg"] == "retries must be from 0 to 1000, got -1"
     checked = results["smoke_check in_process"]
     assert checked["skipped"] and not checked.get("failed") and not checked.get("changed"), checked
+
+    gone = results["heartbeat_gone in_process"]
+    assert not gone.get("failed") and gone["held"]["stopped"] == "controller_gone", gone
+    assert gone["invocation"]["module_args"]["state"] == "held"
+    started = results["start heartbeat_gone in_process"]
+    assert started["started"] and not started["finished"] and started["results_file"].endswith("/" + started["ansible_job_id"])
+    limited = results["heartbeat_limit in_process"]
+    assert limited["failed"] and limited["msg"] == "Timeout exceeded" and limited["finished"], limited
