@@ -42,7 +42,7 @@ def finished(path, timeout=10.0):
         if "started" not in found:
             return found
         time.sleep(0.05)
-    raise AssertionError("job %s did not finish within %s s: %s" % (path, timeout, status(path)))
+    raise AssertionError(f"job {path} did not finish within {timeout} s: {status(path)}")
 
 
 def gone(pid, timeout=5.0):
@@ -50,7 +50,7 @@ def gone(pid, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
                 if handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                     return True
         except FileNotFoundError:
