@@ -12,7 +12,7 @@ import select
 import time
 
 import pytest
-from ansible_collections.cutover.bluegreen.plugins.plugin_utils.in_process import start_job
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils.in_process import job_name, start_job
 
 
 def task(**args):
@@ -22,7 +22,9 @@ def task(**args):
 def where_am_i(module_class):
     module = module_class(argument_spec={"sleep": {"type": "float", "default": 0}})
     time.sleep(module.params["sleep"])
-    module.exit_json(changed=False, pid=os.getpid(), ppid=os.getppid(), sid=os.getsid(0))
+    with open("/proc/self/comm", encoding="utf-8") as comm:
+        name = comm.read().strip()
+    module.exit_json(changed=False, pid=os.getpid(), ppid=os.getppid(), sid=os.getsid(0), name=name)
 
 
 def crashes(module_class):
@@ -74,6 +76,8 @@ def test_a_job_is_started_before_the_start_returns_and_runs_detached(job_path):
     # nobody's child (the first child that forked it ended) and in a session of its own
     assert result["pid"] != os.getpid() and result["ppid"] != os.getpid()
     assert result["sid"] == result["pid"] != os.getsid(0)
+    # named for ps and top, not a second ansible-playbook
+    assert result["name"] == "cutover:test_jo" == job_name("cutover.bluegreen.test_job")
 
 
 def test_a_job_holds_none_of_its_starters_files(job_path):
