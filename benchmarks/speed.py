@@ -17,7 +17,7 @@ playbooks' own timers (which include how late each noticed): the health wait is 
 target of the new colour registered to the last one healthy (the sandbox's log), plus the instances' way to
 InService (our record); the traffic proof must wait for the first complete metric period after the switch
 and its publication lag (``ceil(switch / period) * period + period + lag - switch``); a bake (``--bake``)
-for its whole periods after the switch and the lag. What it prints, per run and as medians:
+until the end of its window (the analysis module's own ``window()``) and the lag. What it prints, per run and as medians:
 
 * deploy wall time, those waits and the overhead (wall - waits) of each; the ratio ours / baseline
   (target <= 1.0), and the same ratio with the baseline's health wait taken from its own until-loop task;
@@ -71,6 +71,7 @@ from sandbox.load import LoadLoop, moved_at  # noqa: E402
 from sandbox.playbooks import environment, link_collection  # noqa: E402
 
 sys.path.insert(0, str(link_collection()))
+from ansible_collections.cutover.bluegreen.plugins.module_utils.analysis import window as analysis_window  # noqa: E402
 from ansible_collections.cutover.bluegreen.plugins.module_utils.common import TAG_RETIRE_AFTER, TAG_STATE  # noqa: E402
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
@@ -269,7 +270,9 @@ class Bench:
         period, lag = self.metric_period, float(self.sandbox.metric_lag)
         first = math.ceil(switched_at / period) * period
         proof_end = first + period + lag
-        bake_end = (math.floor(switched_at / period) * period + max(math.ceil(bake / period), 1) * period + lag) if bake else 0.0
+        # the bake judges the window the analysis module computes (whole periods from the one the switch fell in,
+        # to the end of the one its last second falls in), once that window's last period is published
+        bake_end = analysis_window(switched_at, bake, period)[1] + lag if bake else 0.0
         return max(proof_end, bake_end) - switched_at
 
     def stop(self) -> None:

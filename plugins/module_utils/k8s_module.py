@@ -162,9 +162,10 @@ def run_step(module, step, check=None, with_pods=False):
 
 
 def progress_of(module):
-    """Where a long wait reports progress: the module's log (AnsibleK8SModule wraps the AnsibleModule)."""
+    """Where a long wait reports progress: the module's log (AnsibleK8SModule wraps the AnsibleModule) and, for a
+    module with a ``progress_file`` option, that file."""
     inner = getattr(module, "_module", module)
-    return inner.log
+    return waits.progress_writer(inner.log, module.params.get("progress_file"))
 
 
 def run(module, operation):

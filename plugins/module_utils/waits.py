@@ -219,6 +219,20 @@ def validate(params, limits=None):
             check_seconds(option, params[option], (limits or {}).get(option))
 
 
+def progress_writer(log, path=None):
+    """Where a module's waits report: ``log`` (the module's log) and, with ``path`` (a module's ``progress_file``),
+    one line each at the end of that file, for a task that watches the module's ``async`` job
+    (``cutover.bluegreen.job_wait`` prints the lines as they come)."""
+
+    def report(message):
+        log(message)
+        if path:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(" ".join(str(message).split()) + "\n")
+
+    return report
+
+
 def waiter_of(params, progress=None):
     """The :class:`Waiter` a module's wait options describe (``wait_sleep`` caps the pause between two looks)."""
     return Waiter(progress, max_sleep=params.get("wait_sleep"))

@@ -115,6 +115,13 @@ options:
     type: list
     elements: str
     default: []
+  progress_file:
+    description:
+      - A file on the machine the module runs on to which the watch appends its progress, one line each (every 10 s
+        the figures so far, and when the window was judged), for a task that watches an C(async) run of this
+        module (M(cutover.bluegreen.job_wait) prints them as they come).
+      - The lines also go to the module's log.
+    type: path
 extends_documentation_fragment:
   - cutover.bluegreen.pair
   - amazon.aws.common.modules
@@ -196,6 +203,7 @@ waited_seconds:
   type: float
 """
 
+from ansible_collections.cutover.bluegreen.plugins.module_utils import waits
 from ansible_collections.cutover.bluegreen.plugins.module_utils.analysis import (
     PASSED,
     alarm_states,
@@ -239,6 +247,7 @@ def main():
             max_latency_ratio=dict(type="float", default=1.25),
             latency_slack_ms=dict(type="float", default=20.0),
             alarms=dict(type="list", elements="str", default=[]),
+            progress_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -277,7 +286,7 @@ def main():
             alarms=alarms,
             baseline=params["baseline"],
             names=(color, old),
-            progress=module.log,
+            progress=waits.progress_writer(module.log, params["progress_file"]),
         )
         result.update(changed=False, color=color)
         if result["verdict"] != PASSED:

@@ -56,6 +56,13 @@ options:
       - Seconds a pod may stay Pending or fail its readiness probe before the rollout fails (0 to 86400).
     type: int
     default: 120
+  progress_file:
+    description:
+      - A file on the machine the module runs on to which the rollout's waits append their progress, one line each
+        (every 10 s what it still waits for, and when each wait is done), for a task that watches an C(async) run of
+        this module (M(cutover.bluegreen.job_wait) prints them as they come).
+      - The lines also go to the module's log.
+    type: path
 extends_documentation_fragment:
   - cutover.bluegreen.k8s_app
   - cutover.bluegreen.k8s_app.fence
@@ -134,6 +141,7 @@ def main():
             preparation_replicas=dict(type="int"),
             color=dict(type="str", choices=list(k8s_rollout.COLOR_CHOICES), default="idle"),
             unhealthy_timeout=dict(type="int", default=120),
+            progress_file=dict(type="path"),
             **waits.argument_spec(),
         ),
         supports_check_mode=True,

@@ -339,18 +339,6 @@ def result_of(plan, outcome=None):
     return result
 
 
-def progress_writer(module, path):
-    """Report a step: to the module's log and, with O(progress_file), as a line of that file."""
-
-    def report(message):
-        module.log(message)
-        if path:
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(" ".join(str(message).split()) + "\n")
-
-    return report
-
-
 def main():
     argument_spec = dict(
         color=dict(type="str", default="idle", choices=["blue", "green", "idle"]),
@@ -383,7 +371,7 @@ def main():
         with fenced(module):
             return roll_out()
 
-    progress = progress_writer(module, params["progress_file"])
+    progress = waits.progress_writer(module.log, params["progress_file"])
 
     def roll_out():
         elbv2, autoscaling, ec2 = client(module, "elbv2"), client(module, "autoscaling"), client(module, "ec2")

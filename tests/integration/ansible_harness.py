@@ -44,6 +44,11 @@ def ansible_env(endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def printed_before(stdout: str) -> str:
+    """What ansible-playbook printed before the json callback's document."""
+    return "" if stdout.startswith("{") else stdout[: stdout.find("\n{") + 1]
+
+
 def json_document(stdout: str) -> dict[str, Any]:
     """The json callback's document; lines printed before it (``Pausing for 1 seconds`` of a pause) are skipped."""
     start = stdout.find("\n{") + 1 if not stdout.startswith("{") else 0
@@ -87,10 +92,11 @@ def run_module(module: str, args: dict[str, Any], endpoint: str, check: bool = F
 class PlaybookRun:
     """The outcome of one ``ansible-playbook playbooks/<name>.yml`` run (json callback)."""
 
-    def __init__(self, returncode: int, document: dict[str, Any], stderr: str):
+    def __init__(self, returncode: int, document: dict[str, Any], stderr: str, printed: str = ""):
         self.returncode = returncode
         self.document = document
         self.stderr = stderr
+        self.printed = printed  # what was printed before the json callback's document (progress lines)
 
     @property
     def ok(self) -> bool:
@@ -172,7 +178,7 @@ def run_playbook_file(
         document = json_document(result.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"ansible-playbook printed no JSON ({result.returncode}):\n{result.stdout}\n{result.stderr}") from exc
-    return PlaybookRun(result.returncode, document, result.stderr)
+    return PlaybookRun(result.returncode, document, result.stderr, printed_before(result.stdout))
 
 
 class BackgroundRun:

@@ -26,7 +26,7 @@ from sandbox.dataplane.control import instance, listener_urls, wait_settled
 from sandbox.load import LoadLoop
 from tests.conftest import REPO
 
-from .ansible_harness import ANSIBLE_PLAYBOOK, PlaybookRun, ansible_env, json_document, run_playbook_file
+from .ansible_harness import ANSIBLE_PLAYBOOK, PlaybookRun, ansible_env, json_document, printed_before, run_playbook_file
 
 RATE = 50
 HOOKS = REPO / "extensions" / "hooks"
@@ -133,7 +133,7 @@ def run_with_strings(pair, *pairs, playbook="deploy", common=True, **json_vars):
     if json_vars:
         arguments += ["-e", json.dumps(json_vars)]
     result = subprocess.run(arguments, env=ansible_env(pair.endpoint), cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
-    return PlaybookRun(result.returncode, json_document(result.stdout), result.stderr)
+    return PlaybookRun(result.returncode, json_document(result.stdout), result.stderr, printed_before(result.stdout))
 
 
 def test_bad_settings_are_refused_before_anything_changes(pair):
@@ -246,6 +246,11 @@ def test_a_healthy_release_passes_every_gate_and_its_figures_match_the_load(pair
     )
     assert run.ok, run.failure()
     assert pair.live() == {"green": 1}
+    # the waits are watched quietly: the rollout's and the bake's progress lines as their jobs write them, no
+    # "FAILED - RETRYING" line of an until loop
+    assert "FAILED - RETRYING" not in run.printed, run.printed
+    assert re.search(r"^\S+: the window of green to be judged: done after [\d.]+ s \(\d+ looks\)$", run.printed, re.M), run.printed
+    assert re.search(r"^\S+: green: 2 of 2 target\(s\) healthy \(at least 2 wanted\) after [\d.]+ s$", run.printed, re.M), run.printed
     # the hooks ran in order, each given the release's facts; the expand migration ran before the rollout
     seen = [json.loads(line) for line in (pair.work / "hooks.jsonl").read_text().splitlines()]
     assert [h["hook"] for h in seen] == ["before_rollout", "before_switch", "after_switch", "after_bake"]
