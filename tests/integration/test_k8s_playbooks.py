@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import os
 import signal
 import threading
@@ -352,6 +353,8 @@ def test_a_release_takes_every_variable_as_a_string_and_a_rerun_changes_nothing(
     assert checked["deploy_smoke_test_status"] == [200, 204] and checked["deploy_capacity"] == 2
     rollout = run.result("Wait for the rollout and every pod to be Ready")
     assert [step["replicas"] for step in rollout["rollout"]["steps"]] == [2]  # blue has 2 (sick) pods: no preparation
+    # watched by job_wait, which prints the rollout job's progress lines as it writes them
+    assert re.search(r"^\S+: \S+/shop-blue to be rolled out with 2 Ready pod\(s\): done after [\d.]+ s \(\d+ looks\)$", run.printed, re.M), run.printed
     smoke = run.result("Smoke-test through the preview Service")
     assert smoke["status"] == 200 and json.loads(smoke["content"])["version"] == "v3" and smoke["color"] == "blue"
     assert app.live() == "blue" and app.deployment("blue")[:2] == (2, V3) and app.published() == "blue"
