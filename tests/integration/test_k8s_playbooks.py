@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import os
+import re
 import signal
 import threading
 import time
@@ -354,7 +354,8 @@ def test_a_release_takes_every_variable_as_a_string_and_a_rerun_changes_nothing(
     rollout = run.result("Wait for the rollout and every pod to be Ready")
     assert [step["replicas"] for step in rollout["rollout"]["steps"]] == [2]  # blue has 2 (sick) pods: no preparation
     # watched by job_wait, which prints the rollout job's progress lines as it writes them
-    assert re.search(r"^\S+: \S+/shop-blue to be rolled out with 2 Ready pod\(s\): done after [\d.]+ s \(\d+ looks\)$", run.printed, re.M), run.printed
+    done = r"^\S+: \S+/shop-blue to be rolled out with 2 Ready pod\(s\): done after [\d.]+ s \(\d+ looks\)$"
+    assert re.search(done, run.printed, re.M), run.printed
     smoke = run.result("Smoke-test through the preview Service")
     assert smoke["status"] == 200 and json.loads(smoke["content"])["version"] == "v3" and smoke["color"] == "blue"
     assert app.live() == "blue" and app.deployment("blue")[:2] == (2, V3) and app.published() == "blue"
