@@ -51,8 +51,13 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils import botocore_data
 
 display = Display()
+
+# Imported first in the controller's own process (the strategy loads an action's class before it forks the task's
+# worker): botocore's data is read there once, and every worker inherits it (see botocore_data).
+botocore_data.warm()
 
 # The serialization profile of a module's result (what AnsiballZ modules print and the controller decodes).
 PROFILE = "legacy"
