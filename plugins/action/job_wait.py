@@ -19,7 +19,7 @@ import time
 
 from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
-from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction, job_path
 
 display = Display()
 
@@ -74,8 +74,7 @@ class ActionModule(ControllerAction):
             )
         if args["timeout"] < 0 or args["interval"] <= 0:
             raise AnsibleActionFail("job_wait: timeout must not be negative and interval must be positive")
-        async_dir = os.path.expanduser(self.get_shell_option("async_dir", default="~/.ansible_async"))
-        job_path = os.path.join(async_dir, args["jid"])
+        job_file = job_path(self, args["jid"])
         host = task_vars.get("inventory_hostname", "localhost")
         progress, offset = args["progress_file"], 0
         started = time.monotonic()
@@ -86,20 +85,20 @@ class ActionModule(ControllerAction):
                 # the controller died (the worker runs in a session of its own and outlives a kill of its group):
                 # nobody waits for this result any more, and the job watches the controller itself
                 raise AnsibleActionFail("the controller (pid %d) is gone; stopped waiting for job %s" % (controller, args["jid"]))
-            job = read_job(job_path)
+            job = read_job(job_file)
             if progress:
                 lines, offset = new_lines(progress, offset)
                 for line in lines:
                     display.display("%s: %s" % (host, line))
             if finished(job):
                 break
-            if job is None and time.monotonic() - started > MISSING_GRACE and not os.path.exists(job_path):
-                raise AnsibleActionFail("could not find job %s (%s)" % (args["jid"], job_path), result={"ansible_job_id": args["jid"]})
+            if job is None and time.monotonic() - started > MISSING_GRACE and not os.path.exists(job_file):
+                raise AnsibleActionFail("could not find job %s (%s)" % (args["jid"], job_file), result={"ansible_job_id": args["jid"]})
             if time.monotonic() - started > args["timeout"]:
                 raise AnsibleActionFail(
                     "job %s did not finish within %.0f s (it goes on in the background until its own async limit)"
                     % (args["jid"], args["timeout"]),
-                    result={"ansible_job_id": args["jid"], "finished": False, "results_file": job_path},
+                    result={"ansible_job_id": args["jid"], "finished": False, "results_file": job_file},
                 )
             time.sleep(args["interval"])
         # the job's status file stays, as async_status leaves it; the progress lines were printed

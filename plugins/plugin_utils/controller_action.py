@@ -6,7 +6,15 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible.plugins.action import ActionBase
+
+
+def job_path(action, jid):
+    """The status file of the background job ``jid`` on the controller, where ``async_status`` reads it: in the
+    shell's ``async_dir`` as the task's action sees it."""
+    return os.path.join(os.path.expanduser(action.get_shell_option("async_dir", default="~/.ansible_async")), jid)
 
 
 class ControllerAction(ActionBase):

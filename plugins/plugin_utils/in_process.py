@@ -51,7 +51,7 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
-from ansible_collections.cutover.bluegreen.plugins.plugin_utils import botocore_data
+from ansible_collections.cutover.bluegreen.plugins.plugin_utils import botocore_data, controller_action
 
 display = Display()
 
@@ -342,10 +342,9 @@ class InProcessModuleAction(NormalAction):
             diff=bool(self._task.diff),
         )
         if self._task.async_val:
-            async_dir = os.path.expanduser(self.get_shell_option("async_dir", default="~/.ansible_async"))
             # the job id's form is ansible-core's (ActionBase._execute_module), with the pid async_wrapper adds
-            job_path = os.path.join(async_dir, "j%d.%d" % (secrets.randbelow(999999999999), os.getpid()))
-            result.update(start_job(self.MODULE_MAIN, task, job_path, self._task.async_val, plain=self.PLAIN))
+            jid = "j%d.%d" % (secrets.randbelow(999999999999), os.getpid())
+            result.update(start_job(self.MODULE_MAIN, task, controller_action.job_path(self, jid), self._task.async_val, plain=self.PLAIN))
         else:
             result.update(run_in_process(self.MODULE_MAIN, task, plain=self.PLAIN))
         return result
