@@ -14,7 +14,8 @@ import os
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
-from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import check, failure_message
+from ansible.utils.vars import load_extra_vars
+from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import check, failure_message, unknown_variables
 from ansible_collections.cutover.bluegreen.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(
@@ -57,6 +58,8 @@ class ActionModule(ControllerAction):
         typed, found = check(options, raw, context={"playbook_dir": task_vars.get("playbook_dir")})
         problems.extend(found)
         role = os.path.basename(os.path.normpath(role_path))
+        # the run's extra vars as ansible-playbook parsed them (-e key=value, -e @file, -e '{...}')
+        problems.extend(unknown_variables(role, load_extra_vars(self._loader), options))
         if problems:
             result.update(failed=True, msg=failure_message(role, problems), problems=problems)
             return result

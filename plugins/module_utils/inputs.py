@@ -40,6 +40,7 @@ Everything here is pure Python over plain values, so the unit tests need neither
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -645,6 +646,18 @@ def check(options, raw, context=None):
     context = dict(context or {}, platform=platform)
     problems.extend(rule_problems(typed, list(options), already_bad=bad, context=context))
     return typed, problems
+
+
+def unknown_variables(role, given, options):
+    """The messages for the names in ``given`` (the run's extra vars) that look like the role's (``<role>_...``) but
+    are none of its ``options``: a misspelt variable would otherwise be ignored, and one of the role's own working
+    variables overridden (extra vars win over everything the role sets)."""
+    problems = []
+    for name in sorted(name for name in given if name.startswith(role + "_") and name not in options):
+        close = difflib.get_close_matches(name, list(options), n=1)
+        hint = "; did you mean %s?" % close[0] if close else "; see the role's variables (meta/argument_specs.yml)"
+        problems.append("%s: not a variable of the %s role%s" % (name, role, hint))
+    return problems
 
 
 def failure_message(role, problems):

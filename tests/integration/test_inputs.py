@@ -294,6 +294,19 @@ def test_a_value_of_the_wrong_type_is_refused_naming_it(pair):
     assert "teardown_force" in run.failure() and "maybe" in run.failure()
 
 
+def test_a_misspelt_or_internal_role_variable_is_refused_naming_the_one_meant(pair):
+    # misspelt: it would be ignored; internal: it would override what the role computes (extra vars win)
+    run = pair.refused("deploy", service="shop", image_id=V2, deploy_bake_second="10", deploy_rollout_limit="5")
+    assert problems(run) == [
+        "deploy_bake_second: not a variable of the deploy role; did you mean deploy_bake_seconds?",
+        "deploy_rollout_limit: not a variable of the deploy role; did you mean deploy_rollout_timeout?",
+    ]
+    run = pair.refused("teardown", services="shop", teardown_forse="true")
+    assert problems(run) == ["teardown_forse: not a variable of the teardown role; did you mean teardown_force?"]
+    # another role's variables are that role's business: a rollback variable given to a deploy is not refused here
+    assert not any("rollback_to" in problem for problem in problems(pair.refused("deploy", service="shop", rollback_to="blue")))
+
+
 def test_bad_promote_rollback_teardown_and_status_inputs_are_refused(pair):
     run = pair.refused("promote", service="shop", deployment_id="latest", deploy_canary_seconds=0, deploy_verify_timeout=-1)
     assert sorted(problems(run)) == [

@@ -17,6 +17,7 @@ from ansible_collections.cutover.bluegreen.plugins.module_utils.inputs import (
     check,
     failure_message,
     show,
+    unknown_variables,
 )
 
 from bluegreen_pair.config import SERVICE_RE
@@ -444,3 +445,13 @@ def test_what_the_kubernetes_modules_allow_is_refused_before_the_lock():
         "rollback_health_timeout=90000: allowed 0 to 86400",
     ]
     assert kubernetes("teardown", teardown_wait_timeout="3601") == ["teardown_wait_timeout=3601: allowed 0 to 3600"]
+
+
+def test_extra_vars_that_look_like_the_roles_but_are_not_its_variables_are_named():
+    options = {"deploy_bake_seconds": {}, "deploy_rollout_timeout": {}}
+    given = {"deploy_bake_second": "10", "deploy_zzz": "1", "deploy_bake_seconds": "5", "service": "shop", "rollback_to": "blue"}
+    assert unknown_variables("deploy", given, options) == [
+        "deploy_bake_second: not a variable of the deploy role; did you mean deploy_bake_seconds?",
+        "deploy_zzz: not a variable of the deploy role; see the role's variables (meta/argument_specs.yml)",
+    ]
+    assert unknown_variables("deploy", {"deploy_bake_seconds": 1}, options) == []
